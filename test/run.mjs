@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// `npm test`: provisions what the tests need (Debian's Chromium and Redis), builds, then runs every
+// suite against the real server. Each suite runs even when an earlier one fails; the exit code is
+// non-zero when any failed.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const SYSTEM_DEPS = [
+  { bin: '/usr/bin/chromium', pkg: 'chromium', why: 'browser tests (@web/test-runner)' },
+  { bin: '/usr/bin/redis-server', pkg: 'redis-server', why: 'Redis store and cluster tests' },
+];
+
+const SUITES = [
+  ['server', 'npm', ['run', 'test:server']],
+  ['widget (Chromium)', 'npm', ['run', 'test:widget']],
+];
+
+function run(cmd, args, opts = {}) {
+  const res = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+  return res.status ?? 1;
+}
+
+function provision() {
+  const missing = SYSTEM_DEPS.filter((d) => !existsSync(d.bin));
+  if (missing.length === 0) return;
+  const names = missing.map((d) => d.pkg);
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot || !existsSync('/usr/bin/apt-get')) {
+    console.error(
+      `\nnpm test needs Debian packages that are not installed: ${names.join(', ')}\n` +
+        missing.map((d) => `  ${d.pkg}: ${d.why}`).join('\n') +
+        `\nInstall them with:  sudo apt-get install -y ${names.join(' ')}\n`,
+    );
+    process.exit(2);
+  }
+  console.log(`[test] installing ${names.join(', ')} with apt-get…`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => run('apt-get', ['install', '-y', '--no-install-recommends', ...names], { env });
+  if (install() !== 0 && (run('apt-get', ['update'], { env }) !== 0 || install() !== 0)) {
+    console.error(`[test] apt-get could not install ${names.join(', ')}`);
+    process.exit(2);
+  }
+}
+
+provision();
+if (run('npm', ['run', 'build']) !== 0) {
+  console.error('[test] build failed');
+  process.exit(1);
+}
+
+const results = SUITES.map(([name, cmd, args]) => {
+  console.log(`\n[test] ── ${name} ──`);
+  const started = Date.now();
+  const code = run(cmd, args);
+  return { name, code, seconds: Math.round((Date.now() - started) / 1000) };
+});
+
+console.log('\n[test] summary');
+for (const r of results) console.log(`  ${r.code === 0 ? 'pass' : 'FAIL'}  ${r.name} (${r.seconds}s)`);
+process.exit(results.some((r) => r.code !== 0) ? 1 : 0);
