@@ -1,0 +1,25 @@
+/**
+ * The producer SDK: a small typed Node client that backend jobs use to report progress to a
+ * progress-tracker server and to hear about retries. See docs/producer.md.
+ *
+ * @example
+ * import { createProducer } from 'progress-tracker-kit/producer';
+ * const producer = createProducer({ url: 'http://localhost:8080', token });
+ * const job = await producer.createJob({ kind: 'export', steps: [{ id: 'collect' }, { id: 'upload' }] });
+ */
+export { createProducer, Producer, type ProducerOptions, type Unsubscribe } from './producer/client.js';
+export { JobHandle, type Failure } from './producer/job-handle.js';
+export { ProducerError, isProducerError, type ClientErrorCode } from './producer/errors.js';
+export type { RetryControl, RetryHandler, ConnectionState } from './producer/control-socket.js';
+export type { RetryPolicy } from './producer/backoff.js';
+export type { RetryAttempt } from './producer/http.js';
+export type {
+  CreateJobRequest,
+  EventsAccepted,
+  Job,
+  JobEvent,
+  Step,
+  StepSpec,
+  JobStatus,
+  ErrorCode,
+} from './protocol.js';

@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import {
+  LIMITS,
+  type CreateJobRequest,
+  type EventsAccepted,
+  type Job,
+  type JobEvent,
+  type JobStatus,
+} from '../protocol.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './backoff.js';
+import { ControlSocket, type ConnectionState, type RetryControl, type RetryHandler } from './control-socket.js';
+import { ProducerError } from './errors.js';
+import { requestJson, type HttpContext, type RetryAttempt } from './http.js';
+import { JobHandle } from './job-handle.js';
+
+export interface ProducerOptions {
+  /** The server's base URL, e.g. `https://progress.example.com` (a path prefix is kept). */
+  url: string | URL;
+  /** A JWT with scope `progress:write` (add `progress:read` to read jobs back). */
+  token?: string;
+  /**
+   * Returns a JWT; called before every request and every WebSocket connect, so it can refresh
+   * an expiring token (cache it yourself: it is called often). Use instead of `token`.
+   */
+  tokenProvider?: () => string | Promise<string>;
+  /** WebSocket URL for `onRetry`; default: `url` with ws(s) and `/v1/ws`. */
+  wsUrl?: string | URL;
+  /** Retries of transient HTTP failures (network, timeout, 5xx, 429 with `Retry-After`). */
+  retry?: Partial<RetryPolicy>;
+  /** Per-attempt HTTP timeout in ms. Default 10 000. */
+  timeoutMs?: number;
+  /**
+   * Most events per request when calls pile up while a request is in flight (they are sent as
+   * one array). Default `LIMITS.maxEventsPerRequest`; 1 sends one event per request.
+   */
+  maxBatch?: number;
+  /** Failures that no call can reject with: WebSocket problems, `onRetry` handlers that throw. */
+  onError?: (err: ProducerError) => void;
+  /** The `onRetry` WebSocket's state changes. */
+  onConnection?: (state: ConnectionState) => void;
+  /** Called before every HTTP retry (for logs or metrics). */
+  onRetryAttempt?: (info: RetryAttempt) => void;
+  /** A fetch implementation (default: the global `fetch`). */
+  fetch?: typeof fetch;
+}
+
+/** Removes a listener. */
+export type Unsubscribe = () => void;
+
+/**
+ * A client for the progress-tracker producer API. Create one per process with
+ * {@link createProducer}, and {@link Producer.close} it on shutdown.
+ *
+ * Every write is safe to retry: jobs get a client-side id and events an `eventId`, so the SDK
+ * retries transient failures itself and the server never applies an event twice.
+ */
+export class Producer {
+  private readonly http: HttpContext;
+  private readonly abort = new AbortController();
+  private readonly wsUrl: string;
+  private readonly sockets: ControlSocket[] = [];
+  private readonly handles = new Map<string, JobHandle>();
+  private readonly globalHandlers = new Set<RetryHandler>();
+  private readonly globalWatches = new Map<string, Unsubscribe>();
+  private readonly maxBatch: number;
+  private readonly token: () => Promise<string>;
+
+  constructor(private readonly options: ProducerOptions) {
+    const { token, tokenProvider } = options;
+    if (!token && !tokenProvider) throw new TypeError('createProducer: give `token` or `tokenProvider`');
+    this.token = tokenProvider ? async () => String(await tokenProvider()) : async () => token!;
+    const base = new URL(String(options.url));
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+      throw new TypeError(`createProducer: url must be http(s), got ${base.protocol}`);
+    }
+    const baseUrl = base.href.replace(/\/+$/, '');
+    this.wsUrl = options.wsUrl
+      ? String(options.wsUrl)
+      : baseUrl.replace(/^http/, 'ws') + '/v1/ws';
+    this.maxBatch = Math.max(1, Math.min(options.maxBatch ?? LIMITS.maxEventsPerRequest, LIMITS.maxEventsPerRequest));
+    this.http = {
+      baseUrl,
+      token: this.token,
+      refreshableToken: Boolean(tokenProvider),
+      retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+      timeoutMs: options.timeoutMs ?? 10_000,
+      fetch: options.fetch ?? globalThis.fetch,
+      signal: this.abort.signal,
+      onRetryAttempt: options.onRetryAttempt,
+    };
+  }
+
+  /**
+   * Creates a job (`POST /v1/jobs`) and returns its handle. Without `id`, the SDK generates one
+   * (a UUID), which is what makes a retried create safe: if the first attempt reached the server
+   * but its answer was lost, the retry's 409 is recognised as our own job.
+   *
+   * @throws {ProducerError} `duplicate_job` (409) when `id` belongs to another job,
+   *   `bad_request` (400) for an invalid body, `unauthorized` / `forbidden` for the token.
+   */
+  async createJob(request: CreateJobRequest): Promise<JobHandle> {
+    const body: CreateJobRequest = { ...request, id: request.id ?? randomUUID() };
+    const id = body.id!;
+    let job: Job | undefined;
+    let retried = false;
+    const onRetryAttempt = (info: RetryAttempt) => {
+      retried = true;
+      this.http.onRetryAttempt?.(info);
+    };
+    try {
+      const res = await requestJson<Job>({ ...this.http, onRetryAttempt }, 'POST', '/v1/jobs', body);
+      job = res.body;
+    } catch (err) {
+      // A 409 after a retried attempt is most likely our own first attempt: read it back.
+      if (!(err instanceof ProducerError && err.status === 409 && retried)) throw err;
+      job = await this.getJob(id).catch(() => {
+        if (request.id !== undefined) throw err; // the caller's id: cannot tell whose job it is
+        return undefined; // our fresh UUID: certainly ours, even if this token cannot read it
+      });
+    }
+    const handle = this.job(id);
+    if (job) handle.snapshot = job;
+    return handle;
+  }
+
+  /** A handle for an existing job, e.g. one created before this process restarted. */
+  job(id: string): JobHandle {
+    let handle = this.handles.get(id);
+    if (!handle) {
+      handle = new JobHandle(id, this, this.maxBatch);
+      this.handles.set(id, handle);
+      if (this.globalHandlers.size > 0) this.watchForGlobal(id);
+    }
+    return handle;
+  }
+
+  /** `GET /v1/jobs/{id}` (needs `progress:read`). */
+  async getJob(id: string): Promise<Job> {
+    return (await requestJson<Job>(this.http, 'GET', `/v1/jobs/${encodeURIComponent(id)}`)).body;
+  }
+
+  /**
+   * Sends events as they are (`POST /v1/jobs/{id}/events`), adding an `eventId` where missing.
+   * Prefer the {@link JobHandle} methods, which also keep a job's events in order.
+   */
+  async sendEvents(jobId: string, events: JobEvent | JobEvent[]): Promise<EventsAccepted> {
+    const list = (Array.isArray(events) ? events : [events]).map((e) => ({ ...e, eventId: e.eventId ?? randomUUID() }));
+    const body = list.length === 1 ? list[0] : list;
+    return (await requestJson<EventsAccepted>(this.http, 'POST', `/v1/jobs/${encodeURIComponent(jobId)}/events`, body))
+      .body;
+  }
+
+  /** `POST /v1/jobs/{id}/retry` (needs `progress:retry`): what a user's Retry button does. */
+  async retryJob(jobId: string, step?: string): Promise<void> {
+    await requestJson<unknown>(
+      this.http,
+      'POST',
+      `/v1/jobs/${encodeURIComponent(jobId)}/retry`,
+      step === undefined ? {} : { step },
+    );
+  }
+
+  /**
+   * Calls `handler` when someone retries the job (the server's `control` message over the
+   * WebSocket; needs `progress:write`). Resume from `control.step`: it and the steps after it
+   * are pending again, earlier steps stay completed. The socket reconnects and re-subscribes by
+   * itself, and a retry that happened while it was down is still delivered (`recovered: true`).
+   *
+   * With only a handler, listens to every job this producer creates or opens with
+   * {@link Producer.job}, from creation until the job completes or is canceled.
+   */
+  onRetry(jobId: string, handler: RetryHandler): Unsubscribe;
+  onRetry(handler: RetryHandler): Unsubscribe;
+  onRetry(jobIdOrHandler: string | RetryHandler, maybeHandler?: RetryHandler): Unsubscribe {
+    if (typeof jobIdOrHandler === 'function') {
+      this.globalHandlers.add(jobIdOrHandler);
+      for (const id of this.handles.keys()) this.watchForGlobal(id);
+      return () => {
+        this.globalHandlers.delete(jobIdOrHandler);
+        if (this.globalHandlers.size > 0) return;
+        for (const stop of this.globalWatches.values()) stop();
+        this.globalWatches.clear();
+      };
+    }
+    if (!maybeHandler) throw new TypeError('onRetry(jobId, handler): handler is missing');
+    return this.watch(jobIdOrHandler, maybeHandler);
+  }
+
+  /**
+   * Waits for everything queued to be answered, then stops: closes the WebSocket and aborts
+   * pending HTTP retries. Calls made after `close()` reject with `aborted`.
+   */
+  async close(): Promise<void> {
+    await Promise.all([...this.handles.values()].map((h) => h.flush()));
+    this.abort.abort();
+    for (const socket of this.sockets) socket.close();
+    this.sockets.length = 0;
+    this.handles.clear();
+  }
+
+  // ---- used by JobHandle -----------------------------------------------------------------
+
+  /** @internal */
+  watch(jobId: string, handler: RetryHandler): Unsubscribe {
+    if (this.abort.signal.aborted) throw new ProducerError('aborted', 'The producer is closed');
+    let socket = this.sockets.find((s) => s.has(jobId)) ?? this.sockets.find((s) => s.hasRoom);
+    if (!socket) {
+      socket = new ControlSocket({
+        url: this.wsUrl,
+        token: this.token,
+        onError: (err) => this.reportError(err),
+        onConnection: this.options.onConnection,
+      });
+      this.sockets.push(socket);
+    }
+    return socket.watch(jobId, handler, this.handles.get(jobId)?.status);
+  }
+
+  /** @internal The handle learnt a status the sockets may not have seen yet. */
+  noteStatus(jobId: string, status: JobStatus): void {
+    for (const s of this.sockets) s.noteStatus(jobId, status);
+    if (status === 'completed' || status === 'canceled') {
+      this.globalWatches.get(jobId)?.();
+      this.globalWatches.delete(jobId);
+      this.handles.delete(jobId);
+    }
+  }
+
+  /** @internal */
+  post(jobId: string, events: JobEvent[]): Promise<EventsAccepted> {
+    return this.sendEvents(jobId, events);
+  }
+
+  private watchForGlobal(jobId: string): void {
+    if (this.globalWatches.has(jobId)) return;
+    const dispatch: RetryHandler = async (control: RetryControl) => {
+      for (const h of [...this.globalHandlers]) await h(control);
+    };
+    this.globalWatches.set(jobId, this.watch(jobId, dispatch));
+  }
+
+  private reportError(err: ProducerError): void {
+    if (this.options.onError) this.options.onError(err);
+    else if (err.code !== 'network_error') console.warn(`[progress-tracker producer] ${err.code}: ${err.message}`);
+  }
+}
+
+/**
+ * Creates a producer client.
+ *
+ * @example
+ * const producer = createProducer({ url: 'http://localhost:8080', token: process.env.PT_TOKEN });
+ * const job = await producer.createJob({ kind: 'report', steps: [{ id: 'fetch' }, { id: 'render' }] });
+ * await job.startStep('fetch');
+ * await job.progress(0.5, { message: 'Half way' });
+ * await job.endStep();
+ */
+export function createProducer(options: ProducerOptions): Producer {
+  return new Producer(options);
+}

@@ -1,0 +1,43 @@
+import type { ErrorCode } from '../protocol.js';
+
+/** Codes the SDK itself uses when the server gave no usable answer. */
+export type ClientErrorCode =
+  /** The request never got an HTTP response (connection refused, reset, DNS…). */
+  | 'network_error'
+  /** No response within `timeoutMs`. */
+  | 'timeout'
+  /** The producer was closed or the caller's `AbortSignal` fired. */
+  | 'aborted'
+  /** The server answered something that is not the protocol's JSON. */
+  | 'bad_response'
+  /** An `onRetry` handler threw or rejected (reported through `onError`). */
+  | 'handler_error';
+
+/**
+ * Every failure the SDK reports. `code` is the server's error code (`duplicate_job`,
+ * `unknown_step`, `forbidden`, …) or a {@link ClientErrorCode}; `status` is the HTTP status,
+ * 0 when there was no HTTP response.
+ */
+export class ProducerError extends Error {
+  override readonly name = 'ProducerError';
+  readonly code: ErrorCode | ClientErrorCode | (string & {});
+  readonly status: number;
+  /** Whether the SDK considers the failure transient (it has already retried those it could). */
+  readonly retryable: boolean;
+
+  constructor(
+    code: ProducerError['code'],
+    message: string,
+    options: { status?: number; retryable?: boolean; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = options.status ?? 0;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** Type guard that also narrows on a code: `isProducerError(err, 'duplicate_job')`. */
+export function isProducerError(err: unknown, code?: ProducerError['code']): err is ProducerError {
+  return err instanceof ProducerError && (code === undefined || err.code === code);
+}
