@@ -159,7 +159,8 @@ export type FieldMap =
 
 export interface StepsMap {
   path: string;
-  id: FieldMap;
+  /** The element's step id (relative to the element). Omitted: elements match the job's steps by position. */
+  id?: FieldMap;
   status?: FieldMap;
   progress?: FieldMap;
 }
@@ -178,6 +179,8 @@ export interface HttpJobSource {
   type: 'http';
   url: string;
   method?: 'GET' | 'POST';
+  /** JSON body for `method: "POST"` status endpoints (default `{}`). */
+  body?: unknown;
   /** Sent upstream; never returned by the API nor logged. */
   headers?: Record<string, string>;
   map: SourceMap;
