@@ -40,6 +40,11 @@ export interface ProducerOptions {
   onConnection?: (state: ConnectionState) => void;
   /** Called before every HTTP retry (for logs or metrics). */
   onRetryAttempt?: (info: RetryAttempt) => void;
+  /**
+   * Prefix of the ids the SDK generates for jobs created without one. Default: the token's
+   * single `prefix*` grant in its `jobs` claim (so `jobs: ["acme-*"]` gives `acme-<uuid>`).
+   */
+  idPrefix?: string;
   /** A fetch implementation (default: the global `fetch`). */
   fetch?: typeof fetch;
 }
@@ -92,14 +97,15 @@ export class Producer {
 
   /**
    * Creates a job (`POST /v1/jobs`) and returns its handle. Without `id`, the SDK generates one
-   * (a UUID), which is what makes a retried create safe: if the first attempt reached the server
+   * (`idPrefix` + a UUID), which is what makes a retried create safe: if the first attempt reached the server
    * but its answer was lost, the retry's 409 is recognised as our own job.
    *
    * @throws {ProducerError} `duplicate_job` (409) when `id` belongs to another job,
    *   `bad_request` (400) for an invalid body, `unauthorized` / `forbidden` for the token.
    */
   async createJob(request: CreateJobRequest): Promise<JobHandle> {
-    const body: CreateJobRequest = { ...request, id: request.id ?? randomUUID() };
+    const prefix = this.options.idPrefix ?? creationPrefix(await this.token());
+    const body: CreateJobRequest = { ...request, id: request.id ?? `${prefix}${randomUUID()}` };
     const id = body.id!;
     let job: Job | undefined;
     let retried = false;
@@ -257,4 +263,22 @@ export class Producer {
  */
 export function createProducer(options: ProducerOptions): Producer {
   return new Producer(options);
+}
+
+/**
+ * The id prefix a token lets us create jobs under: its single `prefix*` grant, '' for `*` or
+ * anything else. Reads the JWT payload without verifying it: only the server's check matters.
+ */
+function creationPrefix(token: string): string {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      jobs?: unknown;
+    };
+    const grants = Array.isArray(payload.jobs) ? payload.jobs.filter((g): g is string => typeof g === 'string') : [];
+    if (grants.includes('*')) return '';
+    const prefixes = grants.filter((g) => g.endsWith('*'));
+    return prefixes.length === 1 ? prefixes[0]!.slice(0, -1) : '';
+  } catch {
+    return '';
+  }
 }
