@@ -1,0 +1,22 @@
+/**
+ * Side-effect-free entry: classes, the headless client and helpers. Nothing is registered;
+ * import `progress-tracker-kit/define` (or call `defineProgressTracker()`) for the tags.
+ */
+export { ProgressTracker, type StepSpec } from './progress-tracker.js';
+export { NotificationBadge } from './notification-badge.js';
+export {
+  ProgressClient,
+  deriveApiBase,
+  type ConnectionState,
+  type ProgressClientEvents,
+  type ProgressClientOptions,
+  type ProgressErrorInfo,
+  type TokenProvider,
+} from './progress-client.js';
+export { ConnectionController } from './connection-controller.js';
+export { FinishTimeSmoother, estimateProgress, MAX_ESTIMATED_PROGRESS } from './estimate.js';
+export { defaultMessages, formatDuration, formatRemaining, type Messages } from './format.js';
+export { requestNotificationPermission, notifyIfHidden } from './notifications.js';
+export type { ProgressEventDetails, ProgressRetryDetail } from './events.js';
+export { defineProgressTracker } from './registry.js';
+export type { Job, Step, Eta, JobStatus, StepStatus } from '../server/protocol.js';

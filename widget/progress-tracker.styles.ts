@@ -1,0 +1,389 @@
+import { css } from 'lit';
+
+/**
+ * Public custom properties (`--progress-tracker-*`) feed private ones (`--_*`), so a theme sets
+ * a handful of values and the rest follows. Light and dark schemes come from
+ * `prefers-color-scheme`; reduced motion and forced colors each get their own block.
+ */
+export const styles = css`
+  :host {
+    --_accent: var(--progress-tracker-accent, #1d4ed8);
+    --_success: var(--progress-tracker-success, #15803d);
+    --_danger: var(--progress-tracker-danger, #b91c1c);
+    --_bg: var(--progress-tracker-background, #ffffff);
+    --_fg: var(--progress-tracker-color, #1f2937);
+    --_muted: var(--progress-tracker-muted, #4b5563);
+    --_border: var(--progress-tracker-border, #d1d5db);
+    --_radius: var(--progress-tracker-radius, 0.5rem);
+    --_gap: var(--progress-tracker-gap, 0.75rem);
+    --_bar-height: var(--progress-tracker-bar-height, 0.5rem);
+    --_skeleton: var(--progress-tracker-skeleton, #e5e7eb);
+    --_duration: var(--progress-tracker-duration, 250ms);
+    display: block;
+    color: var(--_fg);
+    font-family: var(--progress-tracker-font, inherit);
+    container-type: inline-size;
+  }
+  @media (prefers-color-scheme: dark) {
+    :host {
+      --_accent: var(--progress-tracker-accent, #93c5fd);
+      --_success: var(--progress-tracker-success, #86efac);
+      --_danger: var(--progress-tracker-danger, #fca5a5);
+      --_bg: var(--progress-tracker-background, #111827);
+      --_fg: var(--progress-tracker-color, #f3f4f6);
+      --_muted: var(--progress-tracker-muted, #d1d5db);
+      --_border: var(--progress-tracker-border, #4b5563);
+      --_skeleton: var(--progress-tracker-skeleton, #374151);
+    }
+  }
+  :host([hidden]) {
+    display: none;
+  }
+  * {
+    box-sizing: border-box;
+  }
+  .card {
+    display: grid;
+    gap: var(--_gap);
+    padding: var(--_gap);
+    background: var(--_bg);
+    border: 1px solid var(--_border);
+    border-radius: var(--_radius);
+  }
+  .header {
+    display: grid;
+    gap: calc(var(--_gap) / 2);
+  }
+  .bar {
+    position: relative;
+    height: var(--_bar-height);
+    overflow: hidden;
+    border-radius: 999px;
+    background: var(--_skeleton);
+  }
+  .indicator {
+    position: absolute;
+    inset: 0;
+    transform-origin: left;
+    background: var(--_accent);
+    /* Ticks arrive once a second: a linear one-second transition makes the bar glide. */
+    transition: transform 1s linear, background-color var(--_duration);
+  }
+  :host(:dir(rtl)) .indicator {
+    transform-origin: right;
+  }
+  .card--completed .indicator {
+    background: var(--_success);
+  }
+  .card--failed .indicator,
+  .card--canceled .indicator {
+    background: var(--_danger);
+  }
+  .bar--indeterminate .indicator {
+    animation: slide 1.4s ease-in-out infinite;
+  }
+  @keyframes slide {
+    from {
+      translate: -100% 0;
+    }
+    to {
+      translate: 350% 0;
+    }
+  }
+  .meta {
+    display: flex;
+    flex-wrap: wrap;
+    align-items: baseline;
+    gap: calc(var(--_gap) / 2) var(--_gap);
+    font-size: 0.875rem;
+  }
+  .percentage {
+    font-weight: 600;
+    font-variant-numeric: tabular-nums;
+  }
+  .eta {
+    color: var(--_fg);
+  }
+  .estimate {
+    padding: 0 0.4em;
+    border: 1px dashed currentColor;
+    border-radius: 999px;
+    font-size: 0.75rem;
+  }
+  .connection {
+    margin-inline-start: auto;
+    display: inline-flex;
+    align-items: center;
+    gap: 0.35em;
+    color: var(--_muted);
+  }
+  .dot {
+    width: 0.5rem;
+    height: 0.5rem;
+    border-radius: 50%;
+    border: 1px solid currentColor;
+  }
+  .connection[data-state='live'] .dot {
+    background: var(--_success);
+    border-color: var(--_success);
+  }
+  .connection[data-state='offline'] .dot,
+  .connection[data-state='reconnecting'] .dot {
+    background: var(--_danger);
+    border-color: var(--_danger);
+  }
+  .steps {
+    display: flex;
+    flex-wrap: wrap;
+    gap: calc(var(--_gap) / 2);
+    margin: 0;
+    padding: 0;
+    list-style: none;
+  }
+  .step {
+    position: relative;
+    display: grid;
+    grid-template-columns: auto auto 1fr;
+    grid-template-areas: 'num icon label' 'num icon status' 'bar bar bar';
+    align-items: center;
+    column-gap: 0.4rem;
+    min-width: 8rem;
+    padding: 0.4rem 0.6rem;
+    margin-inline-end: 1.25rem;
+    border: 1px solid var(--_border);
+    border-radius: var(--_radius);
+    transition:
+      border-color var(--_duration),
+      background-color var(--_duration),
+      transform var(--_duration);
+  }
+  .step-number {
+    grid-area: num;
+    font-weight: 600;
+    font-variant-numeric: tabular-nums;
+  }
+  .step-icon {
+    grid-area: icon;
+    display: inline-flex;
+  }
+  .step-label {
+    grid-area: label;
+  }
+  .step-status {
+    grid-area: status;
+    font-size: 0.75rem;
+    color: var(--_muted);
+  }
+  .step-progress {
+    grid-area: bar;
+    display: block;
+    height: 3px;
+    margin-top: 0.3rem;
+    background: var(--_skeleton);
+    border-radius: 999px;
+    overflow: hidden;
+  }
+  .step-progress > span {
+    display: block;
+    height: 100%;
+    background: var(--_accent);
+    transform-origin: left;
+    transition: transform 1s linear;
+  }
+  .separator {
+    position: absolute;
+    inset-inline-end: -1.1rem;
+    font-size: 0.7rem;
+    color: var(--_muted);
+  }
+  .step--completed {
+    border-color: var(--_success);
+  }
+  .step--completed .step-icon {
+    color: var(--_success);
+  }
+  .step--running {
+    border-color: var(--_accent);
+    border-width: 2px;
+    transform: translateY(-1px);
+  }
+  .step--running .step-icon {
+    color: var(--_accent);
+  }
+  .step--failed {
+    border-color: var(--_danger);
+    border-style: dashed;
+    border-width: 2px;
+  }
+  .step--failed .step-icon,
+  .step--failed .step-status {
+    color: var(--_danger);
+  }
+  .step--pending .step-label {
+    color: var(--_muted);
+  }
+  .spin {
+    animation: spin 1s linear infinite;
+  }
+  @keyframes spin {
+    to {
+      rotate: 360deg;
+    }
+  }
+  .error {
+    display: flex;
+    flex-wrap: wrap;
+    align-items: center;
+    gap: calc(var(--_gap) / 2) var(--_gap);
+    padding: calc(var(--_gap) / 1.5);
+    border: 1px solid var(--_danger);
+    border-radius: var(--_radius);
+  }
+  .error-icon {
+    color: var(--_danger);
+    display: inline-flex;
+  }
+  .error-text {
+    display: grid;
+    flex: 1 1 12rem;
+  }
+  .notice {
+    margin: 0;
+    font-size: 0.875rem;
+  }
+  .retry {
+    font: inherit;
+    padding: 0.35rem 0.9rem;
+    border-radius: var(--_radius);
+    border: 1px solid var(--_danger);
+    background: var(--_danger);
+    color: var(--_bg);
+    cursor: pointer;
+  }
+  .retry:focus-visible {
+    outline: 2px solid var(--_accent);
+    outline-offset: 2px;
+  }
+  /* Skeleton and content share one grid cell: the box is as tall as the larger, so revealing
+     the content shifts nothing. */
+  .body {
+    display: grid;
+  }
+  .body--empty {
+    display: none;
+  }
+  .skeleton,
+  .content {
+    grid-area: 1 / 1;
+    transition:
+      opacity var(--_duration) ease,
+      visibility var(--_duration);
+  }
+  .content {
+    opacity: 0;
+    visibility: hidden;
+  }
+  .body--done .content {
+    opacity: 1;
+    visibility: visible;
+  }
+  .body--done .skeleton {
+    opacity: 0;
+    visibility: hidden;
+  }
+  .skeleton-default {
+    display: grid;
+    gap: 0.5rem;
+  }
+  .skeleton-default span,
+  ::slotted([slot='skeleton']) {
+    border-radius: 0.25rem;
+    background: var(--_skeleton);
+  }
+  .skeleton-default span {
+    display: block;
+    height: 0.9rem;
+  }
+  .skeleton-default span:nth-child(2) {
+    width: 85%;
+  }
+  .skeleton-default span:nth-child(3) {
+    width: 60%;
+  }
+  .body--busy .skeleton {
+    background-image: linear-gradient(90deg, transparent, rgb(255 255 255 / 0.35), transparent);
+    background-size: 200% 100%;
+    background-repeat: no-repeat;
+    animation: shimmer 1.6s linear infinite;
+  }
+  @keyframes shimmer {
+    from {
+      background-position: 150% 0;
+    }
+    to {
+      background-position: -50% 0;
+    }
+  }
+  .visually-hidden {
+    position: absolute;
+    width: 1px;
+    height: 1px;
+    padding: 0;
+    margin: -1px;
+    overflow: hidden;
+    clip-path: inset(50%);
+    white-space: nowrap;
+    border: 0;
+  }
+  @container (max-width: 30rem) {
+    .steps {
+      flex-wrap: nowrap;
+      overflow-x: auto;
+      scroll-snap-type: x proximity;
+    }
+    .step {
+      scroll-snap-align: start;
+      flex: 0 0 auto;
+    }
+  }
+  @media (prefers-reduced-motion: reduce) {
+    *,
+    .indicator,
+    .skeleton,
+    .content {
+      transition: none !important;
+      animation: none !important;
+    }
+    .body--busy .skeleton {
+      background-image: none;
+    }
+  }
+  @media (forced-colors: active) {
+    .card,
+    .step,
+    .error {
+      border-color: CanvasText;
+    }
+    .bar {
+      border: 1px solid CanvasText;
+      background: Canvas;
+    }
+    .indicator,
+    .step-progress > span {
+      background: Highlight;
+      forced-color-adjust: none;
+    }
+    .step--running {
+      border-color: Highlight;
+    }
+    .retry {
+      border-color: ButtonText;
+      background: ButtonFace;
+      color: ButtonText;
+    }
+    .skeleton-default span,
+    ::slotted([slot='skeleton']) {
+      background: GrayText;
+    }
+  }
+`;

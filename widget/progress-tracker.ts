@@ -1,0 +1,487 @@
+import { LitElement, html, nothing, type PropertyValues, type TemplateResult } from 'lit';
+import { property, state } from 'lit/decorators.js';
+import { classMap } from 'lit/directives/class-map.js';
+import { styleMap } from 'lit/directives/style-map.js';
+import type { Job, Step } from '../server/protocol.js';
+import { isTerminal } from '../server/protocol.js';
+import { ConnectionController } from './connection-controller.js';
+import { FinishTimeSmoother, currentStepIndex, estimateProgress } from './estimate.js';
+import { emit } from './events.js';
+import { defaultMessages, formatDuration, formatPercent, formatRemaining, type Messages } from './format.js';
+import { notifyIfHidden } from './notifications.js';
+import type { ConnectionState, ProgressClient, ProgressClientOptions, ProgressErrorInfo, TokenProvider } from './progress-client.js';
+import { styles } from './progress-tracker.styles.js';
+
+export interface StepSpec {
+  id: string;
+  label: string;
+}
+
+/** Minimum gap between two live-region announcements (ms): never a flood, never every percent. */
+const ANNOUNCE_GAP_MS = 1500;
+
+/**
+ * @summary A live, accessible view of a long-running job: step cards, an overall progress
+ * bar with a steady ETA, skeleton content while running, errors with retry.
+ *
+ * @attr job - The job id to follow.
+ * @attr src - WebSocket URL of the server's `/v1/ws`.
+ * @attr api - HTTP base URL for polling (default: derived from `src`).
+ * @attr token - Access token (JWT). Prefer the `tokenProvider` property for short-lived tokens.
+ * @attr steps - JSON `[{"id","label"}]` so step cards render before the first snapshot.
+ * @attr label - Accessible name of the tracker (default "Job progress").
+ * @attr notify - Show a system notification when the job ends while the page is hidden.
+ * @attr lang - Language for all text (default: inherited from the page).
+ *
+ * @slot - Content revealed (with a transition) when the job completes.
+ * @slot skeleton - Placeholder shown while the job runs; hidden from assistive technology.
+ *
+ * @fires progress-update - A newer job state arrived. `detail`: the Job.
+ * @fires progress-complete - The job completed. `detail`: the Job.
+ * @fires progress-error - The job failed or was canceled, or the server refused a request. `detail`: {code, message, step?, job?}.
+ * @fires progress-retry - The user pressed Retry. Cancelable: `preventDefault()` to handle the retry yourself. `detail`: {jobId, step, job}.
+ * @fires progress-connection - The connection state changed. `detail`: 'connecting' | 'live' | 'reconnecting' | 'polling' | 'offline' | 'closed'.
+ *
+ * @csspart card - The outer container.
+ * @csspart header - Bar, percentage, ETA and connection row.
+ * @csspart bar - The progress bar track (role=progressbar).
+ * @csspart bar-indicator - The filled part of the bar.
+ * @csspart percentage - The percentage text.
+ * @csspart eta - The remaining-time text.
+ * @csspart estimate - The "estimate" tag shown while offline.
+ * @csspart connection - The connection indicator.
+ * @csspart steps - The list of step cards.
+ * @csspart step - One step card (also `step-completed`, `step-running`, `step-pending`, `step-failed`).
+ * @csspart step-number - The step's number.
+ * @csspart step-icon - The step's state icon.
+ * @csspart step-label - The step's label.
+ * @csspart step-status - The step's visible state text.
+ * @csspart step-progress - The current step's own progress bar.
+ * @csspart separator - The arrow between steps.
+ * @csspart error - The failure panel.
+ * @csspart error-message - The server's error message.
+ * @csspart retry - The Retry button.
+ * @csspart body - The region holding skeleton and content.
+ * @csspart skeleton - The skeleton wrapper.
+ * @csspart content - The default-slot wrapper.
+ *
+ * @cssproperty --progress-tracker-accent - Running state and bar color.
+ * @cssproperty --progress-tracker-success - Completed state color.
+ * @cssproperty --progress-tracker-danger - Failed state color.
+ * @cssproperty --progress-tracker-background - Card background.
+ * @cssproperty --progress-tracker-color - Text color.
+ * @cssproperty --progress-tracker-muted - Secondary text color.
+ * @cssproperty --progress-tracker-border - Border color.
+ * @cssproperty --progress-tracker-radius - Corner radius.
+ * @cssproperty --progress-tracker-gap - Spacing unit.
+ * @cssproperty --progress-tracker-font - Font family.
+ * @cssproperty --progress-tracker-bar-height - Height of the overall bar.
+ * @cssproperty --progress-tracker-skeleton - Skeleton base color.
+ * @cssproperty --progress-tracker-duration - Transition duration.
+ */
+export class ProgressTracker extends LitElement {
+  static override styles = styles;
+
+  @property({ reflect: true }) job = '';
+  @property() src = '';
+  @property() api = '';
+  @property() token = '';
+  /** Returns a fresh token; called before every connection attempt and every poll. */
+  @property({ attribute: false }) tokenProvider: TokenProvider | undefined;
+  @property({
+    converter: {
+      fromAttribute: (v: string | null) => {
+        if (!v) return undefined;
+        try {
+          return JSON.parse(v) as StepSpec[];
+        } catch {
+          return undefined;
+        }
+      },
+    },
+  })
+  steps: StepSpec[] | undefined;
+  @property() label = '';
+  @property({ type: Boolean, reflect: true }) notify = false;
+  @property({ reflect: true }) override lang = '';
+  /** Override any sentence (localization). Numbers and units follow `lang` through Intl. */
+  @property({ attribute: false }) messages: Partial<Messages> = {};
+  /** Tuning of the connection (reconnect delays, polling bounds…). */
+  @property({ attribute: false }) connectionOptions: Partial<ProgressClientOptions> = {};
+  /** The time source (ms since epoch). Replace it to freeze or drive time, e.g. in tests. */
+  @property({ attribute: false }) clock: () => number = () => Date.now();
+
+  @state() private _job: Job | undefined;
+  @state() private _connection: ConnectionState = 'closed';
+  @state() private _notice: ProgressErrorInfo | undefined;
+  @state() private _announcement = '';
+  @state() private _hasContent = false;
+  @state() private _hasSkeleton = false;
+
+  private readonly smoother = new FinishTimeSmoother();
+  private receivedAt = 0;
+  private shownProgress = 0;
+  private ticker: ReturnType<typeof setInterval> | undefined;
+  private lastAnnounceAt = 0;
+  private announceTimer: ReturnType<typeof setTimeout> | undefined;
+  private pendingAnnouncement = '';
+  private wasLive = false;
+
+  private readonly connection = new ConnectionController(
+    this,
+    {
+      update: (job) => this.show(job),
+      complete: (job) => {
+        emit(this, 'progress-complete', job);
+        this.announce(this.m.announceDone);
+        if (this.notify) notifyIfHidden({ title: this.m.notificationDone(this.accessibleName), tag: job.id });
+      },
+      error: (info) => {
+        if (!info.job) this._notice = info;
+        emit(this, 'progress-error', info);
+        this.announce(this.m.announceFailed(info.message));
+        if (info.job && this.notify) notifyIfHidden({ title: this.m.notificationFailed(this.accessibleName), body: info.message, tag: info.job.id });
+      },
+      connection: (state) => this.onConnection(state),
+    },
+    (client) => {
+      // A snapshot given before the client existed seeds it, so `since` and the seq guard start there.
+      if (this._job?.id === client.jobId) client.ingest(this._job);
+    },
+  );
+
+  /** The headless client behind this element (undefined until `job` and `src` are set). */
+  get client(): ProgressClient | undefined {
+    return this.connection.client;
+  }
+
+  /** The connection state shown by the indicator. */
+  get connectionState(): ConnectionState {
+    return this._connection;
+  }
+
+  /**
+   * The newest job state shown. Set it to render a state you already have (server-rendered
+   * page, your own transport): it is shown only if newer (`seq`) than the current one.
+   */
+  get snapshot(): Job | undefined {
+    return this._job;
+  }
+
+  set snapshot(job: Job | undefined) {
+    if (!job) return;
+    const client = this.connection.client;
+    if (client && client.jobId === job.id) client.ingest(job);
+    else if (!this._job || job.seq > this._job.seq || (job.seq === this._job.seq && job.updatedAt > this._job.updatedAt)) {
+      const prev = this._job;
+      this.show(job);
+      if (isTerminal(job.status) && (!prev || prev.seq !== job.seq)) {
+        if (job.status === 'completed') emit(this, 'progress-complete', job);
+      }
+    }
+  }
+
+  private get m(): Messages {
+    return { ...defaultMessages, ...this.messages };
+  }
+
+  private get effectiveLang(): string | undefined {
+    return this.lang || (this.closest('[lang]') as HTMLElement | null)?.lang || undefined;
+  }
+
+  private get accessibleName(): string {
+    return this.label || this.m.defaultLabel;
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    this.updateTicker();
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    clearInterval(this.ticker);
+    this.ticker = undefined;
+    clearTimeout(this.announceTimer);
+  }
+
+  protected override willUpdate(changed: PropertyValues<this>): void {
+    if (changed.has('job') || changed.has('src') || changed.has('api')) {
+      if (changed.has('job') && this._job && this._job.id !== this.job) {
+        this._job = undefined;
+        this._notice = undefined;
+        this.smoother.reset();
+        this.shownProgress = 0;
+      }
+      this.connection.sync();
+    }
+  }
+
+  protected override updated(): void {
+    this.updateTicker();
+  }
+
+  /** Retry the failed job from its failed step (what the Retry button does). */
+  retry(): void {
+    const job = this._job;
+    const step = job?.error?.step ?? job?.steps.find((s) => s.status === 'failed')?.id;
+    const proceed = emit(this, 'progress-retry', { jobId: this.job || job?.id || '', step, job }, true);
+    if (!proceed) return;
+    this._notice = undefined;
+    void this.connection.client?.retry(step);
+  }
+
+  private show(job: Job): void {
+    const prev = this._job;
+    const now = this.clock();
+    if (!prev || prev.status !== job.status || job.progress < prev.progress) this.shownProgress = 0;
+    this._job = job;
+    this.receivedAt = now;
+    if (isTerminal(job.status)) this.smoother.reset();
+    else this.smoother.update(job.eta, now);
+    if (!isTerminal(job.status)) this._notice = undefined;
+    emit(this, 'progress-update', job);
+    const index = currentStepIndex(job);
+    const prevIndex = prev ? currentStepIndex(prev) : 0;
+    const step = job.steps[index - 1];
+    if (job.status === 'running' && step && (index !== prevIndex || prev?.status !== 'running')) {
+      this.announce(this.m.announceStep(step.label, index, job.steps.length));
+    }
+  }
+
+  private onConnection(state: ConnectionState): void {
+    const prev = this._connection;
+    this._connection = state;
+    emit(this, 'progress-connection', state);
+    const m = this.m;
+    if (state === 'live') {
+      if (this.wasLive && prev !== 'live' && prev !== 'connecting') this.announce(m.announceConnectionRestored);
+      this.wasLive = true;
+      this._notice = undefined;
+    } else if (state === 'reconnecting' && prev === 'live') this.announce(m.announceConnectionLost);
+    else if (state === 'offline') this.announce(m.announceOffline);
+    else if (state === 'polling' && (prev === 'offline' || prev === 'live' || prev === 'reconnecting') && this.wasLive) {
+      this.announce(m.connection.polling);
+    }
+  }
+
+  /** One polite live region, throttled: the latest message wins within the gap. */
+  private announce(text: string): void {
+    const now = Date.now();
+    const wait = this.lastAnnounceAt + ANNOUNCE_GAP_MS - now;
+    this.pendingAnnouncement = text;
+    if (wait <= 0 && !this.announceTimer) {
+      this.flushAnnouncement();
+    } else if (!this.announceTimer) {
+      this.announceTimer = setTimeout(() => this.flushAnnouncement(), Math.max(0, wait));
+    }
+  }
+
+  private flushAnnouncement(): void {
+    this.announceTimer = undefined;
+    this.lastAnnounceAt = Date.now();
+    this._announcement = this.pendingAnnouncement;
+  }
+
+  /** Re-render once a second while a countdown or estimate is on screen. */
+  private updateTicker(): void {
+    const job = this._job;
+    const needed = this.isConnected && !!job && job.status === 'running' && this.smoother.finishAt !== null;
+    if (needed && !this.ticker) this.ticker = setInterval(() => this.requestUpdate(), 1000);
+    else if (!needed && this.ticker) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+    }
+  }
+
+  private onSlotChange(e: Event): void {
+    const slot = e.target as HTMLSlotElement;
+    const has = slot.assignedNodes({ flatten: false }).some((n) => n.nodeType === Node.ELEMENT_NODE || (n.textContent ?? '').trim() !== '');
+    if (slot.name === 'skeleton') this._hasSkeleton = has;
+    else this._hasContent = has;
+  }
+
+  private stepsToShow(): Step[] {
+    if (this._job && this._job.steps.length) return this._job.steps;
+    return (this.steps ?? []).map((s) => ({ id: s.id, label: s.label, status: 'pending' as const, progress: 0 }));
+  }
+
+  protected override render(): TemplateResult {
+    const m = this.m;
+    const lang = this.effectiveLang;
+    const job = this._job;
+    const steps = this.stepsToShow();
+    const now = this.clock();
+    const ended = !!job && isTerminal(job.status);
+    const offline = this._connection === 'offline';
+
+    let progress = 0;
+    let remainingMs: number | null = null;
+    if (job) {
+      const est = estimateProgress(job, this.receivedAt, this.smoother.finishAt, now);
+      progress = job.status === 'completed' ? 1 : Math.max(this.shownProgress, est.progress);
+      if (job.status === 'running') this.shownProgress = progress;
+      remainingMs = est.remainingMs;
+    }
+    const percent = Math.floor(progress * 100);
+    const percentText = formatPercent(progress, lang);
+
+    let etaText: string;
+    if (!job) etaText = m.waiting;
+    else if (job.status === 'completed') etaText = m.doneIn(formatDuration(totalDuration(job), lang, true));
+    else if (job.status === 'failed') etaText = m.failed;
+    else if (job.status === 'canceled') etaText = m.canceled;
+    else if (remainingMs === null) etaText = job.status === 'queued' ? m.waiting : '';
+    else {
+      const eta = job.eta;
+      // The server's 80% range, shifted by the time since it was received.
+      const elapsed = now - this.receivedAt;
+      const range =
+        eta && eta.low !== undefined && eta.high !== undefined && !offline
+          ? { low: Math.max(0, eta.low - elapsed), high: Math.max(0, eta.high - elapsed) }
+          : undefined;
+      etaText = formatRemaining(remainingMs, lang, m, range);
+    }
+
+    const stepIndex = job ? currentStepIndex(job) : 0;
+    const valueText = [
+      steps.length && job && !ended ? m.stepOf(stepIndex, steps.length) : '',
+      job ? percentText : '',
+      job && job.status === 'completed' ? m.done : etaText,
+    ]
+      .filter(Boolean)
+      .join(', ');
+
+    const failedStep = steps.find((s) => s.status === 'failed');
+    const busy = !ended;
+    const running = job?.status === 'running';
+    const connectionText = ended ? '' : m.connection[this._connection];
+
+    return html`
+      <div part="card" class=${classMap({ card: true, [`card--${job?.status ?? 'loading'}`]: true })}>
+        <div part="header" class="header">
+          <div
+            part="bar"
+            class=${classMap({ bar: true, 'bar--indeterminate': !job })}
+            role="progressbar"
+            aria-label=${this.accessibleName}
+            aria-valuemin="0"
+            aria-valuemax="100"
+            aria-valuenow=${job ? percent : nothing}
+            aria-valuetext=${valueText || m.waiting}
+          >
+            <div part="bar-indicator" class="indicator" style=${styleMap({ transform: `scaleX(${job ? progress : 0.3})` })}></div>
+          </div>
+          <div class="meta">
+            <span part="percentage" class="percentage" aria-hidden="true">${job ? percentText : ''}</span>
+            <span part="eta" class="eta"
+              >${etaText}${offline && running
+                ? html` <span part="estimate" class="estimate">${m.estimate}</span>`
+                : nothing}</span
+            >
+            ${connectionText
+              ? html`<span part="connection" class="connection" data-state=${this._connection}
+                  ><span class="dot" aria-hidden="true"></span>${connectionText}</span
+                >`
+              : nothing}
+          </div>
+        </div>
+        ${steps.length
+          ? html`<ol part="steps" class="steps">
+              ${steps.map((s, i) => this.renderStep(s, i, steps.length, job?.status === 'running' && i + 1 === stepIndex, lang))}
+            </ol>`
+          : nothing}
+        ${job && (job.status === 'failed' || job.status === 'canceled') ? this.renderFailure(job, failedStep) : nothing}
+        ${this._notice && !(job && job.status === 'failed')
+          ? html`<p part="error" class="notice" role="alert"><span part="error-message">${this._notice.message}</span></p>`
+          : nothing}
+        <div
+          part="body"
+          class=${classMap({ body: true, 'body--empty': !this._hasContent && !this._hasSkeleton, 'body--done': job?.status === 'completed', 'body--busy': busy })}
+          aria-busy=${busy ? 'true' : 'false'}
+        >
+          <div part="skeleton" class="skeleton" aria-hidden="true" ?inert=${true}>
+            <slot name="skeleton" @slotchange=${this.onSlotChange}
+              ><div class="skeleton-default"><span></span><span></span><span></span></div
+            ></slot>
+          </div>
+          <div part="content" class="content" ?inert=${job?.status !== 'completed'}><slot @slotchange=${this.onSlotChange}></slot></div>
+        </div>
+        <div class="visually-hidden" role="status" aria-live="polite" aria-atomic="true">${this._announcement}</div>
+      </div>
+    `;
+  }
+
+  private renderStep(step: Step, i: number, total: number, current: boolean, lang: string | undefined): TemplateResult {
+    const m = this.m;
+    const status = step.status;
+    const visible =
+      status === 'completed' ? '✓' : status === 'failed' ? m.failed : status === 'running' ? formatPercent(step.progress, lang) : '';
+    const hidden =
+      status === 'running' ? `${m.stepState.running}, ${formatPercent(step.progress, lang)}` : m.stepState[status];
+    return html`<li
+      part="step step-${status}"
+      class="step step--${status}"
+      aria-current=${current ? 'step' : nothing}
+      title=${step.message ?? nothing}
+    >
+      <span part="step-number" class="step-number">${i + 1}</span>
+      <span part="step-icon" class="step-icon" aria-hidden="true">${icon(status)}</span>
+      <span part="step-label" class="step-label">${step.label}</span>
+      <span part="step-status" class="step-status" aria-hidden="true">${visible}</span>
+      <span class="visually-hidden">, ${hidden}</span>
+      ${status === 'running'
+        ? html`<span part="step-progress" class="step-progress" aria-hidden="true"
+            ><span style=${styleMap({ transform: `scaleX(${step.progress})` })}></span
+          ></span>`
+        : nothing}
+      ${i < total - 1 ? html`<span part="separator" class="separator" aria-hidden="true">▶</span>` : nothing}
+    </li>`;
+  }
+
+  private renderFailure(job: Job, failedStep: Step | undefined): TemplateResult {
+    const m = this.m;
+    const error = job.error ?? failedStep?.error;
+    const retryable = job.status === 'failed' && error?.retryable !== false;
+    const stepLabel = failedStep?.label;
+    return html`<div part="error" class="error" role="group" aria-label=${job.status === 'failed' ? m.failed : m.canceled}>
+      <span class="error-icon" aria-hidden="true">${icon('failed')}</span>
+      <div class="error-text">
+        ${stepLabel ? html`<strong class="error-step">${m.failedStep(stepLabel)}</strong>` : nothing}
+        <span part="error-message" class="error-message">${error?.message ?? (job.status === 'canceled' ? m.canceled : m.failed)}</span>
+      </div>
+      ${retryable
+        ? html`<button part="retry" class="retry" type="button" @click=${() => this.retry()}>
+            ${stepLabel ? m.retryStep(stepLabel) : m.retry}
+          </button>`
+        : nothing}
+    </div>`;
+  }
+}
+
+/** Wall time of a finished job: first step start to last step end (or creation to last update). */
+function totalDuration(job: Job): number {
+  const starts = job.steps.map((s) => s.startedAt).filter((t): t is number => typeof t === 'number');
+  const ends = job.steps.map((s) => s.endedAt).filter((t): t is number => typeof t === 'number');
+  if (starts.length && ends.length) return Math.max(...ends) - Math.min(...starts);
+  return Math.max(0, job.updatedAt - job.createdAt);
+}
+
+function icon(status: Step['status']): TemplateResult {
+  switch (status) {
+    case 'completed':
+      return html`<svg viewBox="0 0 16 16" width="16" height="16"><path d="M3 8.5l3 3 7-7" fill="none" stroke="currentColor" stroke-width="2" /></svg>`;
+    case 'failed':
+      return html`<svg viewBox="0 0 16 16" width="16" height="16"><path d="M4 4l8 8M12 4l-8 8" fill="none" stroke="currentColor" stroke-width="2" /></svg>`;
+    case 'running':
+      return html`<svg class="spin" viewBox="0 0 16 16" width="16" height="16"><circle cx="8" cy="8" r="6" fill="none" stroke="currentColor" stroke-width="2" stroke-dasharray="28 10" /></svg>`;
+    default:
+      return html`<svg viewBox="0 0 16 16" width="16" height="16"><circle cx="8" cy="8" r="5.5" fill="none" stroke="currentColor" stroke-width="1.5" /></svg>`;
+  }
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'progress-tracker': ProgressTracker;
+  }
+}
