@@ -27,13 +27,14 @@ const MIN_PROGRESS_FOR_RATE = 0.03;
 const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
 
 /** Expected milliseconds until the running step ends (negative when overdue), or undefined if no step runs. */
-export function expectedStepRemainingMs(job: Job, now: number): number | undefined {
+export function expectedStepRemainingMs(job: Job, now: number, progressSeenAt?: number): number | undefined {
   const i = job.steps.findIndex((s) => s.status === 'running');
   if (i < 0) return undefined;
   const step = job.steps[i]!;
   const startedAt = step.startedAt ?? job.createdAt;
-  // When the latest progress was seen: the job's last change, never before the step started.
-  const seenAt = Math.max(startedAt, Math.min(now, job.updatedAt));
+  // When the latest progress was seen: told by the caller (ETA ticks move updatedAt without new
+  // progress), else the job's last change; never before the step started.
+  const seenAt = Math.max(startedAt, Math.min(now, progressSeenAt ?? job.updatedAt));
   const p = step.progress;
   if (p >= MIN_PROGRESS_FOR_RATE && p < 1 && seenAt > startedAt) {
     const total = (seenAt - startedAt) / p;
@@ -54,9 +55,9 @@ export function expectedStepRemainingMs(job: Job, now: number): number | undefin
 }
 
 /** Milliseconds until the next poll of a job that answered normally. */
-export function nextPollDelay(job: Job, now: number, limits: CadenceLimits): number {
+export function nextPollDelay(job: Job, now: number, limits: CadenceLimits, progressSeenAt?: number): number {
   const { minIntervalMs: min, maxIntervalMs: max } = limits;
-  const remaining = expectedStepRemainingMs(job, now);
+  const remaining = expectedStepRemainingMs(job, now, progressSeenAt);
   if (remaining === undefined) {
     // Queued (or between steps): the longer it has waited, the longer it will probably wait.
     const waited = now - Math.max(job.createdAt, Math.min(now, job.updatedAt));
