@@ -1,0 +1,439 @@
+/**
+ * The producer SDK and the demo pipeline against the real server (real HTTP, real WebSocket,
+ * real SQLite). Faults are injected only between the SDK and the server: a fetch wrapper that
+ * loses a response after the server handled the request, and a TCP relay we can cut, so the
+ * server itself is never mocked.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import net from 'node:net';
+import { SignJWT } from 'jose';
+import WebSocket from 'ws';
+import type { ServerMessage } from '../../server/protocol.js';
+import { startDemoJob, DEMO_STAGES, DEMO_FAILING_STAGE } from '../../demo/pipeline.js';
+import {
+  createProducer,
+  isProducerError,
+  ProducerError,
+  type Job,
+  type Producer,
+  type ProducerOptions,
+  type RetryControl,
+  type RetryAttempt,
+} from '../../server/producer.js';
+import { startTestServer, type TestServer } from './producer-fixture.js';
+
+let server: TestServer;
+const producers: Producer[] = [];
+
+before(async () => {
+  server = await startTestServer();
+});
+after(async () => {
+  await Promise.all(producers.map((p) => p.close().catch(() => undefined)));
+  await server?.stop();
+});
+
+type Scope = 'progress:read' | 'progress:write' | 'progress:retry';
+
+async function token(scopes: Scope[], jobs: string[] = ['*'], opts: { audience?: string } = {}): Promise<string> {
+  return new SignJWT({ scope: scopes.join(' '), jobs })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setAudience(opts.audience ?? 'progress-tracker')
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(new TextEncoder().encode(server.secret));
+}
+
+async function producer(options: Partial<ProducerOptions> = {}): Promise<Producer> {
+  const p = createProducer({
+    url: server.url,
+    token: await token(['progress:read', 'progress:write']),
+    retry: { minDelayMs: 20, maxDelayMs: 200 },
+    ...options,
+  });
+  producers.push(p);
+  return p;
+}
+
+const STEPS = [{ id: 'fetch', label: 'Fetch' }, { id: 'build', label: 'Build', complexity: 3 }, { id: 'ship' }];
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ProducerError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof ProducerError, `expected a ProducerError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+describe('producer SDK', () => {
+  test('runs a job through its whole lifecycle; every accepted event adds one to seq', async () => {
+    const p = await producer();
+    const job = await p.createJob({ kind: 'report', steps: STEPS, meta: { owner: 'billing' } });
+    assert.equal(job.snapshot?.status, 'queued');
+    assert.equal(job.snapshot?.seq, 1);
+
+    const seqs: number[] = [];
+    seqs.push((await job.startStep('fetch', { message: 'Downloading' })).seq);
+    assert.equal((await p.getJob(job.id)).status, 'running');
+    seqs.push((await job.progress(0.4)).seq);
+    seqs.push((await job.progress(0.9, { message: 'Almost there' })).seq);
+    seqs.push((await job.endStep()).seq);
+    seqs.push((await job.startStep('build')).seq);
+    seqs.push((await job.endStep('build')).seq);
+    seqs.push((await job.startStep('ship')).seq);
+    seqs.push((await job.endStep()).seq);
+    seqs.push((await job.complete({ result: { url: '/reports/7' } })).seq);
+    assert.deepEqual(seqs, [2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+    const final = await p.getJob(job.id);
+    assert.equal(final.status, 'completed');
+    assert.equal(final.progress, 1);
+    assert.equal(final.seq, 10);
+    assert.deepEqual(final.result, { url: '/reports/7' });
+    assert.deepEqual(final.steps.map((s) => [s.id, s.status]), [
+      ['fetch', 'completed'],
+      ['build', 'completed'],
+      ['ship', 'completed'],
+    ]);
+    assert.equal(job.lastSeq, 10);
+  });
+
+  test('calls fired without awaiting arrive in order; bursts of progress are batched', async () => {
+    let posts = 0;
+    const p = await producer({
+      fetch: (input, init) => {
+        if (String(input).endsWith('/events')) posts++;
+        return fetch(input, init);
+      },
+    });
+    const job = await p.createJob({ kind: 'burst', steps: [{ id: 'only' }] });
+    const calls = [job.startStep('only')];
+    for (let i = 1; i <= 100; i++) calls.push(job.progress(i / 100, { message: `item ${i}` }));
+    calls.push(job.endStep(), job.complete());
+    const accepted = await Promise.all(calls);
+    const final = await p.getJob(job.id);
+    assert.equal(final.status, 'completed');
+    assert.equal(final.steps[0]!.message, 'item 100');
+    assert.equal(Math.max(...accepted.map((a) => a.seq)), final.seq);
+    assert.ok(posts < 10, `expected the burst to be batched, got ${posts} POSTs`);
+  });
+
+  test('a POST whose answer is lost is retried with the same eventId and applied once', async () => {
+    let lose = 0;
+    const retries: RetryAttempt[] = [];
+    const p = await producer({
+      onRetryAttempt: (a) => retries.push(a),
+      // The server handles the request, then the answer is "lost" on the way back.
+      fetch: async (input, init) => {
+        const res = await fetch(input, init);
+        if (lose > 0) {
+          lose--;
+          await res.arrayBuffer();
+          throw new TypeError('fetch failed', { cause: { code: 'ECONNRESET' } });
+        }
+        return res;
+      },
+    });
+    lose = 1; // the create reached the server: the retry's 409 must be recognised as ours
+    const job = await p.createJob({ kind: 'flaky', steps: STEPS });
+    assert.equal(job.snapshot?.id, job.id);
+    assert.equal(job.snapshot?.seq, 1);
+
+    lose = 1;
+    const started = await job.startStep('fetch');
+    assert.equal(started.seq, 2);
+    lose = 2;
+    const progressed = await job.progress(0.5);
+    assert.equal(progressed.seq, 3);
+
+    const server = await p.getJob(job.id);
+    assert.equal(server.seq, 3, 'each event was applied exactly once');
+    assert.equal(retries.length, 4);
+    assert.ok(retries.every((r) => r.error.code === 'network_error'));
+  });
+
+  test('429 and 5xx are retried, honouring Retry-After', async () => {
+    const injected = [
+      new Response(JSON.stringify({ error: { code: 'rate_limited', message: 'slow down' } }), {
+        status: 429,
+        headers: { 'retry-after': '1', 'content-type': 'application/json' },
+      }),
+      new Response('bad gateway', { status: 502 }),
+    ];
+    const retries: RetryAttempt[] = [];
+    const p = await producer({
+      onRetryAttempt: (a) => retries.push(a),
+      fetch: async (input, init) => injected.shift() ?? fetch(input, init),
+    });
+    const job = await p.createJob({ kind: 'throttled', steps: STEPS });
+    assert.equal(job.snapshot?.status, 'queued');
+    assert.deepEqual(
+      retries.map((r) => [r.error.code, r.error.status]),
+      [
+        ['rate_limited', 429],
+        ['bad_response', 502],
+      ],
+    );
+    assert.equal(retries[0]!.delayMs, 1000, 'Retry-After: 1 waits one second');
+  });
+
+  test('gives up after the retry budget with a typed network error', async () => {
+    const p = createProducer({ url: 'http://127.0.0.1:9', token: 'x.y.z', retry: { retries: 2, minDelayMs: 5 } });
+    producers.push(p);
+    const err = await rejection(p.getJob('nope'));
+    assert.equal(err.code, 'network_error');
+    assert.equal(err.status, 0);
+    assert.equal(err.retryable, true);
+  });
+
+  test('server refusals surface as ProducerError with the server code and HTTP status, without retrying', async () => {
+    let requests = 0;
+    const p = await producer({
+      fetch: (input, init) => {
+        requests++;
+        return fetch(input, init);
+      },
+    });
+    const job = await p.createJob({ kind: 'typed', steps: STEPS });
+
+    requests = 0;
+    const dup = await rejection(p.createJob({ id: job.id, kind: 'typed', steps: STEPS }));
+    assert.deepEqual([dup.code, dup.status, requests], ['duplicate_job', 409, 1]);
+    assert.ok(isProducerError(dup, 'duplicate_job'));
+
+    const unknown = await rejection(job.startStep('nope'));
+    assert.deepEqual([unknown.code, unknown.status], ['unknown_step', 400]);
+
+    const notRunning = await rejection(job.progress(0.5, { step: 'build' }));
+    assert.deepEqual([notRunning.code, notRunning.status], ['step_not_running', 409]);
+
+    const outOfRange = await rejection(job.progress(1.5, { step: 'fetch' }));
+    assert.equal(outOfRange.code, 'progress_out_of_range');
+
+    await job.cancel();
+    const finished = await rejection(job.startStep('fetch'));
+    assert.deepEqual([finished.code, finished.status], ['job_finished', 409]);
+
+    const missing = await rejection(p.getJob('no-such-job'));
+    assert.deepEqual([missing.code, missing.status], ['not_found', 404]);
+
+    const readOnly = createProducer({ url: server.url, token: await token(['progress:read']) });
+    producers.push(readOnly);
+    const forbidden = await rejection(readOnly.createJob({ kind: 'x', steps: STEPS }));
+    assert.deepEqual([forbidden.code, forbidden.status], ['forbidden', 403]);
+
+    const wrongAudience = createProducer({
+      url: server.url,
+      token: await token(['progress:write'], ['*'], { audience: 'someone-else' }),
+    });
+    producers.push(wrongAudience);
+    const unauthorized = await rejection(wrongAudience.createJob({ kind: 'x', steps: STEPS }));
+    assert.deepEqual([unauthorized.code, unauthorized.status], ['unauthorized', 401]);
+  });
+
+  test('a token provider is asked again after a 401, and generated ids use the token prefix grant', async () => {
+    const stale = await token(['progress:write'], ['acme-*'], { audience: 'stale' });
+    const tokens = [stale, stale, await token(['progress:read', 'progress:write'], ['acme-*'])];
+    let asked = 0;
+    const p = await producer({
+      token: undefined,
+      tokenProvider: () => tokens[Math.min(asked++, tokens.length - 1)]!,
+    });
+    const job = await p.createJob({ kind: 'tenant', steps: STEPS });
+    assert.match(job.id, /^acme-[0-9a-f-]{36}$/);
+    assert.ok(asked >= 3, 'the provider was asked again after the 401');
+  });
+
+  test('onRetry hears the control message after a retry, and the producer resumes from the failed step', async () => {
+    const p = await producer();
+    const user = await producer({ token: await token(['progress:read', 'progress:retry']) });
+    const job = await p.createJob({ kind: 'resumable', steps: STEPS });
+    const controls: RetryControl[] = [];
+    const resumed = new Promise<void>((resolve, reject) => {
+      job.onRetry(async (control) => {
+        try {
+          controls.push(control);
+          await job.startStep(control.step);
+          await job.endStep();
+          await job.startStep('ship');
+          await job.endStep();
+          await job.complete();
+          resolve();
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+
+    await job.startStep('fetch');
+    await job.endStep();
+    await job.startStep('build');
+    await job.progress(0.3);
+    await job.failStep({ code: 'oom', message: 'Builder ran out of memory' });
+    const failed = await p.getJob(job.id);
+    assert.equal(failed.status, 'failed');
+    assert.deepEqual(failed.error, { code: 'oom', message: 'Builder ran out of memory', retryable: true, step: 'build' });
+
+    await user.retryJob(job.id);
+    await resumed;
+    assert.equal(controls.length, 1);
+    assert.equal(controls[0]!.step, 'build');
+    assert.equal(controls[0]!.recovered, false);
+
+    const final = await p.getJob(job.id);
+    assert.equal(final.status, 'completed');
+    assert.equal(final.attempts, 1);
+    assert.equal(final.steps[0]!.endedAt, failed.steps[0]!.endedAt, 'the completed step was kept');
+
+    const nothing = await rejection(user.retryJob(job.id));
+    assert.deepEqual([nothing.code, nothing.status], ['nothing_to_retry', 409]);
+  });
+
+  test('a retry made while the producer socket was down is delivered after it reconnects', async () => {
+    const relay = await startRelay(server.port);
+    const states: string[] = [];
+    const p = await producer({ wsUrl: `ws://127.0.0.1:${relay.port}/v1/ws`, onConnection: (s) => states.push(s), onError: () => {} });
+    const user = await producer({ token: await token(['progress:read', 'progress:retry']) });
+    const job = await p.createJob({ kind: 'resumable', steps: STEPS });
+    const next = job.nextRetry();
+    await waitFor('the control socket', async () => (states.includes('open') ? true : undefined));
+
+    await job.startStep('fetch');
+    await job.failStep(new Error('upstream said no'));
+    relay.cut(); // the socket dies and cannot reconnect...
+    await waitFor('the socket to drop', async () => (states.at(-1) !== 'open' ? true : undefined));
+    await user.retryJob(job.id); // ...while the user retries
+    relay.resume();
+
+    const control = await next;
+    assert.deepEqual([control.jobId, control.step, control.recovered], [job.id, 'fetch', true]);
+    assert.equal(control.job?.status, 'queued');
+    await job.startStep(control.step);
+    await relay.stop();
+  });
+});
+
+describe('demo pipeline', () => {
+  test('runs the five stages to completion using only the SDK', async () => {
+    const { jobId, done } = await startDemoJob({
+      baseUrl: server.url,
+      token: await token(['progress:read', 'progress:write'], ['demo-*']),
+      speed: 40,
+    });
+    assert.match(jobId, /^demo-/);
+    const reader = await producer();
+    const first = await reader.getJob(jobId);
+    assert.equal(first.kind, 'generation');
+    assert.deepEqual(
+      first.steps.map((s) => s.id),
+      ['initialization', 'analysis', 'planning', 'implementation', 'finalization'],
+    );
+    assert.deepEqual(
+      first.steps.map((s) => s.label),
+      DEMO_STAGES.map((s) => s.label),
+    );
+
+    // Follow it like a browser does, and keep every state it is shown.
+    const seen = await watchJob(jobId, await token(['progress:read'], [jobId]));
+    assert.equal(await done, 'completed');
+    const final = await reader.getJob(jobId);
+    assert.equal(final.status, 'completed');
+    assert.ok(final.steps.every((s) => s.status === 'completed'));
+    assert.ok(final.seq > 15, `expected many progress events, seq is ${final.seq}`);
+    await waitFor('the final update', async () => (seen.jobs.at(-1)?.status === 'completed' ? true : undefined));
+    seen.close();
+    const partial = seen.jobs.flatMap((j) => j.steps).filter((s) => s.status === 'running' && s.progress > 0 && s.progress < 1);
+    assert.ok(partial.length > 5, 'in-step progress was shown while stages ran');
+    assert.ok(new Set(partial.map((s) => s.message)).size > 2, 'with changing messages');
+    const overall = seen.jobs.map((j) => j.progress);
+    assert.deepEqual(overall, [...overall].sort((a, b) => a - b), 'overall progress never goes back');
+  });
+
+  test('with fail: true, one stage fails part-way, waits for a retry and resumes from it', async () => {
+    const { jobId, done } = await startDemoJob({
+      baseUrl: server.url,
+      token: await token(['progress:read', 'progress:write'], ['demo-*']),
+      fail: true,
+      speed: 40,
+    });
+    const user = await producer({ token: await token(['progress:read', 'progress:retry'], [jobId]) });
+    const failed: Job = await waitFor('the injected failure', async () => {
+      const j = await user.getJob(jobId);
+      return j.status === 'failed' ? j : undefined;
+    });
+    const failedStep = failed.steps.find((s) => s.status === 'failed')!;
+    assert.equal(failedStep.id, DEMO_FAILING_STAGE);
+    assert.ok(failedStep.progress > 0.3 && failedStep.progress < 0.7, `failed part-way (${failedStep.progress})`);
+    assert.equal(failed.error?.retryable, true);
+    assert.equal(failed.error?.step, DEMO_FAILING_STAGE);
+
+    await user.retryJob(jobId);
+    assert.equal(await done, 'completed');
+    const final = await user.getJob(jobId);
+    assert.equal(final.status, 'completed');
+    assert.equal(final.attempts, 1);
+    for (const stage of ['initialization', 'analysis', 'planning']) {
+      const before = failed.steps.find((s) => s.id === stage)!;
+      const after = final.steps.find((s) => s.id === stage)!;
+      assert.equal(after.startedAt, before.startedAt, `${stage} was not run again`);
+    }
+  });
+});
+
+/** Subscribes over the real WebSocket and records every job state received. */
+async function watchJob(jobId: string, jwt: string): Promise<{ jobs: Job[]; close(): void }> {
+  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/v1/ws?access_token=${jwt}`);
+  const jobs: Job[] = [];
+  ws.on('message', (data) => {
+    const msg = JSON.parse(String(data)) as ServerMessage;
+    if (msg.type === 'snapshot' || msg.type === 'update') jobs.push(msg.job);
+  });
+  await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
+  ws.send(JSON.stringify({ type: 'subscribe', jobId }));
+  return { jobs, close: () => ws.close() };
+}
+
+/** A TCP relay to the server that can be cut (closing every connection and refusing new ones). */
+async function startRelay(targetPort: number) {
+  const sockets = new Set<net.Socket>();
+  let refusing = false;
+  const relay = net.createServer((client) => {
+    if (refusing) return client.destroy();
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (relay.address() as net.AddressInfo).port,
+    cut() {
+      refusing = true;
+      for (const s of sockets) s.destroy();
+    },
+    resume() {
+      refusing = false;
+    },
+    stop: () => new Promise<void>((resolve) => relay.close(() => resolve())),
+  };
+}
