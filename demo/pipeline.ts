@@ -128,8 +128,10 @@ export async function startDemoJob(opts: DemoJobOptions): Promise<DemoJob> {
       return outcome;
     },
     async (err: unknown) => {
-      await producer.close().catch(() => undefined);
-      if (opts.signal?.aborted || isProducerError(err, 'aborted')) return 'aborted' as const;
+      const aborted = opts.signal?.aborted || isProducerError(err, 'aborted');
+      // On abort (server shutdown) drop what is queued rather than retrying against a closing server.
+      await producer.close({ flush: !aborted }).catch(() => undefined);
+      if (aborted) return 'aborted' as const;
       onError(err);
       return 'error' as const;
     },

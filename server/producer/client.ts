@@ -193,11 +193,11 @@ export class Producer {
   }
 
   /**
-   * Waits for everything queued to be answered, then stops: closes the WebSocket and aborts
-   * pending HTTP retries. Calls made after `close()` reject with `aborted`.
+   * Waits for everything queued to be answered (unless `flush: false`), then stops: closes the
+   * WebSocket and aborts pending HTTP retries. Calls made after `close()` reject with `aborted`.
    */
-  async close(): Promise<void> {
-    await Promise.all([...this.handles.values()].map((h) => h.flush()));
+  async close(options: { flush?: boolean } = {}): Promise<void> {
+    if (options.flush !== false) await Promise.all([...this.handles.values()].map((h) => h.flush()));
     this.abort.abort();
     for (const socket of this.sockets) socket.close();
     this.sockets.length = 0;

@@ -59,6 +59,8 @@ export class ControlSocket {
   private lastMessageAt = 0;
   private failures = 0;
   private closed = false;
+  /** Between connect() and the WebSocket's creation (awaiting the token). */
+  private opening = false;
 
   constructor(private readonly opts: ControlSocketOptions) {}
 
@@ -112,9 +114,10 @@ export class ControlSocket {
   }
 
   private connect(): void {
-    if (this.closed || this.ws || this.reconnectTimer) return;
+    if (this.closed || this.ws || this.reconnectTimer || this.opening) return;
+    this.opening = true;
     this.opts.onConnection?.('connecting');
-    void this.open();
+    void this.open().finally(() => (this.opening = false));
   }
 
   private async open(): Promise<void> {
