@@ -1,0 +1,45 @@
+/**
+ * Latency histogram in microseconds with log buckets (2% wide): fixed size, cheap to record,
+ * cheap to merge across processes (send `counts` over IPC and add them).
+ */
+const GROWTH = 1.02;
+const LOG_GROWTH = Math.log(GROWTH);
+/** 1 µs .. ~10 min. */
+export const BUCKETS = 1400;
+
+export function createHistogram(): Uint32Array {
+  return new Uint32Array(BUCKETS);
+}
+
+export function record(counts: Uint32Array, micros: number): void {
+  const index = micros <= 1 ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(micros) / LOG_GROWTH));
+  counts[index]++;
+}
+
+export function merge(into: Uint32Array, from: ArrayLike<number>): void {
+  for (let i = 0; i < BUCKETS; i++) into[i] += from[i] ?? 0;
+}
+
+export function total(counts: ArrayLike<number>): number {
+  let n = 0;
+  for (let i = 0; i < counts.length; i++) n += counts[i]!;
+  return n;
+}
+
+/** The bucket's upper bound at quantile q (0..1), in milliseconds; NaN when empty. */
+export function quantileMs(counts: ArrayLike<number>, q: number): number {
+  const n = total(counts);
+  if (n === 0) return NaN;
+  const rank = Math.max(1, Math.ceil(q * n));
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    seen += counts[i]!;
+    if (seen >= rank) return GROWTH ** i / 1000;
+  }
+  return GROWTH ** (counts.length - 1) / 1000;
+}
+
+/** Send-side and receive-side clock: CLOCK_MONOTONIC, shared by every process on the machine. */
+export function nowMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}

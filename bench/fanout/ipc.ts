@@ -1,0 +1,36 @@
+/** Messages between the runner and its load-generator worker processes (node IPC channel). */
+
+export type ClientKind = 'ws' | 'socket.io';
+
+export type WorkerCommand =
+  | { cmd: 'connect'; kind: ClientKind; url: string; jobIds: string[]; concurrency: number }
+  | { cmd: 'stats'; tags: number[] }
+  | { cmd: 'close' };
+
+export interface TagStats {
+  /** Messages received that carried this tag (updates only, snapshots excluded). */
+  count: number;
+  bytes: number;
+  /** Seq numbers skipped before a message of this tag arrived. */
+  gaps: number;
+  /** Seq numbers received twice or going backwards. */
+  duplicates: number;
+  /** Latency histogram counts (see histogram.ts). */
+  histogram: number[];
+  /** hrtime µs of the first and last receipt. */
+  firstAt: number;
+  lastAt: number;
+}
+
+export type WorkerReply =
+  | { cmd: 'connected'; opened: number; failed: number; errors: string[] }
+  | {
+      cmd: 'stats';
+      tags: Record<number, TagStats>;
+      /** Last seq seen per connection, in the order of the jobIds given to `connect`. */
+      lastSeqs: number[];
+      /** Connections closed by the peer since connect. */
+      closed: number;
+      cpuMicros: number;
+    }
+  | { cmd: 'closed' };

@@ -1,0 +1,132 @@
+/**
+ * `npm run bench`: the fan-out benchmark. Runs every scenario against our server, a raw
+ * uWebSockets.js server and a Socket.IO 4 server, prints progress and a table of absolute figures
+ * and ratios, writes bench/results/fanout-<time>.json and docs/benchmarks.md.
+ *
+ * Environment: BENCH_QUICK=1 (small smoke run; does not touch docs/), BENCH_TARGETS=ours,raw-uws
+ * BENCH_SCENARIOS=fanout,many-jobs,idle,ingest, BENCH_SKIP_BUILD=1, BENCH_CPU_PROF_DIR=dir
+ * (start the targets with --cpu-prof), BENCH_OURS_ENV=K=V,K=V (extra env for our server).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CONFIG } from './config.js';
+import { loadAverage } from './proc.js';
+import { consoleTable, markdown, type BenchResults, type TargetResults } from './report.js';
+import { runFanout, runIdle, runIngest, runManyJobs, type Log } from './scenarios.js';
+import { TARGETS, type TargetName } from './targets.js';
+
+const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
+const SOURCE_DIR = join(REPO, 'bench', 'fanout');
+const started = performance.now();
+
+function log(line: string): void {
+  const seconds = Math.round((performance.now() - started) / 1000);
+  console.log(`[${String(Math.floor(seconds / 60)).padStart(2, '0')}:${String(seconds % 60).padStart(2, '0')}] ${line}`);
+}
+
+const SCENARIOS = {
+  fanout: runFanout,
+  'many-jobs': runManyJobs,
+  idle: runIdle,
+  ingest: runIngest,
+} as const;
+type ScenarioName = keyof typeof SCENARIOS;
+const RESULT_KEY: Record<ScenarioName, keyof Omit<TargetResults, 'errors'>> = { fanout: 'fanout', 'many-jobs': 'manyJobs', idle: 'idle', ingest: 'ingest' };
+
+function list<T extends string>(env: string | undefined, all: readonly T[]): T[] {
+  if (!env) return [...all];
+  const wanted = env.split(',').map((s) => s.trim());
+  return all.filter((name) => wanted.includes(name));
+}
+
+function buildOurServer(): boolean {
+  if (process.env.BENCH_SKIP_BUILD !== '1') {
+    log('building our server (npm run build:server)…');
+    try {
+      execFileSync('npm', ['run', '--silent', 'build:server'], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (error) {
+      const stderr = (error as { stderr?: Buffer }).stderr?.toString() ?? '';
+      log(`build:server failed${existsSync(join(REPO, 'dist/server/cli.js')) ? '; using the existing dist/' : ''}: ${stderr.slice(0, 500)}`);
+    }
+  }
+  return existsSync(join(REPO, 'dist/server/cli.js'));
+}
+
+async function main(): Promise<void> {
+  // The runner and the producer live on the client core, away from the server under test.
+  execFileSync('taskset', ['-a', '-p', '-c', String(CONFIG.clientCore), String(process.pid)], { stdio: 'ignore' });
+  const targets = list<TargetName>(process.env.BENCH_TARGETS, TARGETS);
+  const scenarios = list<ScenarioName>(process.env.BENCH_SCENARIOS, Object.keys(SCENARIOS) as ScenarioName[]);
+  const loadBefore = loadAverage();
+  log(`load average before: ${loadBefore}${Number(loadBefore.split(' ')[0]) > 0.5 ? ' (the machine is busy: figures will be noisy)' : ''}`);
+  log(`server on core ${CONFIG.serverCore}; runner, producer and ${CONFIG.workers} load-generator processes on core ${CONFIG.clientCore}`);
+
+  const results: BenchResults = {
+    startedAt: new Date().toISOString(),
+    durationSeconds: 0,
+    quick: CONFIG.quick,
+    machine: {
+      cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+      cores: cpus().length,
+      memoryGiB: totalmem() / 2 ** 30,
+      node: process.version,
+      os: `Linux ${release()}`,
+      loadBefore,
+      loadAfter: '',
+    },
+    config: CONFIG,
+    targets: {},
+  };
+  if (targets.includes('ours') && !buildOurServer()) {
+    log('our server is not built (dist/server/cli.js missing): skipping it');
+    targets.splice(targets.indexOf('ours'), 1);
+  }
+  for (const name of targets) results.targets[name] = { errors: {} };
+
+  // Scenario by scenario, the three targets back to back, so background noise hits them alike.
+  for (const scenario of scenarios) {
+    for (const name of targets) {
+      const scoped: Log = (line) => log(`${scenario} · ${name} · ${line}`);
+      scoped('start');
+      const into = results.targets[name]!;
+      try {
+        const value = await SCENARIOS[scenario](name, scoped);
+        (into as unknown as Record<string, unknown>)[RESULT_KEY[scenario]] = value;
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        into.errors[scenario] = message.split('\n')[0]!;
+        scoped(`ERROR: ${message}`);
+      }
+    }
+  }
+
+  results.machine.loadAfter = loadAverage();
+  results.durationSeconds = (performance.now() - started) / 1000;
+  console.log(`\n${consoleTable(results)}\n`);
+
+  const resultsDir = join(REPO, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `fanout-${results.startedAt.replace(/[:.]/g, '-')}${CONFIG.quick ? '-quick' : ''}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  log(`results: ${file}`);
+  if (!CONFIG.quick && process.env.BENCH_NO_DOCS !== '1') {
+    const prose = {
+      intro: readFileSync(join(SOURCE_DIR, 'docs-intro.md'), 'utf8').trim(),
+      notes: readFileSync(join(SOURCE_DIR, 'docs-notes.md'), 'utf8').trim(),
+    };
+    writeFileSync(join(REPO, 'docs', 'benchmarks.md'), markdown(results, prose));
+    log('table written to docs/benchmarks.md');
+  }
+  log(`done in ${Math.round(results.durationSeconds)} s; load average after: ${results.machine.loadAfter}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,147 @@
+/**
+ * Starts each benchmark target as its own process pinned to the server core, and describes how
+ * the producer and the clients reach it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+import type { ClientKind } from './ipc.js';
+
+export type TargetName = 'ours' | 'raw-uws' | 'socket.io';
+export const TARGETS: TargetName[] = ['ours', 'raw-uws', 'socket.io'];
+
+export interface TargetOptions {
+  core: number;
+  fdLimit: number;
+  /** Directory for `--cpu-prof` output, when profiling. */
+  cpuProfDir?: string;
+  /** Extra environment for our server. */
+  env?: Record<string, string>;
+}
+
+export interface RunningTarget {
+  name: TargetName;
+  pid: number;
+  port: number;
+  /** What the load generator connects to. */
+  clientKind: ClientKind;
+  clientUrl: string;
+  /** Headers every producer request carries. */
+  producerHeaders: Record<string, string>;
+  /** Prometheus text of /metrics, for targets that have one. */
+  metrics(): Promise<string | null>;
+  stop(): Promise<void>;
+}
+
+const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
+const TARGET_SCRIPTS: Record<Exclude<TargetName, 'ours'>, string> = {
+  'raw-uws': fileURLToPath(new URL('./targets/raw-uws.js', import.meta.url)),
+  'socket.io': fileURLToPath(new URL('./targets/socketio.js', import.meta.url)),
+};
+
+async function token(secret: string, scope: string): Promise<string> {
+  return new SignJWT({ scope, jobs: ['*'] })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setAudience('progress-tracker')
+    .setSubject('bench')
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(new TextEncoder().encode(secret));
+}
+
+function launch(args: string[], env: NodeJS.ProcessEnv, options: TargetOptions): ChildProcess {
+  const nodeFlags = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
+  // `exec` twice keeps the pid: the pid we read /proc of is the node process itself.
+  return spawn(
+    'sh',
+    ['-c', `ulimit -n ${options.fdLimit} 2>/dev/null; exec taskset -c ${options.core} "$@"`, 'sh', process.execPath, ...nodeFlags, ...args],
+    { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+}
+
+/** Resolves with the port once the process prints a line that reveals it. */
+function waitForPort(child: ChildProcess, name: string, timeoutMs = 30_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not report its port within ${timeoutMs} ms:\n${output.slice(-2000)}`)), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /"port":\s*(\d+)/.exec(output) ?? /https?:\/\/(?:127\.0\.0\.1|localhost|\[::1\]):(\d+)/.exec(output);
+      if (match && Number(match[1]) > 0) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with code ${code}:\n${output.slice(-2000)}`));
+    });
+  });
+}
+
+function stopper(child: ChildProcess, cleanup?: () => void): () => Promise<void> {
+  return async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    cleanup?.();
+  };
+}
+
+export async function startTarget(name: TargetName, options: TargetOptions): Promise<RunningTarget> {
+  if (name === 'ours') {
+    const secret = randomBytes(32).toString('hex');
+    const dataDir = mkdtempSync(join(tmpdir(), 'pt-bench-'));
+    const env = {
+      ...process.env,
+      PT_JWT_SECRET: secret,
+      PT_DB: join(dataDir, 'bench.db'),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      ...options.env,
+    };
+    const child = launch(['bin/progress-tracker.js', 'serve', '--port', '0'], env, options);
+    // Keep draining its output so a chatty log never blocks it on a full pipe.
+    child.stdout!.resume();
+    child.stderr!.resume();
+    const port = await waitForPort(child, 'our server');
+    const [readToken, writeToken] = await Promise.all([token(secret, 'progress:read'), token(secret, 'progress:write')]);
+    return {
+      name,
+      pid: child.pid!,
+      port,
+      clientKind: 'ws',
+      clientUrl: `ws://127.0.0.1:${port}/v1/ws?access_token=${readToken}`,
+      producerHeaders: { authorization: `Bearer ${writeToken}` },
+      metrics: async () => {
+        const response = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${writeToken}` } });
+        return response.ok ? response.text() : null;
+      },
+      stop: stopper(child, () => rmSync(dataDir, { recursive: true, force: true })),
+    };
+  }
+  const child = launch([TARGET_SCRIPTS[name]], { ...process.env }, options);
+  child.stdout!.resume();
+  child.stderr!.resume();
+  const port = await waitForPort(child, name);
+  return {
+    name,
+    pid: child.pid!,
+    port,
+    clientKind: name === 'socket.io' ? 'socket.io' : 'ws',
+    clientUrl: name === 'socket.io' ? `http://127.0.0.1:${port}` : `ws://127.0.0.1:${port}/v1/ws`,
+    producerHeaders: {},
+    metrics: async () => null,
+    stop: stopper(child),
+  };
+}
