@@ -1,0 +1,324 @@
+/**
+ * The ETA engine: learns from every job change the server accepts and estimates, for any job,
+ * overall progress and the remaining time with a calibrated 80% interval.
+ *
+ * Pure: no clock (every call takes `now`), no I/O except appending learned samples to the
+ * HistoryStore it is given (fire and forget) and reading them back in `load()`.
+ *
+ * Per job it keeps only what a running job needs (the current attempt of each step, a few past
+ * estimates for calibration); a job is forgotten as soon as it is completed, failed or canceled.
+ */
+import { isTerminal, type Eta, type Job, type Step } from '../protocol.js';
+import type { Estimate, Estimator, HistoryStore } from '../estimator.js';
+import { DEFAULT_DURATION_TUNING, DurationModel, historyKeyOf, keyOf, type DurationModelTuning } from './duration-model.js';
+import { lognormalMoments, remainingGivenElapsed, sumAsLogNormal, type LogNormal, type Moments } from './lognormal.js';
+import { AttemptProgress, ProgressShapes } from './progress-shape.js';
+import { LoadTracker } from './load-tracker.js';
+import { RetryStats } from './retry-stats.js';
+import { IntervalCalibration } from './calibration.js';
+import { blendWithObservation } from './live-blend.js';
+import { changedMeaningfully, stampEta } from './update-policy.js';
+import { parseHistorySample, type HistorySample } from './history-sample.js';
+
+export interface EtaTuning {
+  duration: DurationModelTuning;
+  /** Weight of the current concurrency (vs the typical one) for steps that have not started. */
+  futureLoadWeight: number;
+  /** How much of the calibrated median bias to apply to the point estimate (0..1). */
+  biasCorrection: number;
+  /** Share of a later/earlier move of the finish time applied at once (1 = no smoothing). */
+  smoothLater: number;
+  smoothEarlier: number;
+  /** Past estimates kept per running job to calibrate intervals when it completes. */
+  checkpointsPerJob: number;
+}
+
+export const DEFAULT_TUNING: EtaTuning = {
+  duration: DEFAULT_DURATION_TUNING,
+  futureLoadWeight: 0.5,
+  biasCorrection: 1,
+  smoothLater: 1,
+  smoothEarlier: 1,
+  checkpointsPerJob: 24,
+};
+
+export interface EtaEngineOptions {
+  /** Where learned samples persist; without it the engine learns in memory only. */
+  history?: HistoryStore;
+  /** Samples kept per (kind, step) in the store. */
+  maxSamplesPerKey?: number;
+  /** Persisting a sample failed (the engine keeps working). */
+  onError?: (err: unknown) => void;
+  tuning?: Partial<EtaTuning>;
+}
+
+/** An estimate with its log-normal behind it (for calibration and the benchmark). */
+export interface Forecast extends Eta {
+  low: number;
+  high: number;
+}
+
+interface Attempt {
+  startedAt: number;
+  loadMark: number;
+  progress: AttemptProgress;
+  lastProgress: number;
+}
+
+interface StepState {
+  attempt: Attempt | null;
+  failedAt?: number;
+}
+
+interface Checkpoint {
+  at: number;
+  mu: number;
+  sigma: number;
+}
+
+interface JobState {
+  steps: Map<string, StepState>;
+  progress: number;
+  shownFinish?: number;
+  checkpoints: Checkpoint[];
+  stride: number;
+  seen: number;
+}
+
+export const DEFAULT_MAX_SAMPLES_PER_KEY = 256;
+
+export class EtaEngine implements Estimator {
+  private readonly tuning: EtaTuning;
+  private readonly model: DurationModel;
+  private readonly shapes = new ProgressShapes();
+  private readonly concurrency = new LoadTracker();
+  private readonly retries = new RetryStats();
+  private readonly calibration = new IntervalCalibration();
+  private readonly jobs = new Map<string, JobState>();
+  private readonly history: HistoryStore | undefined;
+  private readonly maxPerKey: number;
+  private readonly onError: (err: unknown) => void;
+
+  constructor(options: EtaEngineOptions = {}) {
+    this.tuning = { ...DEFAULT_TUNING, ...options.tuning };
+    this.model = new DurationModel(this.tuning.duration);
+    this.history = options.history;
+    this.maxPerKey = options.maxSamplesPerKey ?? DEFAULT_MAX_SAMPLES_PER_KEY;
+    this.onError = options.onError ?? (() => {});
+  }
+
+  /** Relearn from the persisted history (call once before serving). */
+  async load(): Promise<number> {
+    if (!this.history) return 0;
+    const rows = await this.history.loadHistory();
+    const samples = rows.map((r) => parseHistorySample(r.sample)).filter((s): s is HistorySample => s !== null);
+    samples.sort((a, b) => a.at - b.at);
+    for (const s of samples) this.learn(s, false);
+    return samples.length;
+  }
+
+  /** Jobs currently tracked (running or queued); finished ones are forgotten. */
+  get trackedJobs(): number {
+    return this.jobs.size;
+  }
+
+  /** Steps running system-wide, as the engine counts them. */
+  get runningSteps(): number {
+    return this.concurrency.current;
+  }
+
+  /** Stop tracking a job that disappeared without reaching a terminal state (e.g. deleted). */
+  forget(jobId: string, now: number): void {
+    const state = this.jobs.get(jobId);
+    if (!state) return;
+    for (const s of state.steps.values()) if (s.attempt) this.concurrency.stop(s.attempt.loadMark, s.attempt.startedAt, now);
+    this.jobs.delete(jobId);
+  }
+
+  observe(_prev: Job | undefined, next: Job, now: number): void {
+    let state = this.jobs.get(next.id);
+    if (!state) {
+      if (isTerminal(next.status)) return;
+      state = { steps: new Map(), progress: 0, checkpoints: [], stride: 1, seen: 0 };
+      this.jobs.set(next.id, state);
+    }
+    for (const step of next.steps) {
+      let s = state.steps.get(step.id);
+      if (!s) state.steps.set(step.id, (s = { attempt: null }));
+      if (step.status === 'running') {
+        const startedAt = step.startedAt ?? s.attempt?.startedAt ?? now;
+        if (!s.attempt || s.attempt.startedAt !== startedAt) {
+          // A new attempt (first run or retry): its clock starts now.
+          if (s.attempt) this.concurrency.stop(s.attempt.loadMark, s.attempt.startedAt, now);
+          if (s.failedAt !== undefined) {
+            this.learn({ type: 'gap', kind: next.kind, step: step.id, at: startedAt, gapMs: startedAt - s.failedAt }, true);
+            s.failedAt = undefined;
+          }
+          s.attempt = { startedAt, loadMark: this.concurrency.start(now), progress: new AttemptProgress(), lastProgress: 0 };
+        }
+        if (step.progress !== s.attempt.lastProgress) {
+          s.attempt.progress.report(step.progress, now - startedAt);
+          s.attempt.lastProgress = step.progress;
+        }
+      } else if (s.attempt) {
+        const a = s.attempt;
+        s.attempt = null;
+        const endedAt = step.endedAt ?? now;
+        const meanLoad = this.concurrency.stop(a.loadMark, a.startedAt, now);
+        const durationMs = endedAt - a.startedAt;
+        const complexity = complexityOf(step, next);
+        if (step.status === 'completed') {
+          const f = a.progress.logFractions(durationMs);
+          this.learn(
+            { type: 'done', kind: next.kind, step: step.id, at: endedAt, complexity, durationMs, load: meanLoad, shape: f.some((v) => v !== null) ? f : undefined },
+            true,
+          );
+        } else if (step.status === 'failed') {
+          this.learn({ type: 'fail', kind: next.kind, step: step.id, at: endedAt, complexity, elapsedMs: durationMs, load: meanLoad }, true);
+          s.failedAt = endedAt;
+        }
+      } else if (step.status === 'failed' && s.failedAt === undefined) {
+        s.failedAt = step.endedAt ?? now;
+      }
+    }
+    if (isTerminal(next.status)) {
+      for (const s of state.steps.values()) if (s.attempt) this.concurrency.stop(s.attempt.loadMark, s.attempt.startedAt, now);
+      if (next.status === 'completed') this.calibrate(state, now);
+      this.jobs.delete(next.id);
+    }
+  }
+
+  estimate(job: Job, now: number): Estimate {
+    if (isTerminal(job.status)) {
+      return { progress: job.status === 'completed' ? 1 : this.progressOf(job, now), eta: null };
+    }
+    if (job.status === 'queued' && this.model.sampleCount === 0) return { progress: 0, eta: null };
+    const { eta, progress } = this.run(job, now);
+    return { progress, eta: eta ? stampEta({ remainingMs: eta.remainingMs, low: eta.low, high: eta.high }, now) : null };
+  }
+
+  changedMeaningfully(shown: Eta | null, next: Eta | null): boolean {
+    return changedMeaningfully(shown, next);
+  }
+
+  /** Remaining time for any job that is not finished (the replay CLI's answer); null once finished. */
+  forecast(job: Job, now: number): Forecast | null {
+    return isTerminal(job.status) ? null : this.run(job, now).eta;
+  }
+
+  private progressOf(job: Job, now: number): number {
+    return this.run(job, now, false).progress;
+  }
+
+  private run(job: Job, now: number, record = true): { eta: Forecast | null; progress: number } {
+    const state = this.jobs.get(job.id);
+    const t = this.tuning;
+    const ownRunning = job.steps.some((s) => s.status === 'running');
+    const logLoadNow = Math.log(Math.max(1, this.concurrency.current + (ownRunning ? 0 : 1)));
+    const logLoadLater =
+      this.model.sampleCount > 0 ? t.futureLoadWeight * logLoadNow + (1 - t.futureLoadWeight) * this.model.typicalLogLoad : logLoadNow;
+    const learned = this.model.sampleCount > 0;
+    const parts: Moments[] = [];
+    let doneWeight = 0;
+    let totalWeight = 0;
+    for (const step of job.steps) {
+      const key = keyOf(job.kind, step.id);
+      const x = Math.log(complexityOf(step, job));
+      const s = state?.steps.get(step.id);
+      const dist = this.model.predictLog(job.kind, step.id, x, step.status === 'running' ? logLoadNow : logLoadLater);
+      const expected = lognormalMoments(dist);
+      const weight = learned ? expected.mean : complexityOf(step, job);
+      totalWeight += weight;
+      switch (step.status) {
+        case 'completed':
+          doneWeight += weight;
+          break;
+        case 'running': {
+          const startedAt = step.startedAt ?? s?.attempt?.startedAt ?? now;
+          const elapsed = Math.max(0, now - startedAt);
+          const latest = s?.attempt?.progress.latest ?? (step.progress > 0 ? { progress: step.progress, elapsedMs: elapsed } : null);
+          const obs = latest ? this.shapes.durationObservation(key, step.id, latest.progress, latest.elapsedMs) : null;
+          const posterior: LogNormal = obs ? blendWithObservation(dist, obs) : dist;
+          const rest = remainingGivenElapsed(posterior, elapsed);
+          parts.push(rest);
+          doneWeight += weight * (learned ? elapsed / (elapsed + rest.mean || 1) : step.progress);
+          break;
+        }
+        case 'failed': {
+          const waited = s?.failedAt !== undefined ? now - s.failedAt : 0;
+          const gap = Math.max(0, this.retries.expectedGap - waited);
+          parts.push({ mean: expected.mean + gap, variance: expected.variance }, this.retries.overhead(key, expected));
+          break;
+        }
+        default:
+          parts.push(expected, this.retries.overhead(key, expected));
+      }
+    }
+    const progressRaw = totalWeight > 0 ? Math.min(1, doneWeight / totalWeight) : 0;
+    const progress = state ? (state.progress = Math.max(state.progress, progressRaw)) : progressRaw;
+    const total = sumAsLogNormal(parts);
+    if (!total) return { eta: { remainingMs: 0, low: 0, high: 0 }, progress };
+    if (record && state) this.checkpoint(state, { at: now, mu: total.mu, sigma: total.sigma });
+    const c = this.calibration;
+    const low = Math.exp(total.mu + total.sigma * c.q10);
+    const high = Math.exp(total.mu + total.sigma * c.q90);
+    let point = Math.exp(total.mu + total.sigma * c.q50 * t.biasCorrection);
+    if (state && record) {
+      // Smooth the finish time the user sees so it does not jump back and forth.
+      const raw = now + point;
+      const shown = state.shownFinish;
+      const finish = shown === undefined ? raw : shown + (raw > shown ? t.smoothLater : t.smoothEarlier) * (raw - shown);
+      state.shownFinish = Math.max(finish, now);
+      point = state.shownFinish - now;
+    }
+    point = Math.min(Math.max(point, low), high);
+    return { eta: { remainingMs: Math.round(point), low: Math.round(low), high: Math.round(high) }, progress };
+  }
+
+  private checkpoint(state: JobState, cp: Checkpoint): void {
+    // Keep an evenly thinned sample of the job's estimates: when full, drop every other one.
+    if (state.seen++ % state.stride !== 0) return;
+    state.checkpoints.push(cp);
+    if (state.checkpoints.length >= this.tuning.checkpointsPerJob) {
+      state.checkpoints = state.checkpoints.filter((_, i) => i % 2 === 0);
+      state.stride *= 2;
+    }
+  }
+
+  private calibrate(state: JobState, endedAt: number): void {
+    for (const cp of state.checkpoints) {
+      const actual = endedAt - cp.at;
+      if (actual > 0 && cp.sigma > 0) this.calibration.update((Math.log(actual) - cp.mu) / cp.sigma);
+    }
+  }
+
+  private learn(sample: HistorySample, persist: boolean): void {
+    const key = keyOf(sample.kind, sample.step);
+    switch (sample.type) {
+      case 'done': {
+        const expected = lognormalMoments(this.model.predict(sample.kind, sample.step, sample.complexity, sample.load)).mean;
+        this.retries.attempt(key, false, sample.durationMs, expected);
+        this.model.learn(sample);
+        if (sample.shape) this.shapes.learn(key, sample.step, sample.shape);
+        break;
+      }
+      case 'fail': {
+        const expected = lognormalMoments(this.model.predict(sample.kind, sample.step, sample.complexity, sample.load)).mean;
+        this.retries.attempt(key, true, sample.elapsedMs, expected);
+        break;
+      }
+      case 'gap':
+        this.retries.retryGap(sample.gapMs);
+        break;
+    }
+    if (persist && this.history) {
+      this.history.appendHistory(historyKeyOf(sample.kind, sample.step), sample, this.maxPerKey).catch(this.onError);
+    }
+  }
+}
+
+/** The complexity that drives a step's duration: its own, else the job's, else 1. */
+export function complexityOf(step: Step, job: Job): number {
+  const c = step.complexity ?? job.complexity;
+  return typeof c === 'number' && c > 0 && Number.isFinite(c) ? c : 1;
+}

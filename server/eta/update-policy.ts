@@ -1,0 +1,37 @@
+/**
+ * When is a new estimate worth pushing to clients? Clients count down between updates, so an
+ * estimate that only moved by the time that passed is not news. We remember when each Eta the
+ * engine produced was computed (without adding fields to the wire type) to project the shown
+ * one forward; an Eta from elsewhere (e.g. loaded from the store) is compared as is.
+ */
+import type { Eta } from '../protocol.js';
+
+const computedAt = new WeakMap<Eta, number>();
+
+export function stampEta<E extends Eta>(eta: E, at: number): E {
+  computedAt.set(eta, at);
+  return eta;
+}
+
+export interface UpdatePolicy {
+  /** A change smaller than this share of the remaining time is not news. */
+  relative: number;
+  /** Nor is one smaller than this (ms). */
+  absoluteMs: number;
+}
+
+export const DEFAULT_UPDATE_POLICY: UpdatePolicy = { relative: 0.1, absoluteMs: 2_000 };
+
+export function changedMeaningfully(shown: Eta | null, next: Eta | null, policy = DEFAULT_UPDATE_POLICY): boolean {
+  if (shown === null || next === null) return shown !== next;
+  const shownAt = computedAt.get(shown);
+  const nextAt = computedAt.get(next);
+  const passed = shownAt !== undefined && nextAt !== undefined ? Math.max(0, nextAt - shownAt) : 0;
+  const projected = (v: number | undefined): number | undefined => (v === undefined ? undefined : Math.max(0, v - passed));
+  const threshold = Math.max(policy.absoluteMs, policy.relative * Math.max(next.remainingMs, 0));
+  const moved = (a: number | undefined, b: number | undefined, limit: number): boolean =>
+    (a === undefined) !== (b === undefined) || (a !== undefined && b !== undefined && Math.abs(a - b) > limit);
+  if (moved(projected(shown.remainingMs), next.remainingMs, threshold)) return true;
+  // The range matters less than the point: only a large change of it is news.
+  return moved(projected(shown.low), next.low, 2 * threshold) || moved(projected(shown.high), next.high, 2 * threshold);
+}
