@@ -173,16 +173,28 @@ export class PollManager {
   dueAt(jobId: string): number | undefined {
     return this.scheduler.dueAt(jobId);
   }
-  /** Resolves when no poll is in flight. */
-  idle(): Promise<void> {
-    return this.scheduler.idle();
+  /** Resolves when no poll or retry is in flight. */
+  async idle(): Promise<void> {
+    while (this.retries.size > 0) await Promise.allSettled([...this.retries]);
+    await this.scheduler.idle();
   }
 
   /**
    * The job service calls this after it accepted a retry of `jobId`. For a failure the upstream
    * reported, the upstream is asked to retry (`retryUrl`); then polling resumes at once.
    */
-  async onRetry(jobId: string, step: string | undefined, source?: JobSource): Promise<void> {
+  onRetry(jobId: string, step: string | undefined, source?: JobSource): Promise<void> {
+    const work = this.handleRetry(jobId, step, source).catch((err) => {
+      this.log?.warn({ jobId, err: (err as Error).message }, 'polled job retry failed');
+    });
+    this.retries.add(work);
+    void work.finally(() => this.retries.delete(work));
+    return work;
+  }
+
+  private readonly retries = new Set<Promise<void>>();
+
+  private async handleRetry(jobId: string, step: string | undefined, source?: JobSource): Promise<void> {
     if (!this.followed.has(jobId) && source) this.follow(jobId, source, { pollNow: false });
     const f = this.followed.get(jobId);
     if (!f || f.selfRetry) return;

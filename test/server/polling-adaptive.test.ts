@@ -5,70 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { JobService } from '../../server/job-service.js';
-import { createLogger } from '../../server/log.js';
-import { VirtualClock } from '../../server/polling/clock.js';
-import { attachPolling, type PollManager } from '../../server/polling/poll-manager.js';
-import type { HttpJobSource, Job } from '../../server/protocol.js';
-import { SqliteStore } from '../../server/store/sqlite.js';
-import { FakeUpstream, MAPS, type UpstreamShape } from '../fixtures/fake-upstream.js';
-
-/** Five steps lasting 10–60 s (167 s in all). */
-const STEPS = [
-  { name: 'init', durationMs: 12_000 },
-  { name: 'analysis', durationMs: 45_000 },
-  { name: 'planning', durationMs: 30_000 },
-  { name: 'implementation', durationMs: 60_000 },
-  { name: 'finalization', durationMs: 20_000 },
-];
-
-interface Stack {
-  clock: VirtualClock;
-  upstream: FakeUpstream;
-  service: JobService;
-  manager: PollManager;
-  store: SqliteStore;
-  /** Virtual time at which each job was first seen completed by the service. */
-  completedAt: Map<string, number>;
-  updates: Job[];
-}
-
-async function stack(options: Parameters<typeof attachPolling>[1] = {}): Promise<Stack> {
-  const clock = new VirtualClock(1_700_000_000_000);
-  const upstream = new FakeUpstream(() => clock.now());
-  await upstream.start();
-  const store = new SqliteStore({ path: ':memory:' });
-  const service = new JobService({ store, log: createLogger('silent'), now: () => clock.now(), tickMs: 0 });
-  await service.start();
-  const manager = attachPolling(service, { clock, random: () => 0.5, ...options });
-  const completedAt = new Map<string, number>();
-  const updates: Job[] = [];
-  service.onUpdate((view) => {
-    updates.push(view.job);
-    if (view.job.status === 'completed' && !completedAt.has(view.job.id)) completedAt.set(view.job.id, clock.now());
-  });
-  return { clock, upstream, service, manager, store, completedAt, updates };
-}
-
-async function close(s: Stack): Promise<void> {
-  s.manager.close();
-  await s.service.close();
-  await s.store.close();
-  await s.upstream.close();
-}
-
-/** Runs virtual time until `until`, letting every poll (real HTTP) finish before moving on. */
-async function runUntil(s: Stack, until: number): Promise<void> {
-  while (s.clock.runNext(until)) await s.manager.idle();
-  s.clock.set(until);
-}
-
-async function createPolled(s: Stack, id: string, shape: UpstreamShape, extra: Partial<HttpJobSource> = {}): Promise<void> {
-  s.upstream.addJob({ id, steps: STEPS, shape, result: { url: `https://cdn.example/${id}.zip` } });
-  const source: HttpJobSource = { type: 'http', url: s.upstream.statusUrl(id), map: MAPS[shape], ...extra };
-  assert.equal(s.manager.validate(source, STEPS.map((st) => ({ id: st.name }))), null);
-  await s.service.create({ id, kind: 'render', steps: STEPS.map((st) => ({ id: st.name })), source });
-}
+import { close, createPolled, runUntil, stack, STEPS, type Stack } from '../fixtures/polling-stack.js';
 
 describe('adaptive polling (virtual time)', () => {
   let adaptive: Stack;
