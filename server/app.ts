@@ -1,0 +1,165 @@
+/**
+ * Assembles the server: engine check → store → job service → uWS app (API, WebSocket hub,
+ * demo) → listen. `startServer` is the programmatic entry point (the CLI, the tests and
+ * embedding applications use it); `close()` shuts down in order: stop accepting, close sockets
+ * with 1001, finish in-flight changes, flush and close the store.
+ */
+import { randomBytes } from 'node:crypto';
+import type { us_listen_socket } from 'uWebSockets.js';
+import { createVerifier } from './auth.js';
+import { resolveConfig, type ServerConfig, type ServerOptions } from './config.js';
+import { registerDemo } from './demo.js';
+import { EngineError, loadEngine, type Engine } from './engine.js';
+import type { Estimator } from './estimator.js';
+import { registerApi, registerNotFound, type HttpContext } from './http.js';
+import { JobService } from './job-service.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { attachPolling, type PollManager, type PollManagerOptions } from './polling/poll-manager.js';
+import { SqliteStore } from './store/sqlite.js';
+import type { Store } from './store/store.js';
+import { WsHub } from './ws-hub.js';
+
+export interface StartServerOptions extends ServerOptions {
+  logger?: Logger;
+  /** The ETA engine (default: complexity-weighted progress, no ETA). */
+  estimator?: Estimator | ((store: Store) => Estimator | Promise<Estimator>);
+  /** Use this store instead of opening SQLite at `db`. */
+  store?: Store;
+  /** ETA re-estimation period for running jobs (ms, default 1000, 0 = off). */
+  tickMs?: number;
+  /** Polling adapters for jobs created with a `source` (server/polling, docs/polling.md). */
+  polling?: Omit<PollManagerOptions, 'service'>;
+}
+
+export interface RunningServer {
+  /** The port actually listened on (useful with port 0). */
+  port: number;
+  /** `http://host:port` */
+  url: string;
+  config: ServerConfig;
+  /** The job service: create jobs, apply events, retry, listen to updates and retries. */
+  jobs: JobService;
+  engine: Engine;
+  metrics: Metrics;
+  /** Follows jobs created with a `source` (polling adapters). */
+  polling: PollManager;
+  /** The HS256 secret in use (demo mode generates one); undefined with JWKS only. */
+  readonly jwtSecret: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
+  const { logger, estimator, store: givenStore, tickMs, polling: pollingOptions, ...rest } = options;
+  const config = resolveConfig(rest);
+  const log = logger ?? createLogger(config.logLevel);
+
+  const engine = loadEngine();
+  if (engine.native) {
+    log.info({ engine: engine.description }, 'engine: uWebSockets.js native');
+  } else if (config.allowFallback) {
+    log.warn({ engine: engine.description }, 'engine: ws-based FALLBACK (PT_ALLOW_FALLBACK=1); expect lower throughput');
+  } else {
+    throw new EngineError(
+      `the native uWebSockets.js binary could not be loaded (${engine.description}); ` +
+        'refusing to run on the slow ws-based fallback. Use a Node version with a prebuilt binary ' +
+        '(linux/darwin/win32 x64/arm64, Node 18/20/21) or set PT_ALLOW_FALLBACK=1 to accept it.',
+    );
+  }
+
+  if (config.demo && !config.jwtSecret) {
+    config.jwtSecret = randomBytes(48).toString('base64url');
+    if (!config.jwtAlgorithms.includes('HS256')) config.jwtAlgorithms.push('HS256');
+    log.info('demo mode: generated a random token secret for this run');
+  }
+
+  const store = givenStore ?? new SqliteStore({ path: config.db, synchronous: config.dbSync });
+  const metrics = new Metrics();
+  let service: JobService | undefined;
+  try {
+    const est = typeof estimator === 'function' ? await estimator(store) : estimator;
+    service = new JobService({
+      store,
+      log,
+      ...(est && { estimator: est }),
+      ...(tickMs !== undefined && { tickMs }),
+      retentionMs: config.retentionMs,
+    });
+    await service.start();
+  } catch (err) {
+    await service?.close();
+    if (!givenStore) await store.close().catch(() => undefined);
+    metrics.stop();
+    throw err;
+  }
+  const jobs = service;
+  // Polling adapters: one poll loop per job with a `source`, feeding the same service.
+  const polling = attachPolling(jobs, { log: log.child({ component: 'polling' }), ...pollingOptions });
+
+  const verifier = createVerifier({
+    audience: config.jwtAudience,
+    algorithms: config.jwtAlgorithms,
+    ...(config.jwtSecret !== undefined && { jwtSecret: config.jwtSecret }),
+    ...(config.jwksUrl !== undefined && { jwksUrl: config.jwksUrl }),
+    ...(config.jwtIssuer !== undefined && { issuer: config.jwtIssuer }),
+  });
+  const ctx: HttpContext = { config, log, metrics, verifier, validateSource: (source, steps) => polling.validate(source, steps) };
+  const app = engine.uws.App();
+  const hub = new WsHub(app, { ...ctx, service: jobs });
+  hub.register('/v1/ws');
+  registerApi(app, ctx, jobs, engine.native);
+  const demoAbort = new AbortController();
+  let url = '';
+  if (config.demo) {
+    registerDemo(app, ctx, { secret: config.jwtSecret!, baseUrl: () => url, signal: demoAbort.signal });
+  }
+  registerNotFound(app, ctx);
+
+  let listenSocket: us_listen_socket;
+  try {
+    listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+      app.listen(config.host, config.port, (socket) => {
+        if (socket) resolve(socket);
+        else reject(new Error(`cannot listen on ${config.host}:${config.port} (port in use or address not available)`));
+      });
+    });
+  } catch (err) {
+    polling.close();
+    await jobs.close();
+    if (!givenStore) await store.close().catch(() => undefined);
+    metrics.stop();
+    throw err;
+  }
+  const port = engine.uws.us_socket_local_port(listenSocket as never);
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
+  log.info({ url, port, host: config.host, demo: config.demo, db: config.db }, `listening on ${url}`);
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      log.info('shutting down');
+      engine.uws.us_listen_socket_close(listenSocket);
+      hub.closeAll();
+      demoAbort.abort();
+      polling.close();
+      await jobs.close();
+      if (!givenStore) await store.close();
+      metrics.stop();
+      log.info('stopped');
+    })());
+
+  return {
+    port,
+    url,
+    config,
+    jobs,
+    engine,
+    metrics,
+    polling,
+    get jwtSecret() {
+      return config.jwtSecret;
+    },
+    close,
+  };
+}

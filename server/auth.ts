@@ -1,0 +1,153 @@
+/**
+ * JWT verification (jose) and per-job authorization.
+ *
+ * - The accepted algorithms come from config, never from the token: `alg: none` is rejected
+ *   by jose outright and any algorithm outside the allow-list fails before a key is chosen.
+ * - One key per algorithm family: HS* tokens are checked only against the shared secret, RS/ES/
+ *   PS/EdDSA tokens only against the JWKS. That closes algorithm confusion (an RSA public key
+ *   used as an HMAC secret). `kid` only selects among the JWKS's keys; `jku`/`x5u` are ignored.
+ * - `exp` is required, `nbf`/`iss`/`aud` are checked, tokens over 8 KiB are refused unparsed.
+ * - The JWKS is fetched lazily and cached (jose's createRemoteJWKSet: 10 min cache, refetch on
+ *   an unknown `kid` at most every 30 s).
+ */
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JwtAlgorithm } from './config.js';
+import { ApiError } from './errors.js';
+import { LIMITS, type Scope } from './protocol.js';
+
+export interface Principal {
+  /** `sub` claim, for logs. */
+  subject?: string;
+  scopes: ReadonlySet<Scope>;
+  /** Job grants: exact ids, `prefix*`, or `*`. */
+  jobs: readonly string[];
+  /** Expiry, epoch ms. */
+  expiresAt: number;
+}
+
+export interface AuthOptions {
+  jwtSecret?: string;
+  jwksUrl?: string;
+  issuer?: string;
+  audience: string;
+  algorithms: readonly JwtAlgorithm[];
+  /** Allowed clock skew, seconds (default 30). */
+  clockToleranceSec?: number;
+}
+
+export interface Verifier {
+  verify(token: string): Promise<Principal>;
+}
+
+const SCOPES: readonly Scope[] = ['progress:read', 'progress:write', 'progress:retry'];
+
+const unauthorized = (message: string) => new ApiError(401, 'unauthorized', message);
+
+/** A short reason without echoing the token. */
+function describe(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return 'token expired';
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return `token claim "${err.claim}" is invalid (${err.reason})`;
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'token algorithm not allowed';
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'token signature is invalid';
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return 'no key matches the token';
+  if (err instanceof joseErrors.JWKSTimeout) return 'the key set could not be fetched in time';
+  if (err instanceof joseErrors.JWTInvalid || err instanceof joseErrors.JWSInvalid) return 'token is malformed';
+  if (err instanceof joseErrors.JOSENotSupported) return 'token algorithm not supported';
+  if (err instanceof ApiError) return err.message;
+  return 'token is invalid';
+}
+
+export function createVerifier(options: AuthOptions): Verifier {
+  const secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined;
+  const jwks = options.jwksUrl
+    ? createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5_000 })
+    : undefined;
+  const algorithms = [...options.algorithms];
+
+  const getKey: JWTVerifyGetKey = async (header, token) => {
+    const alg = header.alg ?? '';
+    if (alg.startsWith('HS')) {
+      if (!secret) throw unauthorized('HMAC tokens are not accepted by this server');
+      return secret;
+    }
+    if (!jwks) throw unauthorized('public-key tokens are not accepted by this server');
+    return jwks(header, token);
+  };
+
+  return {
+    async verify(token: string): Promise<Principal> {
+      if (!token) throw unauthorized('missing token');
+      if (token.length > LIMITS.maxTokenBytes) throw unauthorized(`token larger than ${LIMITS.maxTokenBytes} bytes`);
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(token, getKey, {
+          algorithms,
+          audience: options.audience,
+          ...(options.issuer !== undefined && { issuer: options.issuer }),
+          requiredClaims: ['exp'],
+          clockTolerance: options.clockToleranceSec ?? 30,
+        }));
+      } catch (err) {
+        throw unauthorized(describe(err));
+      }
+      return principalFrom(payload);
+    },
+  };
+}
+
+function principalFrom(payload: JWTPayload): Principal {
+  const rawScope = payload.scope ?? payload.scp;
+  const words = Array.isArray(rawScope) ? rawScope : typeof rawScope === 'string' ? rawScope.split(/\s+/) : [];
+  const scopes = new Set(words.filter((w): w is Scope => SCOPES.includes(w as Scope)));
+  const jobs = Array.isArray(payload.jobs) ? payload.jobs.filter((j): j is string => typeof j === 'string' && j.length > 0) : [];
+  const principal: Principal = { scopes, jobs, expiresAt: (payload.exp as number) * 1000 };
+  if (typeof payload.sub === 'string') principal.subject = payload.sub;
+  return principal;
+}
+
+/** Whether one grant (`id`, `prefix*`, `*`) covers `jobId`. */
+export function grantCovers(grant: string, jobId: string): boolean {
+  if (grant === '*') return true;
+  if (grant.endsWith('*')) return jobId.startsWith(grant.slice(0, -1));
+  return grant === jobId;
+}
+
+export const coversJob = (p: Principal, jobId: string): boolean => p.jobs.some((g) => grantCovers(g, jobId));
+
+/** Read a job (GET, subscribe). A producer's write scope includes reading its own jobs. */
+export const canRead = (p: Principal, jobId: string): boolean =>
+  (p.scopes.has('progress:read') || p.scopes.has('progress:write')) && coversJob(p, jobId);
+export const canWrite = (p: Principal, jobId: string): boolean => p.scopes.has('progress:write') && coversJob(p, jobId);
+export const canRetry = (p: Principal, jobId: string): boolean => p.scopes.has('progress:retry') && coversJob(p, jobId);
+
+/**
+ * The id prefix a producer may create jobs under when it gives no id: its single `prefix*`
+ * grant (`""` for `*`), or undefined when its grants do not name one.
+ */
+export function creationPrefix(p: Principal): string | undefined {
+  if (p.jobs.includes('*')) return '';
+  const prefixes = p.jobs.filter((g) => g.endsWith('*'));
+  return prefixes.length === 1 ? prefixes[0]!.slice(0, -1) : undefined;
+}
+
+export interface MintOptions {
+  secret: string;
+  audience: string;
+  issuer?: string;
+  scopes: readonly Scope[];
+  jobs: readonly string[];
+  ttlSeconds: number;
+  subject?: string;
+}
+
+/** Signs an HS256 token (demo mode and tests). */
+export async function mintToken(o: MintOptions): Promise<string> {
+  let jwt = new SignJWT({ scope: o.scopes.join(' '), jobs: [...o.jobs] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuedAt()
+    .setAudience(o.audience)
+    .setExpirationTime(`${Math.max(1, Math.round(o.ttlSeconds))}s`);
+  if (o.issuer) jwt = jwt.setIssuer(o.issuer);
+  if (o.subject) jwt = jwt.setSubject(o.subject);
+  return jwt.sign(new TextEncoder().encode(o.secret));
+}

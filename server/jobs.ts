@@ -1,0 +1,383 @@
+/**
+ * The job state machine, pure: no I/O, no clock, no randomness. Every function takes the current
+ * job and returns a new one (inputs are never mutated) or an ApiError saying precisely why the
+ * change is refused. Every accepted change adds exactly 1 to `seq`.
+ *
+ * Rules (docs/protocol.md "Job state machine"):
+ * - the first `step_start` makes a queued job `running`;
+ * - `progress` needs a running step and a value in 0..1;
+ * - `step_end` completes a running (or still pending) step;
+ * - `step_failed` fails the step and the job; the step's error becomes the job's error;
+ * - `job_end` sets the final status; after it only a retry (of a failed job) changes anything;
+ * - a retry resets the failed step and the later unfinished steps to pending and queues the job.
+ */
+import { ApiError, badRequest } from './errors.js';
+import {
+  EVENT_TYPES,
+  LIMITS,
+  isTerminal,
+  type CreateJobRequest,
+  type Job,
+  type JobError,
+  type JobEvent,
+  type JobStatus,
+  type Step,
+} from './protocol.js';
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ApiError };
+
+const ok = <T>(value: T): Outcome<T> => ({ ok: true, value });
+const fail = <T>(status: number, code: ApiError['code'], message: string): Outcome<T> => ({
+  ok: false,
+  error: new ApiError(status, code, message),
+});
+
+/** Job ids travel in URLs and topic names: a conservative alphabet avoids every escaping issue. */
+export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const STEP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+
+const MAX_META_BYTES = 8 * 1024;
+const MAX_RESULT_BYTES = 64 * 1024;
+const MAX_MESSAGE_CHARS = 1000;
+const MAX_EVENT_ID_CHARS = 128;
+
+// ---------------------------------------------------------------------------------------------
+// Validation of untrusted input (shape only; state rules come below)
+// ---------------------------------------------------------------------------------------------
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const jsonBytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
+
+function optionalString(obj: Record<string, unknown>, key: string, max: number, where: string): string | undefined {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw badRequest(`${where}.${key} must be a string`);
+  if (v.length > max) throw badRequest(`${where}.${key} is longer than ${max} characters`);
+  return v;
+}
+
+function complexityOf(v: unknown, where: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 1e6) {
+    throw badRequest(`${where} must be a number > 0 and <= 1e6`);
+  }
+  return v;
+}
+
+/** Checks a `POST /v1/jobs` body; throws ApiError 400 with the first problem found. */
+export function parseCreateJobRequest(body: unknown): CreateJobRequest {
+  if (!isObject(body)) throw badRequest('body must be a JSON object');
+  const req: CreateJobRequest = { kind: '', steps: [] };
+  if (body.id !== undefined) {
+    if (typeof body.id !== 'string' || !JOB_ID_PATTERN.test(body.id)) {
+      throw badRequest('id must match ' + JOB_ID_PATTERN.source);
+    }
+    req.id = body.id;
+  }
+  if (typeof body.kind !== 'string' || body.kind.length === 0 || body.kind.length > 64) {
+    throw badRequest('kind must be a non-empty string of at most 64 characters');
+  }
+  req.kind = body.kind;
+  if (!Array.isArray(body.steps) || body.steps.length === 0) {
+    throw badRequest('steps must be a non-empty array');
+  }
+  if (body.steps.length > LIMITS.maxSteps) throw badRequest(`at most ${LIMITS.maxSteps} steps`);
+  const seen = new Set<string>();
+  for (const [i, raw] of body.steps.entries()) {
+    const where = `steps[${i}]`;
+    if (!isObject(raw)) throw badRequest(`${where} must be an object`);
+    if (typeof raw.id !== 'string' || !STEP_ID_PATTERN.test(raw.id)) {
+      throw badRequest(`${where}.id must match ${STEP_ID_PATTERN.source}`);
+    }
+    if (seen.has(raw.id)) throw badRequest(`${where}.id "${raw.id}" is repeated`);
+    seen.add(raw.id);
+    const label = optionalString(raw, 'label', 200, where);
+    const complexity = complexityOf(raw.complexity, `${where}.complexity`);
+    req.steps.push({ id: raw.id, ...(label !== undefined && { label }), ...(complexity !== undefined && { complexity }) });
+  }
+  const complexity = complexityOf(body.complexity, 'complexity');
+  if (complexity !== undefined) req.complexity = complexity;
+  if (body.meta !== undefined) {
+    if (!isObject(body.meta)) throw badRequest('meta must be an object');
+    if (jsonBytes(body.meta) > MAX_META_BYTES) throw badRequest(`meta is larger than ${MAX_META_BYTES} bytes`);
+    req.meta = body.meta;
+  }
+  if (body.webhook !== undefined) {
+    if (typeof body.webhook !== 'string' || body.webhook.length > 2048) throw badRequest('webhook must be a URL string');
+    let url: URL;
+    try {
+      url = new URL(body.webhook);
+    } catch {
+      throw badRequest('webhook must be an absolute http(s) URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badRequest('webhook must be an http(s) URL');
+    req.webhook = body.webhook;
+  }
+  if (body.source !== undefined) {
+    if (!isObject(body.source) || typeof body.source.type !== 'string') {
+      throw badRequest('source must be an object with a string "type"');
+    }
+    if (jsonBytes(body.source) > 16 * 1024) throw badRequest('source is larger than 16384 bytes');
+    req.source = body.source as CreateJobRequest['source'];
+  }
+  return req;
+}
+
+/** Checks one event's shape; throws ApiError 400 (`bad_request` / `progress_out_of_range`). */
+export function parseJobEvent(raw: unknown, where = 'event'): JobEvent {
+  if (!isObject(raw)) throw badRequest(`${where} must be an object`);
+  if (typeof raw.type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(raw.type)) {
+    throw badRequest(`${where}.type must be one of ${EVENT_TYPES.join(', ')}`);
+  }
+  const event: JobEvent = { type: raw.type as JobEvent['type'] };
+  if (raw.step !== undefined) {
+    if (typeof raw.step !== 'string' || raw.step.length === 0 || raw.step.length > 64) {
+      throw badRequest(`${where}.step must be a step id`);
+    }
+    event.step = raw.step;
+  }
+  if (raw.progress !== undefined) {
+    if (typeof raw.progress !== 'number' || !Number.isFinite(raw.progress) || raw.progress < 0 || raw.progress > 1) {
+      throw new ApiError(400, 'progress_out_of_range', `${where}.progress must be a number in 0..1`);
+    }
+    event.progress = raw.progress;
+  }
+  const message = optionalString(raw, 'message', MAX_MESSAGE_CHARS, where);
+  if (message !== undefined) event.message = message;
+  if (raw.error !== undefined) {
+    const e = raw.error;
+    if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string') {
+      throw badRequest(`${where}.error must be {"code","message","retryable"?}`);
+    }
+    if (e.code.length > 64 || e.message.length > 2000) throw badRequest(`${where}.error is too long`);
+    if (e.retryable !== undefined && typeof e.retryable !== 'boolean') {
+      throw badRequest(`${where}.error.retryable must be a boolean`);
+    }
+    event.error = { code: e.code, message: e.message, ...(e.retryable !== undefined && { retryable: e.retryable }) };
+  }
+  if (raw.status !== undefined) {
+    if (raw.status !== 'completed' && raw.status !== 'failed' && raw.status !== 'canceled') {
+      throw badRequest(`${where}.status must be completed, failed or canceled`);
+    }
+    event.status = raw.status;
+  }
+  if (raw.result !== undefined) {
+    if (jsonBytes(raw.result) > MAX_RESULT_BYTES) throw badRequest(`${where}.result is larger than ${MAX_RESULT_BYTES} bytes`);
+    event.result = raw.result;
+  }
+  if (raw.eventId !== undefined) {
+    if (typeof raw.eventId !== 'string' || raw.eventId.length === 0 || raw.eventId.length > MAX_EVENT_ID_CHARS) {
+      throw badRequest(`${where}.eventId must be a non-empty string of at most ${MAX_EVENT_ID_CHARS} characters`);
+    }
+    event.eventId = raw.eventId;
+  }
+  return event;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State machine
+// ---------------------------------------------------------------------------------------------
+
+/** A new queued job. `req.id` must be set by the caller (the service generates missing ids). */
+export function createJob(req: CreateJobRequest & { id: string }, now: number): Job {
+  const steps: Step[] = req.steps.map((s) => ({
+    id: s.id,
+    label: s.label ?? s.id,
+    status: 'pending',
+    progress: 0,
+    ...(s.complexity !== undefined && { complexity: s.complexity }),
+  }));
+  const job: Job = {
+    id: req.id,
+    kind: req.kind,
+    status: 'queued',
+    progress: 0,
+    seq: 1,
+    steps,
+    eta: null,
+    ...(req.complexity !== undefined && { complexity: req.complexity }),
+    ...(req.meta !== undefined && { meta: req.meta }),
+    createdAt: now,
+    updatedAt: now,
+  };
+  return job;
+}
+
+/** Overall progress with steps weighed by complexity (default 1). Used until an ETA engine knows better. */
+export function weightedProgress(job: Job): number {
+  if (job.status === 'completed') return 1;
+  let total = 0;
+  let done = 0;
+  for (const step of job.steps) {
+    const weight = step.complexity ?? 1;
+    total += weight;
+    done += weight * (step.status === 'completed' ? 1 : step.status === 'pending' ? 0 : step.progress);
+  }
+  return total > 0 ? Math.min(1, Math.max(0, done / total)) : 0;
+}
+
+function findStep(job: Job, event: JobEvent): Outcome<number> {
+  if (event.step === undefined) {
+    // Convenience for producers with one step at a time: `progress` without `step` targets the running one.
+    const running = job.steps.flatMap((s, i) => (s.status === 'running' ? [i] : []));
+    if (event.type === 'progress' && running.length === 1) return ok(running[0]!);
+    return fail(400, 'bad_request', `${event.type} needs "step"`);
+  }
+  const index = job.steps.findIndex((s) => s.id === event.step);
+  if (index < 0) return fail(400, 'unknown_step', `job ${job.id} has no step "${event.step}"`);
+  return ok(index);
+}
+
+/** The next job after `event`, or why the event is refused. `now` is epoch ms. */
+export function applyEvent(job: Job, event: JobEvent, now: number): Outcome<Job> {
+  if (job.status === 'completed' || job.status === 'canceled') {
+    return fail(409, 'job_finished', `job ${job.id} is ${job.status}; it accepts no more events`);
+  }
+  if (job.status === 'failed') {
+    // A failed job waits for a retry; the producer may still close it for good.
+    const closing = event.type === 'job_end' && (event.status === 'failed' || event.status === 'canceled');
+    if (!closing) {
+      return fail(409, 'job_finished', `job ${job.id} has failed; retry it before sending ${event.type}`);
+    }
+  }
+
+  const steps = job.steps.slice();
+  let status: JobStatus = job.status;
+  let error: JobError | undefined = job.error;
+  let result = job.result;
+
+  const setStep = (i: number, patch: Partial<Step>) => {
+    const next: Step = { ...steps[i]!, ...patch };
+    for (const key of Object.keys(patch) as (keyof Step)[]) if (patch[key] === undefined) delete next[key];
+    steps[i] = next;
+  };
+  const withMessage = (patch: Partial<Step>): Partial<Step> =>
+    event.message !== undefined ? { ...patch, message: event.message } : patch;
+
+  switch (event.type) {
+    case 'step_start': {
+      const found = findStep(job, event);
+      if (!found.ok) return found;
+      const step = steps[found.value]!;
+      if (step.status === 'running') return fail(409, 'invalid_transition', `step "${step.id}" is already running`);
+      if (step.status !== 'pending') return fail(409, 'step_already_finished', `step "${step.id}" is ${step.status}`);
+      setStep(found.value, withMessage({ status: 'running', progress: event.progress ?? 0, startedAt: now, endedAt: undefined, error: undefined }));
+      if (status === 'queued') status = 'running';
+      break;
+    }
+    case 'progress': {
+      if (event.progress === undefined) {
+        return fail(400, 'progress_out_of_range', 'progress event needs "progress" in 0..1');
+      }
+      const found = findStep(job, event);
+      if (!found.ok) return found;
+      const step = steps[found.value]!;
+      if (step.status !== 'running') {
+        return fail(409, 'step_not_running', `step "${step.id}" is ${step.status}; send step_start first`);
+      }
+      setStep(found.value, withMessage({ progress: event.progress }));
+      break;
+    }
+    case 'step_end': {
+      const found = findStep(job, event);
+      if (!found.ok) return found;
+      const step = steps[found.value]!;
+      if (step.status === 'completed' || step.status === 'failed') {
+        return fail(409, 'step_already_finished', `step "${step.id}" is already ${step.status}`);
+      }
+      setStep(found.value, withMessage({ status: 'completed', progress: 1, startedAt: step.startedAt ?? now, endedAt: now }));
+      if (status === 'queued') status = 'running';
+      break;
+    }
+    case 'step_failed': {
+      const found = findStep(job, event);
+      if (!found.ok) return found;
+      const step = steps[found.value]!;
+      if (step.status === 'completed' || step.status === 'failed') {
+        return fail(409, 'step_already_finished', `step "${step.id}" is already ${step.status}`);
+      }
+      const stepError: JobError = {
+        code: event.error?.code ?? 'step_failed',
+        message: event.error?.message ?? event.message ?? `step "${step.id}" failed`,
+        retryable: event.error?.retryable ?? true,
+      };
+      setStep(found.value, withMessage({ status: 'failed', startedAt: step.startedAt ?? now, endedAt: now, error: stepError }));
+      status = 'failed';
+      error = { ...stepError, step: step.id };
+      break;
+    }
+    case 'job_end': {
+      const final = event.status ?? 'completed';
+      status = final;
+      if (final === 'completed') {
+        for (const [i, s] of steps.entries()) {
+          if (s.status !== 'completed') setStep(i, { status: 'completed', progress: 1, startedAt: s.startedAt ?? now, endedAt: now, error: undefined });
+        }
+        error = undefined;
+        if (event.result !== undefined) result = event.result;
+      } else if (final === 'failed') {
+        error = event.error
+          ? { code: event.error.code, message: event.error.message, retryable: event.error.retryable ?? true }
+          : (error ?? { code: 'job_failed', message: event.message ?? 'the job failed', retryable: true });
+        for (const [i, s] of steps.entries()) {
+          if (s.status === 'running') setStep(i, { status: 'failed', endedAt: now, error: { code: error.code, message: error.message } });
+        }
+      } else {
+        // canceled: running steps stop where they are.
+        for (const [i, s] of steps.entries()) if (s.status === 'running') setStep(i, { endedAt: now });
+        if (event.error) error = { code: event.error.code, message: event.error.message, retryable: false };
+      }
+      break;
+    }
+  }
+
+  const next: Job = { ...job, steps, status, seq: job.seq + 1, updatedAt: now };
+  if (error) next.error = error;
+  else delete next.error;
+  if (result !== undefined) next.result = result;
+  next.progress = weightedProgress(next);
+  if (isTerminal(status)) next.eta = null;
+  return ok(next);
+}
+
+/**
+ * Retry a failed job from `stepId` (default: its first failed step). The step and the later
+ * unfinished steps go back to pending; completed steps stay; the job is queued again.
+ */
+export function applyRetry(job: Job, stepId: string | undefined, now: number): Outcome<{ job: Job; step: string }> {
+  let from: number;
+  if (stepId !== undefined) {
+    from = job.steps.findIndex((s) => s.id === stepId);
+    if (from < 0) return fail(400, 'unknown_step', `job ${job.id} has no step "${stepId}"`);
+  } else {
+    from = job.steps.findIndex((s) => s.status === 'failed');
+    if (from < 0 && job.status === 'failed') from = job.steps.findIndex((s) => s.status !== 'completed');
+  }
+  const target = job.steps[from];
+  if (job.status !== 'failed' || !target || target.status === 'completed') {
+    return fail(409, 'nothing_to_retry', `job ${job.id} is ${job.status}${target ? ` and step "${target.id}" is ${target.status}` : ''}; only a failed job can be retried`);
+  }
+  if (stepId !== undefined && target.status !== 'failed' && job.steps.some((s, i) => i < from && s.status === 'failed')) {
+    return fail(409, 'nothing_to_retry', `an earlier step than "${stepId}" failed; retry that one`);
+  }
+  const steps = job.steps.map((s, i): Step => {
+    if (i < from || s.status === 'completed') return s;
+    const reset: Step = { id: s.id, label: s.label, status: 'pending', progress: 0 };
+    if (s.complexity !== undefined) reset.complexity = s.complexity;
+    return reset;
+  });
+  const next: Job = {
+    ...job,
+    steps,
+    status: 'queued',
+    seq: job.seq + 1,
+    eta: null,
+    attempts: (job.attempts ?? 0) + 1,
+    updatedAt: now,
+  };
+  delete next.error;
+  next.progress = weightedProgress(next);
+  return ok({ job: next, step: target.id });
+}

@@ -1,0 +1,44 @@
+/**
+ * Persistence behind one small async interface, so a Redis store can replace SQLite later.
+ * The job service is the only writer and serializes changes per job; a store only has to make
+ * each `save` atomic and durable before its promise resolves (a 202 is sent after it).
+ */
+import type { HistoryStore } from '../estimator.js';
+import type { Job, JobSource, JobStatus } from '../protocol.js';
+
+/** A job plus the parts that never go on the wire (webhook URL, polling source with its secrets). */
+export interface JobRecord {
+  job: Job;
+  webhook?: string;
+  source?: JobSource;
+}
+
+/** An accepted eventId and the seq it produced, for idempotent retries by producers. */
+export interface EventIdEntry {
+  eventId: string;
+  seq: number;
+}
+
+export interface Store extends HistoryStore {
+  /** Insert a new job; resolves false (and changes nothing) when the id exists. */
+  insert(record: JobRecord): Promise<boolean>;
+  /** Replace a job's state and remember the eventIds that produced it, atomically. */
+  save(record: JobRecord, eventIds?: readonly EventIdEntry[]): Promise<void>;
+  get(id: string): Promise<JobRecord | undefined>;
+  /** The seq a job's eventId produced when it was first accepted. */
+  findEvent(jobId: string, eventId: string): Promise<number | undefined>;
+  /** Jobs in the given states (used at start to resume running jobs and their polling). */
+  listByStatus(statuses: readonly JobStatus[], limit: number): Promise<JobRecord[]>;
+  countByStatus(): Promise<Record<JobStatus, number>>;
+  /** Delete finished (completed, failed, canceled) jobs last changed before `before`; returns their ids. */
+  pruneFinished(before: number): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** Raised at open when the database cannot be used (corrupt, unwritable, wrong format). */
+export class StoreOpenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreOpenError';
+  }
+}

@@ -1,0 +1,393 @@
+/**
+ * WebSocket hub on `/v1/ws`: live job updates for browsers, retry control for producers.
+ *
+ * Security (OWASP WebSocket cheat sheet): the Origin is checked against the allow-list and the
+ * token (`?access_token=`) verified in the upgrade handler, before any socket exists: 403 / 401
+ * otherwise. Every subscribe and every retry is authorized against the token's scopes and jobs.
+ * A live socket is closed with 4001 when its token expires.
+ *
+ * Fan-out: each job has a uWS topic `job:<id>`; a change is serialized once and published once.
+ * Producers (write scope) subscribed to a job also join `ctl:<id>` for `control` messages.
+ *
+ * Backpressure: uWS skips topic messages for a socket whose send buffer exceeds
+ * maxBackpressure, so memory per socket stays bounded. Updates carry the full job, so a skipped
+ * update only matters if it was the latest: when a congested socket drains below the low-water
+ * mark, it is sent the latest state of every job it follows that changed since it was last known
+ * to be in sync. Clients ignore a seq they already have, so a resend is harmless.
+ *
+ * Limits: frames larger than maxMessageBytes close with 1009 (uWS's own maxPayloadLength is set
+ * far higher because uWS would drop such a frame with a bare 1006), 100 subscriptions per socket,
+ * a token bucket of messages per second (4008 on a sustained flood), idle timeout with pings,
+ * connections per client address.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
+import { canRead, canRetry, canWrite, type Principal, type Verifier } from './auth.js';
+import type { ServerConfig } from './config.js';
+import { ApiError } from './errors.js';
+import { errorReply, remoteAddress, writeReply } from './http.js';
+import type { JobService, JobView } from './job-service.js';
+import { JOB_ID_PATTERN } from './jobs.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import { CloseCode, type ErrorCode, type ServerMessage } from './protocol.js';
+
+/** uWS cuts frames above this with 1006; we enforce the documented, lower limit ourselves. */
+const TRANSPORT_MAX_PAYLOAD = 1024 * 1024;
+
+interface SocketData {
+  id: number;
+  principal: Principal;
+  remote: string;
+  origin: string;
+  /** Followed job ids. */
+  subs: Set<string>;
+  /** Per job: the seq this socket is known to have been sent (snapshot or resync). */
+  syncedSeq: Map<string, number>;
+  /** Jobs whose direct send was dropped under backpressure: resend on drain. */
+  pendingResync: Set<string>;
+  tokens: number;
+  lastRefill: number;
+  flood: number;
+  closed: boolean;
+  expiryTimer?: NodeJS.Timeout;
+}
+
+export interface HubContext {
+  config: ServerConfig;
+  log: Logger;
+  metrics: Metrics;
+  verifier: Verifier;
+  service: JobService;
+}
+
+const jobTopic = (id: string) => `job:${id}`;
+const controlTopic = (id: string) => `ctl:${id}`;
+const updateMessage = (view: JobView) => `{"type":"update","job":${view.json}}`;
+const snapshotMessage = (view: JobView) => `{"type":"snapshot","job":${view.json}}`;
+
+export class WsHub {
+  private readonly sockets = new Set<WebSocket<SocketData>>();
+  private readonly perIp = new Map<string, number>();
+  private nextId = 1;
+  private shuttingDown = false;
+  private readonly unbind: Array<() => void> = [];
+  private readonly lowWater: number;
+
+  constructor(
+    private readonly app: TemplatedApp,
+    private readonly ctx: HubContext,
+  ) {
+    this.lowWater = Math.floor(ctx.config.limits.maxBackpressureBytes / 4);
+    const { service, metrics } = ctx;
+    this.unbind.push(
+      service.onUpdate((view) => {
+        // One serialization, one publish: uWS fans out to every subscriber in native code.
+        app.publish(jobTopic(view.job.id), updateMessage(view), false, false);
+        metrics.published++;
+      }),
+      service.onRetry((notice) => {
+        const msg: ServerMessage = { type: 'control', action: 'retry', jobId: notice.jobId, step: notice.step };
+        app.publish(controlTopic(notice.jobId), JSON.stringify(msg), false, false);
+        metrics.published++;
+      }),
+    );
+  }
+
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
+  register(path = '/v1/ws'): void {
+    const { config } = this.ctx;
+    this.app.ws<SocketData>(path, {
+      maxPayloadLength: TRANSPORT_MAX_PAYLOAD,
+      maxBackpressure: config.limits.maxBackpressureBytes,
+      closeOnBackpressureLimit: 0,
+      idleTimeout: config.limits.idleTimeoutSeconds,
+      sendPingsAutomatically: true,
+      compression: 0,
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      open: (ws) => this.open(ws),
+      message: (ws, message, isBinary) => this.message(ws, message, isBinary),
+      drain: (ws) => this.drain(ws),
+      close: (ws, code) => this.closed(ws, code),
+    });
+  }
+
+  /** Closes every socket with 1001 (server going away). */
+  closeAll(): void {
+    this.shuttingDown = true;
+    for (const fn of this.unbind) fn();
+    for (const ws of [...this.sockets]) {
+      try {
+        ws.end(CloseCode.GoingAway, 'server shutting down');
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    const { config, log, metrics, verifier } = this.ctx;
+    // HttpRequest dies when this function returns: copy what we need now.
+    const key = req.getHeader('sec-websocket-key');
+    const protocol = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const origin = req.getHeader('origin');
+    const token = req.getQuery('access_token') ?? '';
+    const remote = remoteAddress(res, req, config.trustProxy);
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    const refuse = (err: ApiError) => {
+      if (aborted) return;
+      res.cork(() => writeReply(res, errorReply(err, err.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : undefined)));
+    };
+    if (this.shuttingDown) return refuse(new ApiError(503, 'internal', 'server shutting down'));
+    // Browsers always send Origin; non-browser clients (producers) may not, and cannot be
+    // abused cross-site, so only a present, disallowed Origin is refused.
+    if (origin && config.allowedOrigins.length > 0 && !config.allowedOrigins.includes(origin)) {
+      metrics.originRejections++;
+      log.warn({ remote, origin }, 'websocket origin refused');
+      return refuse(new ApiError(403, 'forbidden', `origin ${origin} is not allowed`));
+    }
+    if ((this.perIp.get(remote) ?? 0) >= config.limits.maxConnectionsPerIp) {
+      metrics.rateLimited++;
+      log.warn({ remote }, 'websocket connection limit per address reached');
+      return refuse(new ApiError(429, 'rate_limited', `too many connections from this address (max ${config.limits.maxConnectionsPerIp})`));
+    }
+    verifier.verify(token).then(
+      (principal) => {
+        if (aborted) return;
+        if (this.shuttingDown) return refuse(new ApiError(503, 'internal', 'server shutting down'));
+        const data: SocketData = {
+          id: this.nextId++,
+          principal,
+          remote,
+          origin,
+          subs: new Set(),
+          syncedSeq: new Map(),
+          pendingResync: new Set(),
+          tokens: config.limits.messagesPerSecond * 2,
+          lastRefill: Date.now(),
+          flood: 0,
+          closed: false,
+        };
+        res.cork(() => res.upgrade(data, key, protocol, extensions, context));
+      },
+      (err: unknown) => {
+        metrics.authFailures++;
+        const reason = err instanceof ApiError ? err.message : 'token is invalid';
+        log.warn({ remote, origin, reason }, 'websocket auth failure');
+        refuse(err instanceof ApiError ? err : new ApiError(401, 'unauthorized', reason));
+      },
+    );
+  }
+
+  private open(ws: WebSocket<SocketData>): void {
+    const { metrics, log } = this.ctx;
+    const d = ws.getUserData();
+    this.sockets.add(ws);
+    this.perIp.set(d.remote, (this.perIp.get(d.remote) ?? 0) + 1);
+    metrics.connections++;
+    metrics.connectionsTotal++;
+    // Close when the token expires; the client reconnects with a fresh token.
+    const ms = Math.min(d.principal.expiresAt - Date.now(), 2 ** 31 - 1);
+    d.expiryTimer = setTimeout(() => {
+      if (!d.closed) ws.end(CloseCode.TokenExpired, 'token expired');
+    }, Math.max(0, ms));
+    d.expiryTimer.unref();
+    log.debug({ socket: d.id, remote: d.remote, origin: d.origin, sub: d.principal.subject }, 'websocket connected');
+  }
+
+  private closed(ws: WebSocket<SocketData>, code: number): void {
+    const { metrics, log } = this.ctx;
+    const d = ws.getUserData();
+    d.closed = true;
+    if (d.expiryTimer) clearTimeout(d.expiryTimer);
+    this.sockets.delete(ws);
+    const left = (this.perIp.get(d.remote) ?? 1) - 1;
+    if (left <= 0) this.perIp.delete(d.remote);
+    else this.perIp.set(d.remote, left);
+    metrics.connections--;
+    metrics.subscriptions -= d.subs.size;
+    d.subs.clear();
+    d.syncedSeq.clear();
+    d.pendingResync.clear();
+    log.debug({ socket: d.id, code }, 'websocket closed');
+  }
+
+  private send(ws: WebSocket<SocketData>, msg: ServerMessage | string): number {
+    const d = ws.getUserData();
+    if (d.closed) return 2;
+    this.ctx.metrics.messagesOut++;
+    return ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg), false, false);
+  }
+
+  private error(ws: WebSocket<SocketData>, code: ErrorCode, message: string, jobId?: string): void {
+    this.send(ws, { type: 'error', code, message, ...(jobId !== undefined && { jobId }) });
+  }
+
+  private message(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean): void {
+    const { config, metrics, log } = this.ctx;
+    const d = ws.getUserData();
+    metrics.messagesIn++;
+    if (message.byteLength > config.limits.maxMessageBytes) {
+      metrics.oversizedFrames++;
+      log.warn({ socket: d.id, remote: d.remote, bytes: message.byteLength }, 'websocket message too big');
+      ws.end(CloseCode.MessageTooBig, `message larger than ${config.limits.maxMessageBytes} bytes`);
+      return;
+    }
+    if (isBinary) {
+      ws.end(CloseCode.UnsupportedData, 'binary frames are not supported: send JSON text');
+      return;
+    }
+    if (!this.takeToken(d)) {
+      metrics.rateLimited++;
+      d.flood++;
+      if (d.flood === 1) {
+        log.warn({ socket: d.id, remote: d.remote }, 'websocket rate limited');
+        this.error(ws, 'rate_limited', `more than ${config.limits.messagesPerSecond} messages per second; message ignored`);
+      }
+      // A client that keeps flooding for a full second's worth of messages is cut off.
+      if (d.flood > config.limits.messagesPerSecond) ws.end(CloseCode.RateLimited, 'rate limit exceeded');
+      return;
+    }
+    d.flood = 0;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(Buffer.from(message).toString('utf8'));
+    } catch {
+      return this.error(ws, 'bad_request', 'message is not valid JSON');
+    }
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      return this.error(ws, 'bad_request', 'message must be a JSON object with a "type"');
+    }
+    const m = msg as { type?: unknown; jobId?: unknown; step?: unknown; since?: unknown };
+    switch (m.type) {
+      case 'ping':
+        this.send(ws, '{"type":"pong"}');
+        return;
+      case 'subscribe':
+      case 'unsubscribe':
+      case 'retry': {
+        if (typeof m.jobId !== 'string' || !JOB_ID_PATTERN.test(m.jobId)) {
+          return this.error(ws, 'bad_request', `${m.type} needs a valid "jobId"`);
+        }
+        if (m.type === 'unsubscribe') return this.unsubscribe(ws, d, m.jobId);
+        if (m.type === 'subscribe') {
+          if (m.since !== undefined && (typeof m.since !== 'number' || !Number.isFinite(m.since))) {
+            return this.error(ws, 'bad_request', '"since" must be a number', m.jobId);
+          }
+          this.subscribe(ws, d, m.jobId).catch((err) => this.fail(ws, err, m.jobId as string));
+          return;
+        }
+        if (m.step !== undefined && typeof m.step !== 'string') return this.error(ws, 'bad_request', '"step" must be a string', m.jobId);
+        this.retry(ws, d, m.jobId, m.step as string | undefined).catch((err) => this.fail(ws, err, m.jobId as string));
+        return;
+      }
+      default:
+        return this.error(ws, 'bad_request', 'unknown message type (expected subscribe, unsubscribe, retry or ping)');
+    }
+  }
+
+  private fail(ws: WebSocket<SocketData>, err: unknown, jobId: string): void {
+    if (ws.getUserData().closed) return;
+    if (!(err instanceof ApiError)) this.ctx.log.error({ err, jobId }, 'websocket request failed');
+    const e = err instanceof ApiError ? err : new ApiError(500, 'internal', 'internal error');
+    ws.cork(() => this.error(ws, e.code, e.message, jobId));
+  }
+
+  private takeToken(d: SocketData): boolean {
+    const rate = this.ctx.config.limits.messagesPerSecond;
+    const now = Date.now();
+    d.tokens = Math.min(rate * 2, d.tokens + ((now - d.lastRefill) / 1000) * rate);
+    d.lastRefill = now;
+    if (d.tokens < 1) return false;
+    d.tokens -= 1;
+    return true;
+  }
+
+  private async subscribe(ws: WebSocket<SocketData>, d: SocketData, jobId: string): Promise<void> {
+    const { service, metrics, config } = this.ctx;
+    if (!canRead(d.principal, jobId)) {
+      return this.error(ws, 'forbidden', `the token does not grant reading job ${jobId}`, jobId);
+    }
+    const already = d.subs.has(jobId);
+    if (!already && d.subs.size >= config.limits.maxSubscriptionsPerSocket) {
+      return this.error(ws, 'too_many_subscriptions', `at most ${config.limits.maxSubscriptionsPerSocket} subscriptions per socket`, jobId);
+    }
+    if (!already) {
+      // Join the topic before reading the state, so no update can fall in between.
+      d.subs.add(jobId);
+      metrics.subscriptions++;
+      ws.subscribe(jobTopic(jobId));
+      if (canWrite(d.principal, jobId)) ws.subscribe(controlTopic(jobId));
+    }
+    const view = service.peek(jobId) ?? (await service.get(jobId));
+    if (d.closed || !d.subs.has(jobId)) return;
+    if (!view) {
+      this.unsubscribe(ws, d, jobId);
+      ws.cork(() => this.error(ws, 'not_found', `job ${jobId} not found`, jobId));
+      return;
+    }
+    // The freshest state (an update may have been applied while we read the store).
+    ws.cork(() => this.sendState(ws, d, service.peek(jobId) ?? view, 'snapshot'));
+  }
+
+  private unsubscribe(ws: WebSocket<SocketData>, d: SocketData, jobId: string): void {
+    if (!d.subs.delete(jobId)) return;
+    this.ctx.metrics.subscriptions--;
+    d.syncedSeq.delete(jobId);
+    d.pendingResync.delete(jobId);
+    ws.unsubscribe(jobTopic(jobId));
+    ws.unsubscribe(controlTopic(jobId));
+  }
+
+  private async retry(ws: WebSocket<SocketData>, d: SocketData, jobId: string, step: string | undefined): Promise<void> {
+    if (!canRetry(d.principal, jobId)) {
+      return this.error(ws, 'forbidden', `the token does not grant retrying job ${jobId}`, jobId);
+    }
+    await this.ctx.service.retry(jobId, step);
+    // Success is visible to every subscriber as the update that follows (status queued).
+  }
+
+  /** Sends a job's state directly to one socket, remembering whether it got through. */
+  private sendState(ws: WebSocket<SocketData>, d: SocketData, view: JobView, kind: 'snapshot' | 'update'): void {
+    const result = this.send(ws, kind === 'snapshot' ? snapshotMessage(view) : updateMessage(view));
+    if (result === 2) {
+      // Dropped: the socket is over its backpressure limit. Retry when it drains.
+      this.ctx.metrics.droppedBackpressure++;
+      d.pendingResync.add(view.job.id);
+    } else {
+      d.pendingResync.delete(view.job.id);
+      d.syncedSeq.set(view.job.id, view.job.seq);
+    }
+  }
+
+  private drain(ws: WebSocket<SocketData>): void {
+    const d = ws.getUserData();
+    if (d.closed || ws.getBufferedAmount() > this.lowWater) return;
+    const { service, metrics } = this.ctx;
+    ws.cork(() => {
+      for (const jobId of d.subs) {
+        const view = service.peek(jobId);
+        if (!view) {
+          // Evicted from memory (finished long ago): load it and resend on the next drain.
+          void service.get(jobId).then((loaded) => {
+            if (loaded && !d.closed && d.subs.has(jobId)) ws.cork(() => this.sendState(ws, d, loaded, 'update'));
+          });
+          continue;
+        }
+        if (view.job.seq > (d.syncedSeq.get(jobId) ?? 0) || d.pendingResync.has(jobId)) {
+          metrics.resyncs++;
+          this.sendState(ws, d, view, 'update');
+          if (ws.getBufferedAmount() > this.ctx.config.limits.maxBackpressureBytes) break;
+        }
+      }
+    });
+  }
+}
