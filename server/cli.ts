@@ -79,11 +79,17 @@ async function serve(argv: readonly string[]): Promise<number> {
         process.exit(130);
       }
       log.info({ signal }, 'signal received');
+      const exit = (code: number) => {
+        // Idle keep-alive HTTP connections would hold the process for seconds after a clean
+        // shutdown: once everything is flushed, do not wait for them.
+        setTimeout(() => process.exit(code), 200).unref();
+        resolve(code);
+      };
       running.close().then(
-        () => resolve(0),
+        () => exit(0),
         (err: unknown) => {
           log.error({ err }, 'error during shutdown');
-          resolve(1);
+          exit(1);
         },
       );
     };

@@ -1,0 +1,96 @@
+// Auth at the door: HTTP and WebSocket refuse missing, expired, forged, unsigned and mis-addressed
+// tokens, and a disallowed Origin, before anything else happens. Authorization is per job.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { api, connectWs, createJob, mintTestToken, startServerProcess, unsignedToken, UpgradeRefused, type ServerProcess } from './helpers.js';
+
+describe('auth', () => {
+  let server: ServerProcess;
+  let jobId: string;
+
+  before(async () => {
+    server = await startServerProcess({ env: { PT_ALLOWED_ORIGINS: 'https://app.example.com' } });
+    jobId = (await createJob(server, { id: 'auth-job-1' })).id;
+  });
+  after(async () => {
+    await server.stop();
+    server.cleanup();
+  });
+
+  const refusedUpgrade = async (token: string | undefined, origin?: string) => {
+    const err = await connectWs(server, token, origin !== undefined ? { origin } : {}).then(
+      () => assert.fail('the upgrade should have been refused'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof UpgradeRefused, String(err));
+    return err;
+  };
+
+  const badTokens = async (): Promise<Array<[string, string | undefined]>> => [
+    ['missing', undefined],
+    ['expired', await server.token({ expiresIn: -120 })],
+    ['bad signature', await mintTestToken('another-secret-that-is-long-enough-0123456789', {})],
+    ['alg none', unsignedToken({ scope: 'progress:read', jobs: ['*'], aud: 'progress-tracker', exp: Math.floor(Date.now() / 1000) + 300 })],
+    ['wrong audience', await server.token({ aud: 'someone-else' })],
+    ['no exp', await server.token({ expiresIn: null })],
+    ['oversized', await server.token({ jobs: Array.from({ length: 800 }, (_, i) => `job-with-a-long-name-${i}`) })],
+  ];
+
+  test('WebSocket upgrade: missing, expired, bad signature, alg none, wrong audience, no exp, oversized → 401', async () => {
+    for (const [name, token] of await badTokens()) {
+      const err = await refusedUpgrade(token);
+      assert.equal(err.status, 401, name);
+      assert.equal(JSON.parse(err.body).error.code, 'unauthorized', name);
+    }
+  });
+
+  test('HTTP: the same tokens → 401 with {"error":{"code":"unauthorized"}}', async () => {
+    for (const [name, token] of await badTokens()) {
+      const res = await api(server, 'GET', `/v1/jobs/${jobId}`, token);
+      assert.equal(res.status, 401, name);
+      assert.equal(res.body.error.code, 'unauthorized', name);
+      assert.equal(typeof res.body.error.message, 'string');
+    }
+  });
+
+  test('WebSocket upgrade from a disallowed Origin → 403, allowed Origin → open', async () => {
+    const token = await server.token({ scope: 'progress:read', jobs: [jobId] });
+    const err = await refusedUpgrade(token, 'https://evil.example.com');
+    assert.equal(err.status, 403);
+    assert.equal(JSON.parse(err.body).error.code, 'forbidden');
+    const ok = await connectWs(server, token, { origin: 'https://app.example.com' });
+    await ok.close();
+  });
+
+  test('subscribing to a job outside the jobs claim → forbidden; inside → snapshot', async () => {
+    const other = await createJob(server, { id: 'auth-other-job' });
+    const ws = await connectWs(server, await server.token({ scope: 'progress:read', jobs: ['auth-job-*'] }));
+    ws.send({ type: 'subscribe', jobId: other.id });
+    const refused = await ws.next('error');
+    assert.equal(refused.code, 'forbidden');
+    assert.equal(refused.jobId, other.id);
+    ws.send({ type: 'subscribe', jobId });
+    const snap = await ws.next('snapshot');
+    assert.equal(snap.job.id, jobId);
+    await ws.close();
+  });
+
+  test('scopes are checked per action: read cannot post events or retry', async () => {
+    const read = await server.token({ scope: 'progress:read', jobs: ['*'] });
+    assert.equal((await api(server, 'POST', `/v1/jobs/${jobId}/events`, read, { type: 'step_start', step: 'one' })).status, 403);
+    assert.equal((await api(server, 'POST', `/v1/jobs/${jobId}/retry`, read, {})).status, 403);
+    assert.equal((await api(server, 'POST', '/v1/jobs', read, { kind: 'x', steps: [{ id: 'a' }] })).status, 403);
+    const ws = await connectWs(server, read);
+    ws.send({ type: 'retry', jobId });
+    assert.equal((await ws.next('error')).code, 'forbidden');
+    await ws.close();
+  });
+
+  test('tokens never appear in the logs', async () => {
+    const token = await server.token({ expiresIn: -120 });
+    await refusedUpgrade(token);
+    await api(server, 'GET', `/v1/jobs/${jobId}`, token);
+    assert.ok(!server.output().includes(token.split('.')[2]!), 'a token signature was logged');
+    assert.match(server.output(), /auth failure/);
+  });
+});
