@@ -70,8 +70,8 @@ export const defaultMessages: Messages = {
   retryStep: (label) => `Retry from “${label}”`,
   failedStep: (label) => `Failed at “${label}”`,
   defaultLabel: 'Job progress',
-  jobsFinished: (count, formatted, plural) =>
-    count === 0 ? 'No finished jobs' : `${formatted} ${plural === 'one' ? 'job' : 'jobs'} finished`,
+  // Starts with the visible count, so the accessible name matches what is seen (WCAG 2.5.3).
+  jobsFinished: (_count, formatted, plural) => `${formatted} ${plural === 'one' ? 'job' : 'jobs'} finished`,
   notificationDone: (label) => `${label}: done`,
   notificationFailed: (label) => `${label}: failed`,
 };

@@ -328,7 +328,10 @@ export class ProgressTracker extends LitElement {
 
     let etaText: string;
     if (!job) etaText = m.waiting;
-    else if (job.status === 'completed') etaText = m.doneIn(formatDuration(totalDuration(job), lang, true));
+    else if (job.status === 'completed') {
+      const took = totalDuration(job);
+      etaText = took >= 1000 ? m.doneIn(formatDuration(took, lang, true)) : m.done;
+    }
     else if (job.status === 'failed') etaText = m.failed;
     else if (job.status === 'canceled') etaText = m.canceled;
     else if (remainingMs === null) etaText = job.status === 'queued' ? m.waiting : '';

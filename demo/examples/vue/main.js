@@ -1,0 +1,51 @@
+// Vue 3: tell the template compiler which tags are custom elements (`isCustomElement`), pass
+// rich data as properties (`.steps`, `.tokenProvider`) and listen with `@progress-complete`.
+import { createApp, ref } from 'vue';
+import 'progress-tracker-kit/define';
+import { demoConfig } from '../config.js';
+
+const { src, job, tokenProvider } = await demoConfig();
+
+const app = createApp({
+  setup() {
+    const status = ref('waiting');
+    const percent = ref(0);
+    const retries = ref(0);
+    const steps = [
+      { id: 'fetch', label: 'Fetch' },
+      { id: 'transform', label: 'Transform' },
+      { id: 'upload', label: 'Upload' },
+    ];
+    return {
+      src,
+      job,
+      tokenProvider,
+      steps,
+      status,
+      percent,
+      retries,
+      onUpdate: (e) => (percent.value = Math.round(e.detail.progress * 100)),
+      onComplete: (e) => (status.value = `completed ${e.detail.id}`),
+      onError: (e) => (status.value = `error ${e.detail.code}`),
+      onRetry: () => retries.value++,
+    };
+  },
+  template: `
+    <progress-tracker
+      :src="src"
+      :job="job"
+      .steps="steps"
+      .tokenProvider="tokenProvider"
+      label="Vue export"
+      @progress-update="onUpdate"
+      @progress-complete="onComplete"
+      @progress-error="onError"
+      @progress-retry="onRetry"
+    >
+      <p>All done, from Vue.</p>
+    </progress-tracker>
+    <p id="status" :data-percent="percent" :data-retries="retries">{{ status }}</p>
+  `,
+});
+app.config.compilerOptions.isCustomElement = (tag) => tag === 'progress-tracker' || tag === 'notification-badge';
+app.mount('#app');

@@ -1,0 +1,39 @@
+// Browser tests for widget/: real Chromium (Debian's /usr/bin/chromium), TypeScript through
+// esbuild, and the REAL server started by test/widget/server-plugin.mjs (with a chaos proxy per
+// test for network trouble). One browser page at a time: the machine has 2 shared cores.
+import { esbuildPlugin } from '@web/dev-server-esbuild';
+import { chromeLauncher } from '@web/test-runner-chrome';
+import { progressServerPlugin } from './test/widget/server-plugin.mjs';
+
+export default {
+  rootDir: '.',
+  files: ['test/widget/**/*.test.ts'],
+  nodeResolve: { exportConditions: ['browser', 'production'] },
+  concurrency: 1,
+  concurrentBrowsers: 1,
+  testsFinishTimeout: 10 * 60_000,
+  browserStartTimeout: 60_000,
+  testFramework: { config: { timeout: 30_000 } },
+  browsers: [
+    chromeLauncher({
+      launchOptions: {
+        executablePath: process.env.CHROME_PATH ?? '/usr/bin/chromium',
+        headless: true,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--no-first-run',
+          // Background tabs must keep running timers at full rate for the visibility tests.
+          '--disable-background-timer-throttling',
+          '--disable-renderer-backgrounding',
+          '--disable-backgrounding-occluded-windows',
+        ],
+      },
+    }),
+  ],
+  plugins: [esbuildPlugin({ ts: true, tsconfig: 'tsconfig.json', target: 'es2022' }), progressServerPlugin()],
+};
