@@ -21,17 +21,18 @@ import {
   type RetryControl,
   type RetryAttempt,
 } from '../../server/producer.js';
-import { startTestServer, type TestServer } from './producer-fixture.js';
+import { startServerProcess, type ServerProcess } from './helpers.js';
 
-let server: TestServer;
+let server: ServerProcess;
 const producers: Producer[] = [];
 
 before(async () => {
-  server = await startTestServer();
+  server = await startServerProcess();
 });
 after(async () => {
   await Promise.all(producers.map((p) => p.close().catch(() => undefined)));
   await server?.stop();
+  server?.cleanup();
 });
 
 type Scope = 'progress:read' | 'progress:write' | 'progress:retry';
@@ -65,6 +66,19 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Fails clearly instead of hanging when something never arrives. */
+async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -288,7 +302,7 @@ describe('producer SDK', () => {
     assert.deepEqual(failed.error, { code: 'oom', message: 'Builder ran out of memory', retryable: true, step: 'build' });
 
     await user.retryJob(job.id);
-    await resumed;
+    await within(resumed, 'the retry control and resume');
     assert.equal(controls.length, 1);
     assert.equal(controls[0]!.step, 'build');
     assert.equal(controls[0]!.recovered, false);
@@ -318,7 +332,7 @@ describe('producer SDK', () => {
     await user.retryJob(job.id); // ...while the user retries
     relay.resume();
 
-    const control = await next;
+    const control = await within(next, 'the recovered retry after reconnecting', 20_000);
     assert.deepEqual([control.jobId, control.step, control.recovered], [job.id, 'fetch', true]);
     assert.equal(control.job?.status, 'queued');
     await job.startStep(control.step);
@@ -348,7 +362,7 @@ describe('demo pipeline', () => {
 
     // Follow it like a browser does, and keep every state it is shown.
     const seen = await watchJob(jobId, await token(['progress:read'], [jobId]));
-    assert.equal(await done, 'completed');
+    assert.equal(await within(done, 'the demo run', 20_000), 'completed');
     const final = await reader.getJob(jobId);
     assert.equal(final.status, 'completed');
     assert.ok(final.steps.every((s) => s.status === 'completed'));
@@ -381,7 +395,7 @@ describe('demo pipeline', () => {
     assert.equal(failed.error?.step, DEMO_FAILING_STAGE);
 
     await user.retryJob(jobId);
-    assert.equal(await done, 'completed');
+    assert.equal(await within(done, 'the resumed demo run', 20_000), 'completed');
     const final = await user.getJob(jobId);
     assert.equal(final.status, 'completed');
     assert.equal(final.attempts, 1);
