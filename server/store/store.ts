@@ -22,8 +22,14 @@ export interface EventIdEntry {
 export interface Store extends HistoryStore {
   /** Insert a new job; resolves false (and changes nothing) when the id exists. */
   insert(record: JobRecord): Promise<boolean>;
-  /** Replace a job's state and remember the eventIds that produced it, atomically. */
-  save(record: JobRecord, eventIds?: readonly EventIdEntry[]): Promise<void>;
+  /**
+   * Replace a job's state and remember the eventIds that produced it, atomically.
+   * `expectedSeq`: when given, the save happens only if the stored job still has that seq, else
+   * it rejects with SeqConflictError and changes nothing. Stores shared by several server nodes
+   * (Redis) enforce it, because two nodes may change the same job at once; a single-process store
+   * (SQLite) may ignore it, since the job service already serializes changes per job.
+   */
+  save(record: JobRecord, eventIds?: readonly EventIdEntry[], expectedSeq?: number): Promise<void>;
   get(id: string): Promise<JobRecord | undefined>;
   /** The seq a job's eventId produced when it was first accepted. */
   findEvent(jobId: string, eventId: string): Promise<number | undefined>;
@@ -33,6 +39,19 @@ export interface Store extends HistoryStore {
   /** Delete finished (completed, failed, canceled) jobs last changed before `before`; returns their ids. */
   pruneFinished(before: number): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/** A save lost a race: another node changed the job first. Reload it and apply the change again. */
+export class SeqConflictError extends Error {
+  constructor(
+    readonly jobId: string,
+    readonly expectedSeq: number,
+    /** The stored seq (undefined when the job no longer exists). */
+    readonly actualSeq: number | undefined,
+  ) {
+    super(`job ${jobId} changed concurrently (expected seq ${expectedSeq}, found ${actualSeq ?? 'no job'})`);
+    this.name = 'SeqConflictError';
+  }
 }
 
 /** Raised at open when the database cannot be used (corrupt, unwritable, wrong format). */
