@@ -44,6 +44,9 @@ export const DEFAULT_DURATION_TUNING: DurationModelTuning = {
   defaultPrior: { alpha: Math.log(30_000), beta: 1, sigma: 1.5, weight: 0 },
 };
 
+/** Even a perfectly regular step is not known to better than ±5%. */
+const MIN_SIGMA = 0.05;
+
 const halfLifeDecay = (samples: number): number => Math.pow(0.5, 1 / samples);
 
 export class DurationModel {
@@ -97,8 +100,10 @@ export class DurationModel {
     const keyStats = this.byKey.get(key);
     const fit = this.fitChain(s.kind, s.step);
     let r = DecayedRegression.residual(fit, gamma, x, y, l);
-    if (fit.weight >= 3 && Math.abs(r) > t.winsorZ * fit.sigma) {
-      const clipped = Math.sign(r) * t.winsorZ * fit.sigma;
+    // Never clip below ±0.7 (a 2x change): a real shift must get through even when the history is tight.
+    const limit = Math.max(t.winsorZ * fit.sigma, 0.7);
+    if (fit.weight >= 3 && Math.abs(r) > limit) {
+      const clipped = Math.sign(r) * limit;
       y += clipped - r;
       r = clipped;
     }
@@ -137,7 +142,7 @@ export class DurationModel {
     const fit = this.fitChain(kind, step);
     const mu = fit.alpha + fit.beta * x + this.gamma * l + this.drift;
     // Parameter uncertainty widens the predictive spread when the fit rests on few samples.
-    const sigma = fit.sigma * Math.sqrt(1 + 1 / (fit.weight + this.tuning.shrink.alpha));
+    const sigma = Math.max(fit.sigma, MIN_SIGMA) * Math.sqrt(1 + 1 / (fit.weight + this.tuning.shrink.alpha));
     return { mu, sigma, weight: fit.weight };
   }
 

@@ -168,6 +168,9 @@ export class EtaEngine implements Estimator {
         const durationMs = endedAt - a.startedAt;
         const complexity = complexityOf(step, next);
         if (step.status === 'completed') {
+          // The end is the last report (progress 1), but only for steps that reported at all:
+          // a silent step says nothing about the shape.
+          if (a.progress.latest !== null) a.progress.report(1, durationMs);
           const f = a.progress.logFractions(durationMs);
           this.learn(
             { type: 'done', kind: next.kind, step: step.id, at: endedAt, complexity, durationMs, load: meanLoad, shape: f.some((v) => v !== null) ? f : undefined },
