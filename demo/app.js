@@ -127,11 +127,19 @@ function createTracker(jobId, token, item, number) {
   el.steps = STAGES;
   el.tokenProvider = () => freshToken(jobId);
   const log = item.querySelector('.job-log');
-  el.addEventListener('progress-complete', () => setState(item, 'completed', log, 'Completed'));
-  el.addEventListener('progress-error', (e) =>
-    setState(item, 'failed', log, e.detail?.error?.message ?? e.detail?.message ?? 'Failed'),
+  el.addEventListener('progress-complete', (e) => {
+    const job = e.detail;
+    const seconds = job ? Math.round((job.updatedAt - job.createdAt) / 1000) : undefined;
+    setState(item, 'completed', log, seconds ? `Completed in ${seconds} s.` : 'Completed.');
+  });
+  el.addEventListener('progress-error', (e) => {
+    // The tracker shows the error itself; say what the demo producer is doing meanwhile.
+    if (e.detail?.job?.status !== 'failed') return;
+    setState(item, 'failed', log, 'The producer is waiting for a retry (it listens for the server’s control message).');
+  });
+  el.addEventListener('progress-retry', () =>
+    setState(item, 'running', log, 'Retry sent: the producer resumes from the failed stage; completed stages stay done.'),
   );
-  el.addEventListener('progress-retry', () => setState(item, 'running', log, 'Retry requested: resuming…'));
   el.addEventListener('progress-update', (e) => {
     if (e.detail?.status === 'running' || e.detail?.status === 'queued') item.dataset.state = 'running';
   });
