@@ -69,17 +69,19 @@ function onMessage(index: number, data: Buffer | string, onSnapshot: (() => void
     sentAt = readInt(data, colon + 1);
   }
   const stats = tagStats(tag);
+  stats.bytes += data.length;
+  const last = lastSeqs[index]!;
+  if (seq <= last) {
+    // A resend of a state this client already has (e.g. a resync after congestion).
+    stats.duplicates++;
+    return;
+  }
+  if (last > 0 && seq > last + 1) stats.gaps += seq - last - 1;
+  lastSeqs[index] = seq;
   stats.count++;
-  stats.bytes += typeof data === 'string' ? data.length : data.length;
   if (sentAt > 0) record(stats.histogram, receivedAt - sentAt);
   if (stats.firstAt === 0) stats.firstAt = receivedAt;
   stats.lastAt = receivedAt;
-  const last = lastSeqs[index]!;
-  if (seq <= last) stats.duplicates++;
-  else {
-    if (last > 0 && seq > last + 1) stats.gaps += seq - last - 1;
-    lastSeqs[index] = seq;
-  }
 }
 
 function openWs(url: string, jobId: string, index: number): Promise<void> {

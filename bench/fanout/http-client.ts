@@ -26,25 +26,34 @@ interface Pending {
 const HEADER_END = Buffer.from('\r\n\r\n');
 
 class Connection {
-  private readonly socket: Socket;
+  private socket: Socket | null = null;
+  private ready: Promise<void> = Promise.resolve();
   private buffer: Buffer = Buffer.alloc(0);
   private current: (Pending & { sentAt: number }) | null = null;
-  private ready: Promise<void>;
 
   constructor(
-    host: string,
-    port: number,
+    private readonly host: string,
+    private readonly port: number,
     private readonly headers: string,
     private readonly onIdle: (connection: Connection) => void,
-  ) {
-    this.socket = connect({ host, port, noDelay: true });
+  ) {}
+
+  /** Servers close idle keep-alive connections (uWS after ~10 s, Node after 5 s): reopen on demand. */
+  private open(): Socket {
+    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    this.socket = socket;
+    this.buffer = Buffer.alloc(0);
     this.ready = new Promise((resolve, reject) => {
-      this.socket.once('connect', () => resolve());
-      this.socket.once('error', reject);
+      socket.once('connect', () => resolve());
+      socket.once('error', reject);
     });
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('error', (error) => this.fail(error));
-    this.socket.on('close', () => this.fail(new Error('connection closed')));
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (this.socket === socket) this.socket = null;
+      this.fail(new Error('connection closed'));
+    });
+    return socket;
   }
 
   get busy(): boolean {
@@ -53,11 +62,13 @@ class Connection {
 
   send(pending: Pending): void {
     this.current = { ...pending, sentAt: 0 };
+    const socket = this.socket ?? this.open();
     void this.ready.then(
       () => {
+        if (this.socket !== socket || !this.current) return;
         const body = typeof pending.body === 'function' ? pending.body() : pending.body;
-        this.current!.sentAt = nowMicros();
-        this.socket.write(
+        this.current.sentAt = nowMicros();
+        socket.write(
           `${pending.method} ${pending.path} HTTP/1.1\r\nhost: 127.0.0.1\r\n${this.headers}content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
         );
       },
@@ -66,13 +77,19 @@ class Connection {
   }
 
   close(): void {
-    this.socket.destroy();
+    this.closed = true;
+    this.socket?.destroy();
   }
 
+  private closed = false;
+
+  /** Fails the request in flight, if any, and frees the connection for the next one. */
   private fail(error: Error): void {
     const current = this.current;
     this.current = null;
-    current?.reject(error);
+    if (!current) return;
+    current.reject(error);
+    if (!this.closed) this.onIdle(this);
   }
 
   private onData(chunk: Buffer): void {

@@ -8,12 +8,13 @@ export type WorkerCommand =
   | { cmd: 'close' };
 
 export interface TagStats {
-  /** Messages received that carried this tag (updates only, snapshots excluded). */
+  /** Updates received that carried this tag and advanced the client's seq (snapshots excluded). */
   count: number;
+  /** Bytes of every update of this tag, duplicates included. */
   bytes: number;
   /** Seq numbers skipped before a message of this tag arrived. */
   gaps: number;
-  /** Seq numbers received twice or going backwards. */
+  /** Updates whose seq the client already had (resends), not counted in `count`. */
   duplicates: number;
   /** Latency histogram counts (see histogram.ts). */
   histogram: number[];

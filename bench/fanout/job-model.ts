@@ -19,7 +19,7 @@ export function createJob(request: CreateJobRequest, id: string): Job {
       label: step.label ?? step.id,
       status: 'pending',
       progress: 0,
-      complexity: step.complexity ?? 1,
+      ...(step.complexity !== undefined && { complexity: step.complexity }),
     })),
     eta: null,
     createdAt: now,
@@ -61,7 +61,8 @@ export function applyEvent(job: Job, event: JobEvent): boolean {
     weighted += s.progress * (s.complexity ?? 1);
     weights += s.complexity ?? 1;
   }
-  job.progress = weights > 0 ? weighted / weights : 0;
+  // Rounded like our server does, so the JSON has the same length.
+  job.progress = weights > 0 ? Math.round((weighted / weights) * 1e6) / 1e6 : 0;
   job.seq += 1;
   job.updatedAt = now;
   return true;

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { track } from './children.js';
 import { BUCKETS } from './histogram.js';
 import type { ClientKind, TagStats, WorkerCommand, WorkerReply } from './ipc.js';
 
@@ -24,9 +25,9 @@ class Worker {
 
   constructor(core: number, fdLimit: number) {
     // taskset before node so every thread of the process (V8 platform threads too) is pinned.
-    this.child = spawn('sh', ['-c', `ulimit -n ${fdLimit} 2>/dev/null; exec taskset -c ${core} "$0" "$@"`, process.execPath, WORKER], {
+    this.child = track(spawn('sh', ['-c', `ulimit -n ${fdLimit} 2>/dev/null; exec taskset -c ${core} "$0" "$@"`, process.execPath, WORKER], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    }));
     this.child.on('message', (reply: WorkerReply) => {
       const waiting = this.waiting;
       this.waiting = null;

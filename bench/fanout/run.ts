@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { killAll } from './children.js';
 import { CONFIG } from './config.js';
 import { loadAverage } from './proc.js';
 import { consoleTable, markdown, type BenchResults, type TargetResults } from './report.js';
@@ -55,7 +56,22 @@ function buildOurServer(): boolean {
   return existsSync(join(REPO, 'dist/server/cli.js'));
 }
 
+/** The suite is bounded: past this, end every child process and fail. */
+const SCENARIO_TIMEOUT_MS = 240_000;
+const WATCHDOG_MS = Number(process.env.BENCH_WATCHDOG_MS ?? 15 * 60_000);
+
 async function main(): Promise<void> {
+  setTimeout(() => {
+    log(`watchdog: the suite ran over ${WATCHDOG_MS / 60_000} minutes; stopping`);
+    killAll();
+    process.exit(1);
+  }, WATCHDOG_MS).unref();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
   // The runner and the producer live on the client core, away from the server under test.
   execFileSync('taskset', ['-a', '-p', '-c', String(CONFIG.clientCore), String(process.pid)], { stdio: 'ignore' });
   const targets = list<TargetName>(process.env.BENCH_TARGETS, TARGETS);
@@ -93,7 +109,15 @@ async function main(): Promise<void> {
       scoped('start');
       const into = results.targets[name]!;
       try {
-        const value = await SCENARIOS[scenario](name, scoped);
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            // Sequential scenarios: every live child belongs to this one.
+            killAll();
+            reject(new Error(`timed out after ${SCENARIO_TIMEOUT_MS / 1000} s`));
+          }, SCENARIO_TIMEOUT_MS);
+        });
+        const value = await Promise.race([SCENARIOS[scenario](name, scoped), timeout]).finally(() => clearTimeout(timer));
         (into as unknown as Record<string, unknown>)[RESULT_KEY[scenario]] = value;
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);

@@ -24,12 +24,17 @@ export interface DeliveryStep {
   deliveredPerSecond: number;
   p50Ms: number;
   p99Ms: number;
-  /** Seq numbers skipped at clients. */
+  /**
+   * Seq numbers skipped at clients: updates not sent to a congested socket. Ours does it on
+   * purpose (coalescing: the socket gets the latest state when it drains); raw uWS drops them.
+   */
   gaps: number;
-  /** Intermediate updates the server reports it coalesced for slow clients (ours only). */
-  coalesced: number;
-  /** Gaps not explained by coalescing. */
-  lost: number;
+  /** Updates received again (ours: latest-state resyncs after congestion); not in `delivered`. */
+  duplicates: number;
+  /** Expected updates neither delivered nor skipped by the end of the drain wait. */
+  undelivered: number;
+  /** Our server's pt_ws_resyncs_total over the step. */
+  resyncs: number;
   avgBytes: number;
   producerErrors: Record<number, number>;
   firstError?: string;
@@ -90,16 +95,11 @@ function targetOptions(name: TargetName): TargetOptions {
   return options;
 }
 
-/** Sum of our server's counters for updates skipped on purpose for slow sockets. */
-async function coalescedCount(target: RunningTarget): Promise<number> {
+/** A counter of our server's /metrics (0 for targets without one). */
+async function counter(target: RunningTarget, name: string): Promise<number> {
   const text = await target.metrics().catch(() => null);
-  if (!text) return 0;
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    if (/^\w*(dropped|coalesced|skipped)\w*(\{[^}]*\})?\s/.test(line)) sum += Number(line.trim().split(/\s+/).pop()) || 0;
-  }
-  return sum;
+  const match = text ? new RegExp(`^${name} (\\S+)$`, 'm').exec(text) : null;
+  return match ? Number(match[1]) : 0;
 }
 
 /** Waits until the clients received `expected` messages of `tag`, or nothing arrives for a while. */
@@ -131,7 +131,7 @@ async function measureStep(
   tag: number,
   finalSeq: Map<string, number>,
 ): Promise<DeliveryStep> {
-  const coalescedBefore = await coalescedCount(target);
+  const resyncsBefore = await counter(target, 'pt_ws_resyncs_total');
   const cpuBefore = processCpuMicros(target.pid);
   const coresBefore = coreTimes();
   const produced: ProducerResult = await sendPaced(pool, jobIds, rate, seconds * 1000, tag);
@@ -139,7 +139,7 @@ async function measureStep(
   const stats = await drain(generator, tag, expected);
   const cpuAfter = processCpuMicros(target.pid);
   const coresAfter = coreTimes();
-  const coalesced = (await coalescedCount(target)) - coalescedBefore;
+  const resyncs = (await counter(target, 'pt_ws_resyncs_total')) - resyncsBefore;
   for (const [job, seq] of produced.finalSeq) if (seq > (finalSeq.get(job) ?? 0)) finalSeq.set(job, seq);
   const busy = coreBusy(coresBefore, coresAfter);
   const delivered = stats?.count ?? 0;
@@ -155,9 +155,10 @@ async function measureStep(
     p50Ms: stats ? quantileMs(stats.histogram, 0.5) : NaN,
     p99Ms: stats ? quantileMs(stats.histogram, 0.99) : NaN,
     gaps,
-    coalesced,
-    lost: Math.max(0, expected - delivered - coalesced),
-    avgBytes: stats && stats.count > 0 ? stats.bytes / stats.count : 0,
+    duplicates: stats?.duplicates ?? 0,
+    undelivered: Math.max(0, expected - delivered - gaps),
+    resyncs,
+    avgBytes: stats && stats.count + stats.duplicates > 0 ? stats.bytes / (stats.count + stats.duplicates) : 0,
     producerErrors: produced.errors,
     serverCoreBusy: busy[CONFIG.serverCore] ?? 0,
     clientCoreBusy: busy[CONFIG.clientCore] ?? 0,
@@ -168,7 +169,7 @@ async function measureStep(
   const reasons: string[] = [];
   if (!(step.p99Ms < CONFIG.fanout.p99LimitMs)) reasons.push(`p99 ${step.p99Ms.toFixed(1)} ms`);
   if (step.acceptedRate < 0.95 * rate) reasons.push(`producer got only ${step.acceptedRate.toFixed(0)}/s accepted`);
-  if (step.lost > 0.001 * expected) reasons.push(`${step.lost} lost`);
+  if (step.gaps + step.undelivered > 0.001 * expected) reasons.push(`${step.gaps + step.undelivered} of ${expected} not delivered`);
   step.passed = reasons.length === 0;
   if (!step.passed) step.why = reasons.join(', ');
   return step;
@@ -186,7 +187,7 @@ async function convergedCount(generator: LoadGenerator, jobIdsPerConnection: str
 
 export function describeStep(step: DeliveryStep): string {
   const k = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}k`);
-  return `${step.rate} upd/s → ${k(step.deliveredPerSecond)} deliveries/s, p50 ${step.p50Ms.toFixed(1)} ms, p99 ${step.p99Ms.toFixed(1)} ms, server core ${(step.serverCoreBusy * 100).toFixed(0)}%, client core ${(step.clientCoreBusy * 100).toFixed(0)}%${step.gaps ? `, gaps ${step.gaps}` : ''}${step.coalesced ? `, coalesced ${step.coalesced}` : ''} ${step.passed ? 'ok' : `FAIL (${step.why})`}`;
+  return `${step.rate} upd/s → ${k(step.deliveredPerSecond)} deliveries/s, p50 ${step.p50Ms.toFixed(1)} ms, p99 ${step.p99Ms.toFixed(1)} ms, server core ${(step.serverCoreBusy * 100).toFixed(0)}%, client core ${(step.clientCoreBusy * 100).toFixed(0)}%${step.gaps ? `, gaps ${step.gaps}` : ''}${step.undelivered ? `, undelivered ${step.undelivered}` : ''}${step.duplicates ? `, resent ${step.duplicates}` : ''} ${step.passed ? 'ok' : `FAIL (${step.why})`}`;
 }
 
 async function withTarget<T>(name: TargetName, body: (target: RunningTarget, pool: HttpPool, generator: LoadGenerator) => Promise<T>, poolSize = CONFIG.producerConnections): Promise<T> {

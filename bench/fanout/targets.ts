@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
+import { track } from './children.js';
 import type { ClientKind } from './ipc.js';
 
 export type TargetName = 'ours' | 'raw-uws' | 'socket.io';
@@ -56,11 +57,11 @@ async function token(secret: string, scope: string): Promise<string> {
 function launch(args: string[], env: NodeJS.ProcessEnv, options: TargetOptions): ChildProcess {
   const nodeFlags = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
   // `exec` twice keeps the pid: the pid we read /proc of is the node process itself.
-  return spawn(
+  return track(spawn(
     'sh',
     ['-c', `ulimit -n ${options.fdLimit} 2>/dev/null; exec taskset -c ${options.core} "$@"`, 'sh', process.execPath, ...nodeFlags, ...args],
     { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  ));
 }
 
 /** Resolves with the port once the process prints a line that reveals it. */
@@ -107,7 +108,8 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
       PT_JWT_SECRET: secret,
       PT_DB: join(dataDir, 'bench.db'),
       HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
+      // Every benchmark client comes from 127.0.0.1: lift the per-address connection limit.
+      PT_MAX_CONNECTIONS_PER_IP: '100000',
       ...options.env,
     };
     const child = launch(['bin/progress-tracker.js', 'serve', '--port', '0'], env, options);

@@ -49,7 +49,8 @@ app.post('/v1/jobs/:id/events', (res, req) => {
 app.ws('/v1/ws', {
   compression: uWS.DISABLED,
   maxPayloadLength: 64 * 1024,
-  maxBackpressure: Number(process.env.BENCH_MAX_BACKPRESSURE ?? 1024 * 1024),
+  // The same per-socket limit as our server's default (maxBackpressureBytes).
+  maxBackpressure: Number(process.env.BENCH_MAX_BACKPRESSURE ?? 256 * 1024),
   idleTimeout: 120,
   message: (ws, message) => {
     const request = JSON.parse(decoder.decode(message)) as { type: string; jobId: string };
