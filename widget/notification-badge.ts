@@ -5,6 +5,7 @@ import { styles } from './notification-badge.styles.js';
 import type { Job } from '../server/protocol.js';
 
 /**
+ * @tagname notification-badge
  * @summary Counts finished jobs (completed or failed) the user has not looked at yet.
  *
  * Listens at its document for `progress-complete` and `progress-error` (job failures only),

@@ -21,6 +21,7 @@ export interface StepSpec {
 const ANNOUNCE_GAP_MS = 1500;
 
 /**
+ * @tagname progress-tracker
  * @summary A live, accessible view of a long-running job: step cards, an overall progress
  * bar with a steady ETA, skeleton content while running, errors with retry.
  *

@@ -92,10 +92,14 @@ describe('connection: reconnection, polling fallback, local estimate', () => {
     const counts = await proxy.counts();
     expect(counts.refusedUpgrades).to.be.at.least(2);
 
-    // Unchanged job: conditional requests, the shown state stays the same.
+    // Unchanged job: conditional requests (If-None-Match → 304), the shown state stays the same.
     const seqBefore = w.el.snapshot!.seq;
-    await sleep(600);
+    await sleep(1500);
     expect(w.el.snapshot!.seq).to.equal(seqBefore);
+    const polls = performance
+      .getEntriesByType('resource')
+      .filter((e) => e.name.includes(`/v1/jobs/${job.id}`)) as PerformanceResourceTiming[];
+    expect(polls.some((e) => e.responseStatus === 304), `statuses ${polls.map((e) => e.responseStatus).join(',')}`).to.equal(true);
 
     await proxy.set('up');
     await waitFor(() => w.el.connectionState === 'live', 'back on the WebSocket', 20_000);
