@@ -1,0 +1,133 @@
+/**
+ * One server node of a Redis cluster (`PT_REDIS_URL`): ties the job service to the bus, so local
+ * sockets hear changes committed anywhere, and local commits and retries reach other nodes.
+ *
+ *   local commit ──(store's save script PUBLISHes)──▶ job channel ──▶ nodes whose clients follow it
+ *                                                                     └▶ service.applyRemote → hub topic
+ *   local socket subscribes ─▶ interest.acquire ─▶ SUBSCRIBE + resync from the store
+ *
+ * The service's cached state of a job is only trusted while the bus hears the job live
+ * (`isFresh`); otherwise reads go to Redis.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Job } from '../protocol.js';
+import type { RedisStore } from '../store/redis.js';
+import { ClusterBus, type NodeMessage } from './bus.js';
+import { watchConnection, type ClusterLogger } from './connection.js';
+import { ClusterMetrics } from './metrics.js';
+
+/** What the node needs from the job service (server/job-service.ts). */
+export interface ClusterJobService {
+  /** Delivers a state committed by another node (ignored unless newer than the cached one). Returns whether it was newer. */
+  applyRemote(job: Job): boolean;
+  on(event: 'update', listener: (view: { job: Job }) => void): () => void;
+  on(event: 'retry', listener: (notice: { jobId: string; step: string }) => void): () => void;
+}
+
+export interface ClusterNodeOptions {
+  store: RedisStore;
+  log: ClusterLogger;
+  /** Stable name for logs and metrics (default: random). */
+  nodeId?: string;
+  /** Keep a job channel this long after its last local subscriber left (ms, default 5000). */
+  lingerMs?: number;
+}
+
+export const newNodeId = () => `node-${randomBytes(4).toString('hex')}`;
+
+export class ClusterNode {
+  readonly nodeId: string;
+  readonly metrics = new ClusterMetrics();
+  readonly bus: ClusterBus;
+  readonly store: RedisStore;
+  readonly log: ClusterLogger;
+  private service?: ClusterJobService;
+  private controlSink?: (jobId: string, step: string) => void;
+  private readonly nodeHandlers = new Set<(msg: NodeMessage) => void>();
+  private readonly unbind: Array<() => void> = [];
+
+  constructor(options: ClusterNodeOptions) {
+    this.store = options.store;
+    this.log = options.log;
+    this.nodeId = options.nodeId ?? options.store.nodeId;
+    this.unbind.push(watchConnection(options.store.client, 'store', options.log, this.metrics));
+    this.bus = new ClusterBus({
+      client: options.store.client,
+      prefix: options.store.prefix,
+      nodeId: this.nodeId,
+      log: options.log,
+      metrics: this.metrics,
+      ...(options.lingerMs !== undefined && { lingerMs: options.lingerMs }),
+      handlers: {
+        change: (job) => this.service?.applyRemote(job),
+        control: (jobId, step) => this.controlSink?.(jobId, step),
+        resync: (ids) => this.resync(ids),
+        nodeMessage: (msg) => this.nodeHandlers.forEach((fn) => fn(msg)),
+      },
+    });
+  }
+
+  /** Connects the bus and starts relaying for `service`. */
+  async start(service: ClusterJobService): Promise<void> {
+    this.service = service;
+    this.unbind.push(
+      service.on('update', (view) => void this.bus.delivered(view.job.id, view.job.seq)),
+      service.on('retry', (notice) => {
+        this.bus.publishControl(notice.jobId, notice.step).catch((err: unknown) =>
+          this.log.warn({ jobId: notice.jobId, err: (err as Error).message }, 'cluster: retry notice not published to other nodes'),
+        );
+      }),
+    );
+    await this.bus.start();
+    const durability = await this.store.checkDurability();
+    if (durability.fsyncEachWrite === false) {
+      this.log.warn(
+        { appendonly: durability.appendonly, appendfsync: durability.appendfsync },
+        'Redis does not fsync each write (appendonly yes + appendfsync always): a Redis crash may lose acknowledged events (docs/cluster.md)',
+      );
+    }
+    this.log.info({ node: this.nodeId, durability }, 'cluster: node joined (store and fan-out on Redis)');
+  }
+
+  /** For the WebSocket hub: a local socket started / stopped following a job. */
+  readonly interest = {
+    acquire: (jobId: string): void => void this.bus.acquire(jobId),
+    release: (jobId: string): void => this.bus.release(jobId),
+  };
+
+  /** Whether the cached state of `jobId` is current (the bus hears the job live). */
+  readonly isFresh = (jobId: string): boolean => this.bus.isLive(jobId);
+
+  /** Where retry notices from other nodes go (the hub's `control` topic). */
+  onControl(sink: (jobId: string, step: string) => void): void {
+    this.controlSink = sink;
+  }
+
+  onNodeMessage(handler: (msg: NodeMessage) => void): () => void {
+    this.nodeHandlers.add(handler);
+    return () => void this.nodeHandlers.delete(handler);
+  }
+
+  renderMetrics(): string {
+    return this.metrics.render(this.nodeId);
+  }
+
+  async close(): Promise<void> {
+    for (const fn of this.unbind.splice(0)) fn();
+    await this.bus.close();
+  }
+
+  private async resync(ids: readonly string[]): Promise<void> {
+    if (!this.service || ids.length === 0) return;
+    const pipe = this.store.client.pipeline();
+    for (const id of ids) pipe.hget(this.store.jobKey(id), 'rec');
+    const replies = (await pipe.exec()) ?? [];
+    replies.forEach(([err, text]) => {
+      if (err || typeof text !== 'string') return;
+      this.metrics.resyncReads++;
+      const job = (JSON.parse(text) as { job: Job }).job;
+      if (this.bus.delivered(job.id, job.seq) && this.service!.applyRemote(job)) this.metrics.resyncUpdates++;
+    });
+  }
+}
+
