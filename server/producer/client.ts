@@ -123,6 +123,10 @@ export class Producer {
         if (request.id !== undefined) throw err; // the caller's id: cannot tell whose job it is
         return undefined; // our fresh UUID: certainly ours, even if this token cannot read it
       });
+      // With the caller's id, only a job of the same shape can be our own first attempt.
+      const sameShape = (j: Job) =>
+        j.kind === request.kind && j.steps.map((s) => s.id).join('\n') === request.steps.map((s) => s.id).join('\n');
+      if (job && request.id !== undefined && !sameShape(job)) throw err;
     }
     const handle = this.job(id);
     if (job) handle.snapshot = job;

@@ -177,6 +177,14 @@ describe('producer SDK', () => {
     assert.equal(server.seq, 3, 'each event was applied exactly once');
     assert.equal(retries.length, 4);
     assert.ok(retries.every((r) => r.error.code === 'network_error'));
+
+    // With the caller's own id, a retried create is recognised only when the job has the same shape.
+    lose = 1;
+    const own = await p.createJob({ id: `${job.id}-own`, kind: 'flaky', steps: STEPS });
+    assert.equal(own.snapshot?.seq, 1);
+    lose = 1;
+    const other = await rejection(p.createJob({ id: job.id, kind: 'something-else', steps: [{ id: 'x' }] }));
+    assert.deepEqual([other.code, other.status], ['duplicate_job', 409]);
   });
 
   test('429 and 5xx are retried, honouring Retry-After', async () => {
