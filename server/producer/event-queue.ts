@@ -1,4 +1,14 @@
 import type { EventsAccepted, JobEvent } from '../protocol.js';
+import { ProducerError } from './errors.js';
+
+/** A refusal of the events themselves (400 bad event, 409 wrong state, 413 too big), not of the job or token. */
+function isEventRefusal(err: unknown): boolean {
+  return err instanceof ProducerError && (err.status === 400 || err.status === 409 || err.status === 413);
+}
+
+function settle(batch: Pending[], accepted: EventsAccepted | undefined, err?: unknown): void {
+  for (const p of batch) for (const s of p.settle) accepted ? s.resolve(accepted) : s.reject(err);
+}
 
 interface Pending {
   event: JobEvent;
@@ -9,7 +19,8 @@ interface Pending {
  * Sends one job's events strictly in order, one request at a time. Events queued while a
  * request is in flight go out together in the next one (an array body), and a `progress`
  * event replaces a still-unsent `progress` for the same step: a burst of progress calls costs
- * one request, and the server never sees them out of order.
+ * one request, and the server never sees them out of order. A batch the server refuses is
+ * re-sent event by event, so one bad call fails alone.
  */
 export class EventQueue {
   private readonly queue: Pending[] = [];
@@ -43,10 +54,21 @@ export class EventQueue {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.maxBatch);
         try {
-          const accepted = await this.send(batch.map((p) => p.event));
-          for (const p of batch) for (const s of p.settle) s.resolve(accepted);
+          settle(batch, await this.send(batch.map((p) => p.event)));
         } catch (err) {
-          for (const p of batch) for (const s of p.settle) s.reject(err);
+          if (batch.length > 1 && isEventRefusal(err)) {
+            // The server applies a batch atomically, so nothing of it was applied: send the events
+            // one by one, and only the bad call fails instead of every call in its batch.
+            for (const p of batch) {
+              try {
+                settle([p], await this.send([p.event]));
+              } catch (e) {
+                settle([p], undefined, e);
+              }
+            }
+          } else {
+            settle(batch, undefined, err);
+          }
         }
       }
     } finally {

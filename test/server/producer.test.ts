@@ -145,6 +145,24 @@ describe('producer SDK', () => {
     assert.ok(posts < 10, `expected the burst to be batched, got ${posts} POSTs`);
   });
 
+  test('one bad call in a batch fails alone', async () => {
+    const p = await producer();
+    const job = await p.createJob({ kind: 'mixed', steps: STEPS });
+    await job.startStep('fetch');
+    const inFlight = job.progress(0.1); // the next calls queue behind this request and form a batch
+    const good = job.progress(0.2, { step: 'fetch', message: 'good' });
+    const bad = job.progress(0.3, { step: 'ship' }); // ship is not running
+    const after = job.endStep('fetch');
+    await inFlight;
+    const err = await rejection(bad);
+    assert.equal(err.code, 'step_not_running');
+    await good;
+    await after;
+    const final = await p.getJob(job.id);
+    assert.equal(final.steps[0]!.status, 'completed');
+    assert.equal(final.steps[0]!.message, 'good');
+  });
+
   test('a POST whose answer is lost is retried with the same eventId and applied once', async () => {
     let lose = 0;
     const retries: RetryAttempt[] = [];
