@@ -342,6 +342,29 @@ describe('producer SDK', () => {
     assert.deepEqual([nothing.code, nothing.status], ['nothing_to_retry', 409]);
   });
 
+  test('onRetry(handler) hears retries of every job the producer creates', async () => {
+    const p = await producer();
+    const user = await producer({ token: await token(['progress:read', 'progress:retry']) });
+    const heard: RetryControl[] = [];
+    let wake: () => void = () => {};
+    const stop = p.onRetry((control) => {
+      heard.push(control);
+      wake();
+    });
+    const a = await p.createJob({ kind: 'many', steps: STEPS });
+    const b = await p.createJob({ kind: 'many', steps: STEPS });
+    for (const job of [a, b]) {
+      await job.startStep('fetch');
+      await job.failStep({ code: 'flaky', message: 'try again' });
+    }
+    const both = new Promise<void>((resolve) => (wake = () => heard.length === 2 && resolve()));
+    await user.retryJob(b.id);
+    await user.retryJob(a.id);
+    await within(both, 'retries of both jobs');
+    assert.deepEqual(heard.map((c) => [c.jobId, c.step]).sort(), [[a.id, 'fetch'], [b.id, 'fetch']].sort());
+    stop();
+  });
+
   test('a retry made while the producer socket was down is delivered after it reconnects', async () => {
     const relay = await startRelay(server.port);
     const states: string[] = [];
