@@ -88,3 +88,11 @@ export function currentStepIndex(job: Pick<Job, 'steps'>): number {
   if (firstPending >= 0) return firstPending + 1;
   return job.steps.length;
 }
+
+/** Wall time of a finished job: first step start to last step end (or creation to last update). */
+export function jobDuration(job: Job): number {
+  const starts = job.steps.map((s) => s.startedAt).filter((t): t is number => typeof t === 'number');
+  const ends = job.steps.map((s) => s.endedAt).filter((t): t is number => typeof t === 'number');
+  if (starts.length && ends.length) return Math.max(...ends) - Math.min(...starts);
+  return Math.max(0, job.updatedAt - job.createdAt);
+}

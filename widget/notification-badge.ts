@@ -29,7 +29,12 @@ export class NotificationBadge extends LitElement {
   static override styles = styles;
 
   @property({ attribute: 'for' }) for = '';
-  @property({ reflect: true }) override lang = '';
+  /**
+   * Observes the native `lang` attribute (re-render on change) without replacing the native
+   * property: a Lit `lang` property would reflect `lang=""` and cut the page's language off.
+   * @internal
+   */
+  @property({ attribute: 'lang' }) protected langAttribute: string | null = null;
   /** Override the accessible-name sentence. */
   @property({ attribute: false }) messages: Partial<Pick<Messages, 'jobsFinished'>> = {};
 
@@ -78,7 +83,7 @@ export class NotificationBadge extends LitElement {
   }
 
   protected override render(): TemplateResult {
-    const lang = this.lang || (this.closest('[lang]') as HTMLElement | null)?.lang || undefined;
+    const lang = (this.closest('[lang]') as HTMLElement | null)?.lang || undefined;
     const { text, plural } = formatCount(this._count, lang);
     const name = (this.messages.jobsFinished ?? defaultMessages.jobsFinished)(this._count, text, plural);
     return html`<button part="base" type="button" aria-label=${name} @click=${() => this.clear()}>

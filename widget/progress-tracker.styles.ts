@@ -20,6 +20,8 @@ export const styles = css`
     --_skeleton: var(--progress-tracker-skeleton, #e5e7eb);
     --_duration: var(--progress-tracker-duration, 250ms);
     display: block;
+    /* UA colors of slotted content (links, form controls) follow the scheme too. */
+    color-scheme: light dark;
     color: var(--_fg);
     font-family: var(--progress-tracker-font, inherit);
     container-type: inline-size;

@@ -5,20 +5,19 @@ import { styleMap } from 'lit/directives/style-map.js';
 import type { Job, Step } from '../server/protocol.js';
 import { isTerminal } from '../server/protocol.js';
 import { ConnectionController } from './connection-controller.js';
-import { FinishTimeSmoother, currentStepIndex, estimateProgress } from './estimate.js';
+import { FinishTimeSmoother, currentStepIndex, estimateProgress, jobDuration } from './estimate.js';
 import { emit } from './events.js';
 import { defaultMessages, formatDuration, formatPercent, formatRemaining, type Messages } from './format.js';
+import { LiveAnnouncer } from './live-announcer.js';
 import { notifyIfHidden } from './notifications.js';
 import type { ConnectionState, ProgressClient, ProgressClientOptions, ProgressErrorInfo, TokenProvider } from './progress-client.js';
 import { styles } from './progress-tracker.styles.js';
+import { stepCard, stepIcon } from './step-card.js';
 
 export interface StepSpec {
   id: string;
   label: string;
 }
-
-/** Minimum gap between two live-region announcements (ms): never a flood, never every percent. */
-const ANNOUNCE_GAP_MS = 1500;
 
 /**
  * @tagname progress-tracker
@@ -104,7 +103,12 @@ export class ProgressTracker extends LitElement {
   steps: StepSpec[] | undefined;
   @property() label = '';
   @property({ type: Boolean, reflect: true }) notify = false;
-  @property({ reflect: true }) override lang = '';
+  /**
+   * Observes the native `lang` attribute (re-render on change) without replacing the native
+   * property: a Lit `lang` property would reflect `lang=""` and cut the page's language off.
+   * @internal
+   */
+  @property({ attribute: 'lang' }) protected langAttribute: string | null = null;
   /** Override any sentence (localization). Numbers and units follow `lang` through Intl. */
   @property({ attribute: false }) messages: Partial<Messages> = {};
   /** Tuning of the connection (reconnect delays, polling bounds…). */
@@ -115,7 +119,6 @@ export class ProgressTracker extends LitElement {
   @state() private _job: Job | undefined;
   @state() private _connection: ConnectionState = 'closed';
   @state() private _notice: ProgressErrorInfo | undefined;
-  @state() private _announcement = '';
   @state() private _hasContent = false;
   @state() private _hasSkeleton = false;
 
@@ -123,9 +126,7 @@ export class ProgressTracker extends LitElement {
   private receivedAt = 0;
   private shownProgress = 0;
   private ticker: ReturnType<typeof setInterval> | undefined;
-  private lastAnnounceAt = 0;
-  private announceTimer: ReturnType<typeof setTimeout> | undefined;
-  private pendingAnnouncement = '';
+  private readonly announcer = new LiveAnnouncer(this);
   private wasLive = false;
 
   private readonly connection = new ConnectionController(
@@ -187,7 +188,7 @@ export class ProgressTracker extends LitElement {
   }
 
   private get effectiveLang(): string | undefined {
-    return this.lang || (this.closest('[lang]') as HTMLElement | null)?.lang || undefined;
+    return (this.closest('[lang]') as HTMLElement | null)?.lang || undefined;
   }
 
   private get accessibleName(): string {
@@ -203,7 +204,6 @@ export class ProgressTracker extends LitElement {
     super.disconnectedCallback();
     clearInterval(this.ticker);
     this.ticker = undefined;
-    clearTimeout(this.announceTimer);
   }
 
   protected override willUpdate(changed: PropertyValues<this>): void {
@@ -266,22 +266,8 @@ export class ProgressTracker extends LitElement {
     }
   }
 
-  /** One polite live region, throttled: the latest message wins within the gap. */
   private announce(text: string): void {
-    const now = Date.now();
-    const wait = this.lastAnnounceAt + ANNOUNCE_GAP_MS - now;
-    this.pendingAnnouncement = text;
-    if (wait <= 0 && !this.announceTimer) {
-      this.flushAnnouncement();
-    } else if (!this.announceTimer) {
-      this.announceTimer = setTimeout(() => this.flushAnnouncement(), Math.max(0, wait));
-    }
-  }
-
-  private flushAnnouncement(): void {
-    this.announceTimer = undefined;
-    this.lastAnnounceAt = Date.now();
-    this._announcement = this.pendingAnnouncement;
+    this.announcer.announce(text);
   }
 
   /** Re-render once a second while a countdown or estimate is on screen. */
@@ -330,7 +316,7 @@ export class ProgressTracker extends LitElement {
     let etaText: string;
     if (!job) etaText = m.waiting;
     else if (job.status === 'completed') {
-      const took = totalDuration(job);
+      const took = jobDuration(job);
       etaText = took >= 1000 ? m.doneIn(formatDuration(took, lang, true)) : m.done;
     }
     else if (job.status === 'failed') etaText = m.failed;
@@ -392,7 +378,7 @@ export class ProgressTracker extends LitElement {
         </div>
         ${steps.length
           ? html`<ol part="steps" class="steps">
-              ${steps.map((s, i) => this.renderStep(s, i, steps.length, job?.status === 'running' && i + 1 === stepIndex, lang))}
+              ${steps.map((s, i) => stepCard(s, i, steps.length, job?.status === 'running' && i + 1 === stepIndex, lang, m))}
             </ol>`
           : nothing}
         ${job && (job.status === 'failed' || job.status === 'canceled') ? this.renderFailure(job, failedStep) : nothing}
@@ -411,36 +397,9 @@ export class ProgressTracker extends LitElement {
           </div>
           <div part="content" class="content" ?inert=${job?.status !== 'completed'}><slot @slotchange=${this.onSlotChange}></slot></div>
         </div>
-        <div class="visually-hidden" role="status" aria-live="polite" aria-atomic="true">${this._announcement}</div>
+        <div class="visually-hidden" role="status" aria-live="polite" aria-atomic="true">${this.announcer.text}</div>
       </div>
     `;
-  }
-
-  private renderStep(step: Step, i: number, total: number, current: boolean, lang: string | undefined): TemplateResult {
-    const m = this.m;
-    const status = step.status;
-    const visible =
-      status === 'completed' ? '✓' : status === 'failed' ? m.failed : status === 'running' ? formatPercent(step.progress, lang) : '';
-    const hidden =
-      status === 'running' ? `${m.stepState.running}, ${formatPercent(step.progress, lang)}` : m.stepState[status];
-    return html`<li
-      part="step step-${status}"
-      class="step step--${status}"
-      aria-current=${current ? 'step' : nothing}
-      title=${step.message ?? nothing}
-    >
-      <span part="step-number" class="step-number">${i + 1}</span>
-      <span part="step-icon" class="step-icon" aria-hidden="true">${icon(status)}</span>
-      <span part="step-label" class="step-label">${step.label}</span>
-      <span part="step-status" class="step-status" aria-hidden="true">${visible}</span>
-      <span class="visually-hidden">, ${hidden}</span>
-      ${status === 'running'
-        ? html`<span part="step-progress" class="step-progress" aria-hidden="true"
-            ><span style=${styleMap({ transform: `scaleX(${step.progress})` })}></span
-          ></span>`
-        : nothing}
-      ${i < total - 1 ? html`<span part="separator" class="separator" aria-hidden="true">▶</span>` : nothing}
-    </li>`;
   }
 
   private renderFailure(job: Job, failedStep: Step | undefined): TemplateResult {
@@ -449,7 +408,7 @@ export class ProgressTracker extends LitElement {
     const retryable = job.status === 'failed' && error?.retryable !== false;
     const stepLabel = failedStep?.label;
     return html`<div part="error" class="error" role="group" aria-label=${job.status === 'failed' ? m.failed : m.canceled}>
-      <span class="error-icon" aria-hidden="true">${icon('failed')}</span>
+      <span class="error-icon" aria-hidden="true">${stepIcon('failed')}</span>
       <div class="error-text">
         ${stepLabel ? html`<strong class="error-step">${m.failedStep(stepLabel)}</strong>` : nothing}
         <span part="error-message" class="error-message">${error?.message ?? (job.status === 'canceled' ? m.canceled : m.failed)}</span>
@@ -460,27 +419,6 @@ export class ProgressTracker extends LitElement {
           </button>`
         : nothing}
     </div>`;
-  }
-}
-
-/** Wall time of a finished job: first step start to last step end (or creation to last update). */
-function totalDuration(job: Job): number {
-  const starts = job.steps.map((s) => s.startedAt).filter((t): t is number => typeof t === 'number');
-  const ends = job.steps.map((s) => s.endedAt).filter((t): t is number => typeof t === 'number');
-  if (starts.length && ends.length) return Math.max(...ends) - Math.min(...starts);
-  return Math.max(0, job.updatedAt - job.createdAt);
-}
-
-function icon(status: Step['status']): TemplateResult {
-  switch (status) {
-    case 'completed':
-      return html`<svg viewBox="0 0 16 16" width="16" height="16"><path d="M3 8.5l3 3 7-7" fill="none" stroke="currentColor" stroke-width="2" /></svg>`;
-    case 'failed':
-      return html`<svg viewBox="0 0 16 16" width="16" height="16"><path d="M4 4l8 8M12 4l-8 8" fill="none" stroke="currentColor" stroke-width="2" /></svg>`;
-    case 'running':
-      return html`<svg class="spin" viewBox="0 0 16 16" width="16" height="16"><circle cx="8" cy="8" r="6" fill="none" stroke="currentColor" stroke-width="2" stroke-dasharray="28 10" /></svg>`;
-    default:
-      return html`<svg viewBox="0 0 16 16" width="16" height="16"><circle cx="8" cy="8" r="5.5" fill="none" stroke="currentColor" stroke-width="1.5" /></svg>`;
   }
 }
 

@@ -18,8 +18,17 @@ await build({
   sourcemap: true,
   jsx: 'automatic',
   tsconfig: 'tsconfig.json',
+  plugins: [
+    {
+      // The define entry registers the elements: a side effect, which package.json's
+      // `sideEffects` declares for dist/widget/define.js, not for its TypeScript source.
+      name: 'define-entry-from-source',
+      setup(b) {
+        b.onResolve({ filter: /^progress-tracker-kit\/define$/ }, () => ({ path: `${root}widget/define.ts`, sideEffects: true }));
+      },
+    },
+  ],
   alias: {
-    'progress-tracker-kit/define': './widget/define.ts',
     // The build with the template compiler: the example uses an in-DOM-style template string.
     vue: 'vue/dist/vue.esm-bundler.js',
   },

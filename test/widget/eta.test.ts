@@ -26,6 +26,7 @@ class FakeClock {
 
 async function mountWith(job: Job, clock: FakeClock, lang = 'en'): Promise<ProgressTracker> {
   const el = await fixture<ProgressTracker>(html`<progress-tracker lang=${lang} .clock=${clock.read} label="Export"></progress-tracker>`);
+  expect(el.getAttribute('lang')).to.equal(lang);
   el.snapshot = job;
   await el.updateComplete;
   return el;
@@ -48,11 +49,24 @@ describe('ETA text, countdown and smoothing', () => {
     expect(formatRemaining(95 * 60_000, 'en', m)).to.match(/^about 1 hr,? 35 min left$/);
   });
 
-  it('formats numbers and units with Intl in `lang`', async () => {
+  it('formats numbers and units with Intl in `lang`, set on the element or inherited from the page', async () => {
     const clock = new FakeClock();
-    const el = await mountWith(await runningJob({ remainingMs: 3 * 60_000 }), clock, 'de');
+    const job = await runningJob({ remainingMs: 3 * 60_000 });
+    const el = await mountWith(job, clock, 'de');
     expect(visibleText(el, '[part~="eta"]')).to.equal('about 3 Min. left');
     expect(visibleText(el, '[part~="percentage"]')).to.match(/^\d+ %$/); // German: "20 %"
+    el.setAttribute('lang', 'en');
+    await el.updateComplete;
+    expect(visibleText(el, '[part~="percentage"]')).to.match(/^\d+%$/);
+
+    const wrapper = await fixture<HTMLElement>(html`<div lang="fr"><progress-tracker .clock=${clock.read}></progress-tracker></div>`);
+    const inner = wrapper.querySelector('progress-tracker')!;
+    inner.snapshot = job;
+    await inner.updateComplete;
+    // The element adds no lang attribute of its own (that would cut the page's language off).
+    expect(inner.hasAttribute('lang')).to.equal(false);
+    expect(visibleText(inner, '[part~="eta"]')).to.equal('about 3 min left');
+    expect(inner.shadowRoot!.querySelector('[part~="percentage"]')!.textContent).to.match(/^\d+[\u00a0\u202f]%$/); // French: a no-break space before %
   });
 
   it('counts down locally between server updates and advances the bar', async () => {
