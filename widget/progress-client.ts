@@ -109,6 +109,9 @@ export class ProgressClient {
   private socketFailures = 0;
   /** Messages to send once subscribed (a retry asked for while disconnected). */
   private pending: ClientMessage[] = [];
+  /** Which transport delivered the latest state: a retry goes the same way. */
+  private lastTransport: 'ws' | 'http' | undefined;
+  private retryFallback: ReturnType<typeof setTimeout> | undefined;
   /** A retry was sent and the job has not left its ended state yet: keep listening. */
   private retryInFlight = false;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -123,7 +126,10 @@ export class ProgressClient {
     this.poller = new Poller({
       url: `${(options.api ?? deriveApiBase(options.src)).replace(/\/$/, '')}/v1/jobs/${encodeURIComponent(options.jobId)}`,
       getToken: () => this.token(),
-      onJob: (job) => this.ingest(job),
+      onJob: (job) => {
+        if (this._state !== 'live') this.lastTransport = 'http';
+        this.ingest(job);
+      },
       onHttpError: (status, code, message) => {
         this.emitter.emit('error', { code, message });
         // The server is there but refuses: polling continues slowly (a fresh token may fix it).
@@ -162,7 +168,7 @@ export class ProgressClient {
     this.socketFailures = 0;
     this.everLive = false;
     this.setState('connecting');
-    const WS = this.options.WebSocket === undefined ? globalThis.WebSocket : this.options.WebSocket;
+    const WS = this.socketConstructor();
     if (WS) this.openSocket(WS);
     else this.poller.start();
     if (typeof document !== 'undefined') document.addEventListener('visibilitychange', this.onVisibility);
@@ -174,6 +180,7 @@ export class ProgressClient {
     this.opened = false;
     clearInterval(this.heartbeat);
     this.heartbeat = undefined;
+    clearTimeout(this.retryFallback);
     const socket = this.socket;
     this.socket = undefined;
     socket?.close(1000, 'done');
@@ -190,15 +197,24 @@ export class ProgressClient {
     const message: ClientMessage = step ? { type: 'retry', jobId: this.jobId, step } : { type: 'retry', jobId: this.jobId };
     this.retryInFlight = true;
     if (this._state === 'live' && this.socket) {
-      this.socket.send(JSON.stringify(message));
+      this.send(message);
       return;
     }
-    if (this.socket || (!this.opened && this.options.WebSocket !== null && globalThis.WebSocket)) {
+    if (this.lastTransport !== 'http' && this.socketConstructor()) {
+      // The job ended while the socket worked: reopen it, subscribe, then send the retry.
       this.pending.push(message);
       if (!this.opened) this.open();
+      // Should the socket not open in time, the HTTP endpoint does the same.
+      clearTimeout(this.retryFallback);
+      this.retryFallback = setTimeout(() => {
+        const i = this.pending.indexOf(message);
+        if (i < 0) return;
+        this.pending.splice(i, 1);
+        void this.retryOverHttp(step);
+      }, (this.options.connectTimeoutMs ?? 4000) + 1000);
       return;
     }
-    // No socket available: the HTTP retry endpoint.
+    // Only HTTP worked lately: the HTTP retry endpoint.
     await this.retryOverHttp(step);
     if (!this.opened) this.open();
   }
@@ -237,6 +253,11 @@ export class ProgressClient {
     // Nothing changes an ended job except a retry: stop all network activity.
     if (isTerminal(job.status) && !this.retryInFlight && this.pending.length === 0) this.close();
     return true;
+  }
+
+  private socketConstructor(): typeof WebSocket | undefined {
+    const WS = this.options.WebSocket === undefined ? globalThis.WebSocket : this.options.WebSocket;
+    return WS ?? undefined;
   }
 
   private async token(): Promise<string | undefined> {
@@ -280,10 +301,12 @@ export class ProgressClient {
       if (this.socket !== socket) return;
       this.socketFailures = 0;
       this.everLive = true;
+      this.lastTransport = 'ws';
       this.lastMessageAt = Date.now();
       this.poller.stop();
       const since = this._job?.seq;
       this.send(since === undefined ? { type: 'subscribe', jobId: this.jobId } : { type: 'subscribe', jobId: this.jobId, since });
+      clearTimeout(this.retryFallback);
       for (const m of this.pending.splice(0)) this.send(m);
       this.setState('live');
       this.startHeartbeat();
@@ -368,6 +391,7 @@ export class ProgressClient {
         this.emitter.emit('error', { code: body.error?.code ?? `http_${res.status}`, message: body.error?.message ?? `Retry failed (HTTP ${res.status})` });
       }
     } catch (err) {
+      this.retryInFlight = false;
       this.emitter.emit('error', { code: 'network', message: err instanceof Error ? err.message : String(err) });
     }
   }

@@ -6,7 +6,7 @@ import '../../widget/define.js';
 import type { Job } from '../../server/protocol.js';
 import { ProgressClient, type ConnectionState } from '../../widget/progress-client.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { FAST, STEPS, chaosProxy, createJob, part, send, sleep, token, visibleText, waitFor, type ChaosProxy } from './helpers.js';
+import { FAST, STEPS, chaosProxy, createJob, getJob, part, send, sleep, token, visibleText, waitFor, type ChaosProxy } from './helpers.js';
 
 interface Watched {
   el: ProgressTracker;
@@ -154,6 +154,22 @@ describe('connection: reconnection, polling fallback, local estimate', () => {
     await waitFor(() => w.el.snapshot?.steps[1]?.status === 'running', 'real data replaced the estimate');
     await w.el.updateComplete;
     expect(part(w.el, 'estimate')).to.equal(null);
+  });
+
+  it('Retry while only HTTP works goes through POST /v1/jobs/{id}/retry, and polling follows the resumed job', async () => {
+    const job = await createJob();
+    await proxy.set('no-ws');
+    const w = await mountThrough(proxy, job.id);
+    await waitFor(() => w.el.connectionState === 'polling', 'polling');
+    await send(job.id, { type: 'step_start', step: 'upload' }, { type: 'step_failed', step: 'upload', error: { code: 'net', message: 'Upload interrupted' } });
+    await waitFor(() => w.el.snapshot?.status === 'failed', 'failed, seen by polling');
+    await w.el.updateComplete;
+    expect(w.el.connectionState).to.equal('closed');
+    part(w.el, 'retry')!.click();
+    await waitFor(() => w.el.snapshot?.status === 'queued', 'queued again, seen by polling', 20_000);
+    expect((await getJob(job.id)).attempts).to.equal(1);
+    expect(w.el.connectionState).to.equal('polling');
+    expect((await proxy.counts()).upgrades).to.be.greaterThan(0);
   });
 
   it('never shows a state older than one already shown', async () => {
