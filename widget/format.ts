@@ -17,6 +17,10 @@ export interface Messages {
   failed: string;
   canceled: string;
   waiting: string;
+  /** Running, but the server has no estimate yet. */
+  estimating: string;
+  /** Offline before any state arrived: nothing to estimate from. */
+  unreachable: string;
   /** Shown next to the ETA while the server cannot be reached. */
   estimate: string;
   stepOf: (current: number, total: number) => string;
@@ -49,6 +53,8 @@ export const defaultMessages: Messages = {
   failed: 'Failed',
   canceled: 'Canceled',
   waiting: 'Waiting for progress…',
+  estimating: 'Estimating time left…',
+  unreachable: 'Cannot reach the progress server, retrying…',
   estimate: 'estimate',
   stepOf: (c, t) => `Step ${c} of ${t}`,
   stepState: { completed: 'completed', running: 'in progress', pending: 'not started', failed: 'failed' },

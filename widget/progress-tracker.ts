@@ -321,7 +321,7 @@ export class ProgressTracker extends LitElement {
     }
     else if (job.status === 'failed') etaText = m.failed;
     else if (job.status === 'canceled') etaText = m.canceled;
-    else if (remainingMs === null) etaText = job.status === 'queued' ? m.waiting : '';
+    else if (remainingMs === null) etaText = job.status === 'queued' ? m.waiting : m.estimating;
     else {
       const eta = job.eta;
       // The server's 80% range, shifted by the time since it was received.
@@ -345,7 +345,7 @@ export class ProgressTracker extends LitElement {
     const failedStep = steps.find((s) => s.status === 'failed');
     const busy = !ended;
     const running = job?.status === 'running';
-    const connectionText = ended ? '' : m.connection[this._connection];
+    const connectionText = ended ? '' : offline && !job ? m.unreachable : m.connection[this._connection];
 
     return html`
       <div part="card" class=${classMap({ card: true, [`card--${job?.status ?? 'loading'}`]: true })}>

@@ -113,6 +113,19 @@ describe('connection: reconnection, polling fallback, local estimate', () => {
     expect(increasing(w.seqs), `seqs ${w.seqs.join(',')}`).to.equal(true);
   });
 
+  it('says in words when the server cannot be reached at all before any state arrived', async () => {
+    const job = await createJob();
+    await proxy.set('down');
+    const w = await mountThrough(proxy, job.id);
+    await waitFor(() => w.el.connectionState === 'offline', 'offline', 20_000);
+    await w.el.updateComplete;
+    expect(visibleText(w.el, '[part~="connection"]')).to.equal('Cannot reach the progress server, retrying…');
+    expect(part(w.el, 'bar')!.hasAttribute('aria-valuenow')).to.equal(false);
+    await expect(w.el).to.be.accessible();
+    await proxy.set('up');
+    await waitFor(() => w.el.connectionState === 'live' && w.el.snapshot, 'live once the server is back', 20_000);
+  });
+
   it('polls when the browser has no WebSocket at all', async () => {
     const job = await createJob();
     const client = new ProgressClient({ ...FAST, jobId: job.id, src: proxy.src, token: await token(), WebSocket: null });
