@@ -10,7 +10,7 @@ import { formatPercent, type Messages } from './format.js';
 export function stepCard(step: Step, index: number, total: number, current: boolean, lang: string | undefined, m: Messages): TemplateResult {
   const status = step.status;
   const percent = formatPercent(step.progress, lang);
-  const visible = status === 'completed' ? '✓' : status === 'failed' ? m.failed : status === 'running' ? percent : '';
+  const visible = status === 'completed' ? m.done : status === 'failed' ? m.failed : status === 'running' ? percent : '';
   const spoken = status === 'running' ? `${m.stepState.running}, ${percent}` : m.stepState[status];
   return html`<li part="step step-${status}" class="step step--${status}" aria-current=${current ? 'step' : nothing} title=${step.message ?? nothing}>
     <span part="step-number" class="step-number">${index + 1}</span>
