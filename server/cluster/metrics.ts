@@ -23,6 +23,8 @@ export class ClusterMetrics {
   leasesLost = 0;
   leasesTakenOver = 0;
   private readonly connections = new Map<string, boolean>();
+  /** Reads the poll manager's counters (set when cluster polling is attached). */
+  pollStats?: () => { followed: number; polls: number };
 
   setConnection(name: string, up: boolean): void {
     this.connections.set(name, up);
@@ -57,6 +59,9 @@ export class ClusterMetrics {
     metric('pt_cluster_poll_leases_acquired_total', 'counter', 'Poll leases acquired.', one(this.leasesAcquired));
     metric('pt_cluster_poll_leases_taken_over_total', 'counter', 'Poll leases taken over from a node that stopped renewing them.', one(this.leasesTakenOver));
     metric('pt_cluster_poll_leases_lost_total', 'counter', 'Poll leases this node lost (renewal failed or another node holds it).', one(this.leasesLost));
+    const polling = this.pollStats?.() ?? { followed: 0, polls: 0 };
+    metric('pt_cluster_polled_jobs', 'gauge', 'Polled jobs this node follows right now.', one(polling.followed));
+    metric('pt_cluster_polls_total', 'counter', 'Upstream polls made by this node.', one(polling.polls));
     return lines.join('\n') + '\n';
   }
 }

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Job } from '../protocol.js';
 import type { RedisStore } from '../store/redis.js';
+import type { JobRecord } from '../store/store.js';
 import { ClusterBus, type NodeMessage } from './bus.js';
 import { watchConnection, type ClusterLogger } from './connection.js';
 import { ClusterMetrics } from './metrics.js';
@@ -19,7 +20,7 @@ import { ClusterMetrics } from './metrics.js';
 /** What the node needs from the job service (server/job-service.ts). */
 export interface ClusterJobService {
   /** Delivers a state committed by another node (ignored unless newer than the cached one). Returns whether it was newer. */
-  applyRemote(job: Job): boolean;
+  applyRemote(job: Job, record?: JobRecord): boolean;
   on(event: 'update', listener: (view: { job: Job }) => void): () => void;
   on(event: 'retry', listener: (notice: { jobId: string; step: string }) => void): () => void;
 }
@@ -91,7 +92,8 @@ export class ClusterNode {
 
   /** For the WebSocket hub: a local socket started / stopped following a job. */
   readonly interest = {
-    acquire: (jobId: string): void => void this.bus.acquire(jobId),
+    /** Resolves once changes of the job reach this node (subscribed and resynced). */
+    acquire: (jobId: string): Promise<void> => this.bus.acquire(jobId),
     release: (jobId: string): void => this.bus.release(jobId),
   };
 
@@ -125,8 +127,8 @@ export class ClusterNode {
     replies.forEach(([err, text]) => {
       if (err || typeof text !== 'string') return;
       this.metrics.resyncReads++;
-      const job = (JSON.parse(text) as { job: Job }).job;
-      if (this.bus.delivered(job.id, job.seq) && this.service!.applyRemote(job)) this.metrics.resyncUpdates++;
+      const record = JSON.parse(text) as JobRecord;
+      if (this.bus.delivered(record.job.id, record.job.seq) && this.service!.applyRemote(record.job, record)) this.metrics.resyncUpdates++;
     });
   }
 }
