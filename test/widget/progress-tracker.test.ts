@@ -1,6 +1,6 @@
 // Rendering and accessibility of every state, driven by the real server.
 import { expect, fixture, html } from '@open-wc/testing';
-import { emulateMedia } from '@web/test-runner-commands';
+import { emulateMedia, executeServerCommand } from '@web/test-runner-commands';
 import '../../widget/define.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
 import { STEPS, createJob, part, parts, send, serverUrl, token, visibleText, waitFor, wsUrl } from './helpers.js';
@@ -155,6 +155,27 @@ describe('<progress-tracker> rendering and accessibility', () => {
     expect(getComputedStyle(skeleton).animationName).to.equal('none');
     expect(getComputedStyle(parts(el, 'step')[0]!.querySelector('svg')!).animationName).to.equal('none');
     await expect(el).to.be.accessible();
+  });
+
+  it('forced colors: the bar stays visible against its track, the retry button uses system colors', async () => {
+    const job = await createJob();
+    const el = await mount(job.id);
+    await send(job.id, { type: 'step_start', step: 'upload' }, { type: 'progress', step: 'upload', progress: 0.5 });
+    await send(job.id, { type: 'step_failed', step: 'upload', error: { code: 'x', message: 'Broken pipe' } });
+    await waitFor(() => el.snapshot?.status === 'failed', 'failed');
+    await el.updateComplete;
+    await executeServerCommand('pt:forced-colors', { active: true });
+    try {
+      expect(matchMedia('(forced-colors: active)').matches).to.equal(true);
+      const track = getComputedStyle(part(el, 'bar')!).backgroundColor;
+      const fill = getComputedStyle(part(el, 'bar-indicator')!).backgroundColor;
+      expect(fill).to.not.equal(track);
+      const retry = getComputedStyle(part(el, 'retry')!);
+      expect(retry.color).to.not.equal(retry.backgroundColor);
+      await expect(el).to.be.accessible();
+    } finally {
+      await executeServerCommand('pt:forced-colors', { active: false });
+    }
   });
 
   it('a slotted skeleton replaces the built-in one and is revealed away on completion', async () => {

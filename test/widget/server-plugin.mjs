@@ -10,6 +10,7 @@
 //   pt:proxy-close {id}
 //   pt:permission {name, state}  → sets a permission for the test page's origin (CDP)
 //   pt:visibility {hidden}       → hides/shows the test page by bringing another tab to front
+//   pt:forced-colors {active}    → emulates forced-colors (Windows High Contrast)
 // It also (re)builds the script-tag bundle and the framework examples when they are stale.
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -77,6 +78,7 @@ export function progressServerPlugin() {
   let server;
   const proxies = new Map();
   const coverPages = new Map();
+  const mediaSessions = new Map();
   let nextProxyId = 1;
 
   async function token({ jobs = ['*'], scopes = ['progress:read', 'progress:write', 'progress:retry'], ttlSeconds = 600 } = {}) {
@@ -162,6 +164,22 @@ export function progressServerPlugin() {
           const page = session.browser.getPage(session.id);
           const origin = new URL(page.url()).origin;
           await page.browserContext().setPermission(origin, { permission: { name: payload.name }, state: payload.state });
+          return true;
+        }
+        case 'pt:forced-colors': {
+          const page = session.browser.getPage(session.id);
+          // puppeteer's emulateMediaFeatures does not know forced-colors; CDP does.
+          // The override lives as long as its CDP session: keep it until switched off.
+          let cdp = mediaSessions.get(session.id);
+          if (!cdp) {
+            cdp = await page.createCDPSession();
+            mediaSessions.set(session.id, cdp);
+          }
+          await cdp.send('Emulation.setEmulatedMedia', { features: [{ name: 'forced-colors', value: payload.active ? 'active' : 'none' }] });
+          if (!payload.active) {
+            mediaSessions.delete(session.id);
+            await cdp.detach();
+          }
           return true;
         }
         case 'pt:visibility': {
