@@ -79,13 +79,13 @@ export async function chaosProxy(): Promise<ChaosProxy> {
 }
 
 /** Polls `check` until it returns a truthy value; fails with `what` after `timeout` ms. */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeout = 15_000): Promise<T> {
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeout = 15_000): Promise<NonNullable<T>> {
   const started = Date.now();
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) return v;
+      if (v) return v as NonNullable<T>;
       last = v;
     } catch (err) {
       last = err;
