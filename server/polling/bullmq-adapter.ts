@@ -218,3 +218,17 @@ export class BullmqAdapter implements SourceAdapter<BullmqSource> {
     return q;
   }
 }
+
+/** BullMQ connection options from a `redis://[:password@]host:port[/db]` (or `rediss://`) URL. */
+export function bullmqConnectionFromUrl(url: string): ConnectionOptions {
+  const u = new URL(url);
+  const db = Number(u.pathname.replace(/^\//, '') || 0);
+  return {
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    ...(u.username && { username: decodeURIComponent(u.username) }),
+    ...(u.password && { password: decodeURIComponent(u.password) }),
+    ...(Number.isInteger(db) && db > 0 && { db }),
+    ...(u.protocol === 'rediss:' && { tls: {} }),
+  };
+}

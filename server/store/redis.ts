@@ -184,13 +184,18 @@ export class RedisStore implements Store {
         lazyConnect: true,
         ...options.redis,
       });
-      client.on('error', () => undefined); // surfaced by watchConnection (server/cluster) and by the calls that fail
+      let cause = '';
+      const remember = (err: Error) => (cause = err.message);
+      client.on('error', remember); // later errors are surfaced by watchConnection (server/cluster) and by the calls that fail
       try {
         await withTimeout(client.connect(), timeoutMs, `cannot reach ${where} within ${timeoutMs} ms`);
       } catch (err) {
         client.disconnect();
-        throw new StoreOpenError(`cannot use ${where}: ${(err as Error).message}`);
+        const why = (err as Error).message;
+        throw new StoreOpenError(`cannot use ${where}: ${why}${cause && cause !== why ? ` (${cause})` : ''}`);
       }
+      client.off('error', remember);
+      client.on('error', () => undefined);
     }
     try {
       await withTimeout(client.ping(), timeoutMs, `no answer to PING within ${timeoutMs} ms`);
