@@ -72,6 +72,7 @@ export function generateTrace(scenario: Scenario, seed: number): GeneratedTrace 
     id: ['fetch', 'parse', 'analyze', 'embed', 'rank', 'render', 'upload', 'notify', 'index', 'verify', 'plan', 'draft'][i] ?? `step${i}`,
     median: Math.exp(rng.uniform(Math.log(2_000), Math.log(30_000))),
     exponent: rng.uniform(0.3, 1.5),
+    shape: Math.exp(rng.uniform(Math.log(0.35), Math.log(1.6))),
   }));
   const kinds = Array.from({ length: scenario.kinds }, (_, k) => {
     const count = rng.int(scenario.stepsPerKind[0], scenario.stepsPerKind[1]);
@@ -82,7 +83,8 @@ export function generateTrace(scenario: Scenario, seed: number): GeneratedTrace 
       median: p.median * kindFactor * Math.exp(0.15 * rng.normal()),
       exponent: Math.max(0.1, p.exponent + 0.1 * rng.normal()),
       sigma: rng.uniform(0.15, 0.45),
-      shape: Math.exp(rng.uniform(Math.log(0.35), Math.log(1.6))),
+      // A step id is the same algorithm wherever it runs: kinds change its size, barely its shape.
+      shape: p.shape * Math.exp(0.1 * rng.normal()),
       reportEveryMs: rng.uniform(500, 3_000),
       silent: rng.next() < scenario.silentShare,
       failPerAttempt: scenario.failures ? rng.uniform(...scenario.failures.perAttempt) : 0,
@@ -99,7 +101,7 @@ export function generateTrace(scenario: Scenario, seed: number): GeneratedTrace 
   }
   const horizon = arrivals[arrivals.length - 1]! + 120_000;
   const drift = (t: number): number => Math.pow(scenario.drift, Math.min(t / horizon, 1));
-  const loadPart = (n: number): number => 1 + scenario.load.sensitivity * Math.max(0, n - scenario.load.capacity);
+  const loadPart = (n: number): number => Math.pow(Math.max(1, n / scenario.load.capacity), scenario.load.sensitivity);
 
   const raw: Array<{ ev: TraceEvent; oracle: Eta | null; order: number }> = [];
   const jobs = new Map<string, JobOutcome>();

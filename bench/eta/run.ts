@@ -4,35 +4,16 @@
  * oracle, and prints side-by-side tables (Markdown) with every error as a multiple of the oracle's.
  *
  * Options: --seeds 101,102,103,104 (held-out by default; the engine was tuned on 1,2,3)
- *          --scenarios steady,load  --runners engine,oracle
+ *          --scenarios steady,load  --runners engine,oracle  --tuning '{"smoothLater":0.5}'
  * Progress goes to stderr, tables to stdout.
  */
-import { EtaEngine } from '../../server/eta/eta-engine.js';
-import { TraceReplayer, type TracePredictor } from '../../server/eta/trace.js';
-import { EmaRateBaseline, LinearBaseline, RunningMeanBaseline } from './baselines.js';
-import { generateTrace, type GeneratedTrace } from './generate.js';
-import { score, type Metrics, type Prediction } from './metrics.js';
+import { generateTrace } from './generate.js';
+import { score, type Metrics } from './metrics.js';
+import { makeRunners, runPredictor } from './runners.js';
 import { SCENARIOS } from './scenarios.js';
 
 export const HELD_OUT_SEEDS = [101, 102, 103, 104];
 export const TUNING_SEEDS = [1, 2, 3];
-
-const RUNNERS: Record<string, (() => TracePredictor) | null> = {
-  oracle: null,
-  engine: () => new EtaEngine(),
-  linear: () => new LinearBaseline(),
-  'running-mean': () => new RunningMeanBaseline(),
-  'ema-rate': () => new EmaRateBaseline(),
-};
-
-export function runPredictor(trace: GeneratedTrace, make: (() => TracePredictor) | null): Array<Prediction | null> {
-  if (!make) return trace.oracle.map((o) => (o ? { remainingMs: o.remainingMs, low: o.low, high: o.high } : null));
-  const replayer = new TraceReplayer(make());
-  return trace.events.map((ev) => {
-    const p = replayer.apply(ev);
-    return p && p.remainingMs !== null ? { remainingMs: p.remainingMs, low: p.low ?? undefined, high: p.high ?? undefined } : null;
-  });
-}
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -59,6 +40,9 @@ function mean(ms: Metrics[]): Metrics {
 async function main(): Promise<void> {
   const seeds = (arg('seeds') ?? HELD_OUT_SEEDS.join(',')).split(',').map(Number);
   const wanted = arg('scenarios')?.split(',');
+  /** `--tuning '{"smoothLater":0.5}'` overrides engine tuning (for tuning runs on tuning seeds only). */
+  const tuningArg = arg('tuning');
+  const RUNNERS = makeRunners(tuningArg ? JSON.parse(tuningArg) : undefined);
   const runnerNames = arg('runners')?.split(',') ?? Object.keys(RUNNERS);
   if (!runnerNames.includes('oracle')) runnerNames.unshift('oracle');
   const scenarios = SCENARIOS.filter((s) => !wanted || wanted.includes(s.name));

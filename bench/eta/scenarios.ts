@@ -13,7 +13,7 @@ export interface Scenario {
   /** sd of a kind's log multiplier on a shared step's median (cold start: kinds resemble each other). */
   kindSpread: number;
   meanInterarrivalMs: number;
-  /** Concurrency (running steps) above which steps slow down, and by how much per extra step. */
+  /** Concurrency (running steps) above which steps slow down: by (running / capacity)^sensitivity. */
   load: { capacity: number; sensitivity: number; bursts: boolean };
   /** Total slowdown over the trace (1 = none, 2 = twice as slow at the end). */
   drift: number;
@@ -44,8 +44,8 @@ export const SCENARIOS: Scenario[] = [
     ...base,
     name: 'load',
     description: 'bursts of arrivals; steps slow down with the number running at once',
-    meanInterarrivalMs: 9_000,
-    load: { capacity: 4, sensitivity: 0.15, bursts: true },
+    meanInterarrivalMs: 14_000,
+    load: { capacity: 6, sensitivity: 0.7, bursts: true },
   },
   { ...base, name: 'drift', description: 'the whole system slows down 2x over the trace', drift: 2 },
   {

@@ -83,6 +83,11 @@ export class DurationModel {
     return this.drift;
   }
 
+  /** Variance of log concurrency over finished steps, times γ²: how unsure the load makes a step. */
+  get loadLogVariance(): number {
+    return this.gamma * this.gamma * this.loadMean.variance();
+  }
+
   /** Typical log concurrency seen by finished steps (for steps that start later). */
   get typicalLogLoad(): number {
     return this.loadMean.mean;

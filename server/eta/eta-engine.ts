@@ -24,11 +24,27 @@ export interface EtaTuning {
   duration: DurationModelTuning;
   /** Weight of the current concurrency (vs the typical one) for steps that have not started. */
   futureLoadWeight: number;
+  /** Share of the load's variance added to a future step's spread (half of it to the running step). */
+  loadUncertainty: number;
   /** How much of the calibrated median bias to apply to the point estimate (0..1). */
   biasCorrection: number;
+  /**
+   * Where the point sits in the predictive distribution, in sd above the median: slightly
+   * pessimistic, because a job that finishes early disappoints nobody while a finish time that
+   * keeps moving later erodes trust.
+   */
+  pointShift: number;
   /** Share of a later/earlier move of the finish time applied at once (1 = no smoothing). */
   smoothLater: number;
   smoothEarlier: number;
+  /** A later move of the finish time is capped at this share of the remaining time per update. */
+  maxLaterStep: number;
+  /** ...but the shown remaining time never falls below this share of the fresh estimate. */
+  minShownShare: number;
+  /** Step size of the online interval calibration (standardized units per observation, early on). */
+  calibrationRate: number;
+  /** Share of outcomes the calibration aims to leave below (and above) the interval. */
+  intervalTail: number;
   /** Past estimates kept per running job to calibrate intervals when it completes. */
   checkpointsPerJob: number;
 }
@@ -36,9 +52,15 @@ export interface EtaTuning {
 export const DEFAULT_TUNING: EtaTuning = {
   duration: DEFAULT_DURATION_TUNING,
   futureLoadWeight: 0.5,
+  loadUncertainty: 0.5,
   biasCorrection: 1,
-  smoothLater: 1,
+  pointShift: 0.25,
+  smoothLater: 0.2,
   smoothEarlier: 1,
+  maxLaterStep: 0.06,
+  minShownShare: 0.5,
+  calibrationRate: 0.05,
+  intervalTail: 0.08,
   checkpointsPerJob: 24,
 };
 
@@ -49,7 +71,7 @@ export interface EtaEngineOptions {
   maxSamplesPerKey?: number;
   /** Persisting a sample failed (the engine keeps working). */
   onError?: (err: unknown) => void;
-  tuning?: Partial<EtaTuning>;
+  tuning?: Partial<Omit<EtaTuning, 'duration'>> & { duration?: Partial<DurationModelTuning> };
 }
 
 /** An estimate with its log-normal behind it (for calibration and the benchmark). */
@@ -93,15 +115,16 @@ export class EtaEngine implements Estimator {
   private readonly shapes = new ProgressShapes();
   private readonly concurrency = new LoadTracker();
   private readonly retries = new RetryStats();
-  private readonly calibration = new IntervalCalibration();
+  private readonly calibration: IntervalCalibration;
   private readonly jobs = new Map<string, JobState>();
   private readonly history: HistoryStore | undefined;
   private readonly maxPerKey: number;
   private readonly onError: (err: unknown) => void;
 
   constructor(options: EtaEngineOptions = {}) {
-    this.tuning = { ...DEFAULT_TUNING, ...options.tuning };
+    this.tuning = { ...DEFAULT_TUNING, ...options.tuning, duration: { ...DEFAULT_DURATION_TUNING, ...options.tuning?.duration } };
     this.model = new DurationModel(this.tuning.duration);
+    this.calibration = new IntervalCalibration(this.tuning.calibrationRate, this.tuning.intervalTail);
     this.history = options.history;
     this.maxPerKey = options.maxSamplesPerKey ?? DEFAULT_MAX_SAMPLES_PER_KEY;
     this.onError = options.onError ?? (() => {});
@@ -179,6 +202,8 @@ export class EtaEngine implements Estimator {
         } else if (step.status === 'failed') {
           this.learn({ type: 'fail', kind: next.kind, step: step.id, at: endedAt, complexity, elapsedMs: durationMs, load: meanLoad }, true);
           s.failedAt = endedAt;
+          // A failure is news the user must see at once: no smoothing across it.
+          state.shownFinish = undefined;
         }
       } else if (step.status === 'failed' && s.failedAt === undefined) {
         s.failedAt = step.endedAt ?? now;
@@ -228,7 +253,10 @@ export class EtaEngine implements Estimator {
       const key = keyOf(job.kind, step.id);
       const x = Math.log(complexityOf(step, job));
       const s = state?.steps.get(step.id);
-      const dist = this.model.predictLog(job.kind, step.id, x, step.status === 'running' ? logLoadNow : logLoadLater);
+      const base = this.model.predictLog(job.kind, step.id, x, step.status === 'running' ? logLoadNow : logLoadLater);
+      // The load a step will run under is not known yet: widen by how much load varies (less for the running step).
+      const loadVar = this.model.loadLogVariance * (step.status === 'running' ? t.loadUncertainty / 2 : t.loadUncertainty);
+      const dist = { mu: base.mu, sigma: Math.sqrt(base.sigma * base.sigma + loadVar) };
       const expected = lognormalMoments(dist);
       const weight = learned ? expected.mean : complexityOf(step, job);
       totalWeight += weight;
@@ -265,17 +293,24 @@ export class EtaEngine implements Estimator {
     const c = this.calibration;
     const low = Math.exp(total.mu + total.sigma * c.q10);
     const high = Math.exp(total.mu + total.sigma * c.q90);
-    let point = Math.exp(total.mu + total.sigma * c.q50 * t.biasCorrection);
+    // (The calibrated q10 < q50 < q90 keep low ≤ point ≤ high before smoothing.)
+    let point = Math.exp(total.mu + total.sigma * (c.q50 * t.biasCorrection + t.pointShift));
     if (state && record) {
       // Smooth the finish time the user sees so it does not jump back and forth.
       const raw = now + point;
       const shown = state.shownFinish;
-      const finish = shown === undefined ? raw : shown + (raw > shown ? t.smoothLater : t.smoothEarlier) * (raw - shown);
-      state.shownFinish = Math.max(finish, now);
+      const finish =
+        shown === undefined
+          ? raw
+          : raw > shown
+            ? shown + Math.min(t.smoothLater * (raw - shown), t.maxLaterStep * (raw - now))
+            : shown + t.smoothEarlier * (raw - shown);
+      // Never lag so far behind that the countdown reaches zero while work is plainly left.
+      state.shownFinish = Math.max(finish, now + t.minShownShare * (raw - now));
       point = state.shownFinish - now;
     }
-    point = Math.min(Math.max(point, low), high);
-    return { eta: { remainingMs: Math.round(point), low: Math.round(low), high: Math.round(high) }, progress };
+    // A smoothed point may lag outside the fresh interval: widen the interval rather than jump.
+    return { eta: { remainingMs: Math.round(point), low: Math.round(Math.min(low, point)), high: Math.round(Math.max(high, point)) }, progress };
   }
 
   private checkpoint(state: JobState, cp: Checkpoint): void {

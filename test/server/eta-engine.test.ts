@@ -13,6 +13,9 @@ const remainingOfQueued = (engine: EtaEngine, kind: string, steps: Array<{ id: s
   return eta.remainingMs;
 };
 
+/** Mechanism tests look at the raw estimate: no smoothing of the shown finish time, no pessimism. */
+const RAW = { tuning: { smoothLater: 1, maxLaterStep: Infinity, pointShift: 0 } };
+
 const near = (actual: number, expected: number, tolerance: number, what: string): void => {
   assert.ok(Math.abs(actual - expected) <= tolerance * expected, `${what}: expected ≈${Math.round(expected)}, got ${Math.round(actual)}`);
 };
@@ -131,7 +134,7 @@ test('finished and failed jobs have no ETA and are forgotten', () => {
 });
 
 test('silent step: expected remaining time given the time it has already run', () => {
-  const engine = new EtaEngine();
+  const engine = new EtaEngine(RAW);
   const rng = seeded(7);
   let t = 0;
   for (let i = 0; i < 80; i++) t = runJob(engine, 'k', [{ id: 's', durationMs: 10_000 * Math.exp(0.5 * rng.normal()) }], t + 10) + 10;
@@ -182,7 +185,7 @@ test('in-step progress shape: a step that starts fast and ends slow', () => {
 });
 
 test('live blend: trusts the observed rate more as the step advances', () => {
-  const engine = new EtaEngine();
+  const engine = new EtaEngine(RAW);
   let t = 0;
   const reports = [0.2, 0.4, 0.6, 0.8];
   for (let i = 0; i < 40; i++) t = runJob(engine, 'k', [{ id: 's', durationMs: 10_000, reports }], t + 10) + 10;
@@ -269,4 +272,30 @@ test('history persists through the HistoryStore and is relearned after a restart
   const second = new EtaEngine({ history: store });
   assert.equal(await second.load(), 50);
   near(remainingOfQueued(second, 'k', [{ id: 's', complexity: 2 }], t), 4000, 0.1, 'after restart');
+});
+
+test('the shown finish time creeps later instead of jumping, and catches up', () => {
+  const engine = new EtaEngine();
+  let t = 0;
+  const reports = [0.2, 0.4, 0.6, 0.8];
+  for (let i = 0; i < 40; i++) t = runJob(engine, 'k', [{ id: 's', durationMs: 10_000, reports }], t + 10) + 10;
+  // This run is 3x slower than history: 10% after 3 s.
+  let job = newJob('k', [{ id: 's' }], t);
+  engine.observe(undefined, job, t);
+  job = change(engine, job, 's', { status: 'running', startedAt: t }, t);
+  let shownFinish = t + engine.forecast(job, t)!.remainingMs;
+  const steps: number[] = [];
+  for (let p = 0.1; p < 0.95; p += 0.05) {
+    const now = t + p * 30_000;
+    job = change(engine, job, 's', { progress: p }, now);
+    const finish = now + engine.forecast(job, now)!.remainingMs;
+    steps.push((finish - shownFinish) / (t + 30_000 - now));
+    shownFinish = finish;
+  }
+  const jumps = steps.filter((s) => s > 0.1).length;
+  assert.ok(jumps <= 2, `moves later by >10% of the true remaining time: ${steps.map((s) => s.toFixed(3))}`);
+  const now = t + 0.9 * 30_000;
+  // Near the end the shown time is at least half the fresh estimate (3 s left in truth).
+  const shown = shownFinish - now;
+  assert.ok(shown >= 1200 && shown <= 4000, `near the end: ${shown}`);
 });
