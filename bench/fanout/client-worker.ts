@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { createHistogram, nowMicros, record } from './histogram.js';
 import type { ClientKind, TagStats, WorkerCommand, WorkerReply } from './ipc.js';
+import { LeanWebSocket } from './lean-websocket.js';
 
 const MARKER = '@bench:';
 
@@ -25,7 +26,7 @@ const tags = new Map<number, TagAccumulator>();
 let lastSeqs: number[] = [];
 let closedByPeer = 0;
 let closing = false;
-const sockets: Array<WebSocket | Socket> = [];
+const sockets: Array<WebSocket | Socket | LeanWebSocket> = [];
 
 function tagStats(tag: number): TagAccumulator {
   let stats = tags.get(tag);
@@ -36,9 +37,9 @@ function tagStats(tag: number): TagAccumulator {
   return stats;
 }
 
-function readInt(text: Buffer | string, from: number): number {
+function readInt(text: Buffer | string, from: number, end: number): number {
   let value = 0;
-  for (let i = from; i < text.length; i++) {
+  for (let i = from; i < end; i++) {
     const code = typeof text === 'string' ? text.charCodeAt(i) : text[i]!;
     if (code < 48 || code > 57) break;
     value = value * 10 + (code - 48);
@@ -46,30 +47,76 @@ function readInt(text: Buffer | string, from: number): number {
   return value;
 }
 
-/** Accounts one server message for connection `index`; resolves its subscription on the snapshot. */
-function onMessage(index: number, data: Buffer | string, onSnapshot: (() => void) | null): void {
-  const receivedAt = nowMicros();
-  const typeAt = data.indexOf('"type":"');
-  const kind = typeAt < 0 ? 0 : typeof data === 'string' ? data.charCodeAt(typeAt + 8) : data[typeAt + 8]!;
-  const seqAt = data.indexOf('"seq":');
+/**
+ * What to look for in a message. Socket.IO carries our JSON as a string inside its packet
+ * (`42["message","{\"type\":…"]`), so the lean Socket.IO client sees escaped quotes.
+ */
+interface Patterns {
+  type: Buffer;
+  seq: Buffer;
+}
+const PLAIN: Patterns = { type: Buffer.from('"type":"'), seq: Buffer.from('"seq":') };
+const ESCAPED: Patterns = { type: Buffer.from('type\\":\\"'), seq: Buffer.from('seq\\":') };
+const MARKER_BYTES = Buffer.from(MARKER);
+let patterns = PLAIN;
+
+/**
+ * Where a pattern was found last time, relative to the message start: every message has the
+ * same shape, so a byte check there usually replaces a native search (5× cheaper per message).
+ */
+const hints = { type: 0, seq: 0, marker: 0 };
+
+function find(data: Buffer | string, pattern: Buffer, key: keyof typeof hints, from: number, start: number, end: number): number {
+  if (typeof data === 'string') {
+    const at = data.indexOf(pattern.toString(), from);
+    return at < end ? at : -1;
+  }
+  const hint = start + hints[key];
+  if (hint >= from && hint + pattern.length <= end) {
+    let matches = true;
+    for (let j = 0; j < pattern.length; j++) {
+      if (data[hint + j] !== pattern[j]) {
+        matches = false;
+        break;
+      }
+    }
+    if (matches) return hint;
+  }
+  const at = data.indexOf(pattern, from);
+  if (at < 0 || at >= end) return -1;
+  hints[key] = at - start;
+  return at;
+}
+
+/**
+ * Accounts one server message (bytes start..end of data, received at `receivedAt` µs) for
+ * connection `index`; calls onSnapshot on the snapshot that answers the subscribe.
+ */
+function onMessage(index: number, data: Buffer | string, start: number, end: number, receivedAt: number, onSnapshot: (() => void) | null): void {
+  const typeAt = find(data, patterns.type, 'type', start, start, end);
+  if (typeAt < 0) return;
+  const at = typeAt + patterns.type.length;
+  const kind = typeof data === 'string' ? data.charCodeAt(at) : data[at]!;
+  const seqAt = find(data, patterns.seq, 'seq', at, start, end);
   if (seqAt < 0) return;
-  const seq = readInt(data, seqAt + 6);
+  const seq = readInt(data, seqAt + patterns.seq.length, end);
   if (kind === 115 /* s: snapshot */) {
     if (seq > lastSeqs[index]!) lastSeqs[index] = seq;
     onSnapshot?.();
     return;
   }
   if (kind !== 117 /* u: update */) return;
-  const markerAt = data.indexOf(MARKER);
+  const markerAt = find(data, MARKER_BYTES, 'marker', seqAt, start, end);
   let tag = 0;
   let sentAt = 0;
   if (markerAt >= 0) {
-    tag = readInt(data, markerAt + MARKER.length);
-    const colon = data.indexOf(':', markerAt + MARKER.length);
-    sentAt = readInt(data, colon + 1);
+    let i = markerAt + MARKER.length;
+    tag = readInt(data, i, end);
+    while (i < end && (typeof data === 'string' ? data.charCodeAt(i) : data[i]) !== 58 /* : */) i++;
+    sentAt = readInt(data, i + 1, end);
   }
   const stats = tagStats(tag);
-  stats.bytes += data.length;
+  stats.bytes += end - start;
   const last = lastSeqs[index]!;
   if (seq <= last) {
     // A resend of a state this client already has (e.g. a resync after congestion).
@@ -84,6 +131,45 @@ function onMessage(index: number, data: Buffer | string, onSnapshot: (() => void
   stats.lastAt = receivedAt;
 }
 
+/** Lean client for our protocol (ours, raw uWS) or Socket.IO's (Engine.IO 4 over WebSocket). */
+function openLean(url: string, jobId: string, index: number, socketIo: boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let subscribed = false;
+    const timer = setTimeout(() => reject(new Error('no snapshot within 30 s')), 30_000);
+    const subscribe = JSON.stringify({ type: 'subscribe', jobId });
+    const target = socketIo ? `${url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket` : url;
+    const done = () => {
+      subscribed = true;
+      clearTimeout(timer);
+      resolve();
+    };
+    const socket: LeanWebSocket = new LeanWebSocket(target, {
+      open: () => {
+        if (!socketIo) socket.send(subscribe);
+      },
+      message: (buffer, start, end, receivedAt) => {
+        if (!socketIo) return onMessage(index, buffer, start, end, receivedAt, subscribed ? null : done);
+        // Engine.IO packet type, then Socket.IO packet type.
+        const engine = buffer[start];
+        if (engine === 0x32 /* 2: ping */) return socket.send('3');
+        if (engine === 0x30 /* 0: open */) return socket.send('40');
+        if (engine !== 0x34 /* 4: message */) return;
+        const packet = buffer[start + 1];
+        if (packet === 0x30 /* 0: connect ack */) return socket.send(`42${JSON.stringify(['message', subscribe])}`);
+        if (packet === 0x32 /* 2: event */) onMessage(index, buffer, start, end, receivedAt, subscribed ? null : done);
+      },
+      error: (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+      close: () => {
+        if (!closing && subscribed) closedByPeer++;
+      },
+    });
+    sockets.push(socket);
+  });
+}
+
 function openWs(url: string, jobId: string, index: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 30_000 });
@@ -92,7 +178,7 @@ function openWs(url: string, jobId: string, index: number): Promise<void> {
     const timer = setTimeout(() => reject(new Error('no snapshot within 30 s')), 30_000);
     socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', jobId })));
     socket.on('message', (data: Buffer) =>
-      onMessage(index, data, subscribed ? null : () => {
+      onMessage(index, data, 0, data.length, nowMicros(), subscribed ? null : () => {
         subscribed = true;
         clearTimeout(timer);
         resolve();
@@ -120,7 +206,7 @@ function openSocketIo(url: string, jobId: string, index: number): Promise<void> 
     const timer = setTimeout(() => reject(new Error('no snapshot within 30 s')), 30_000);
     socket.on('connect', () => socket.send(JSON.stringify({ type: 'subscribe', jobId })));
     socket.on('message', (text: string) =>
-      onMessage(index, text, subscribed ? null : () => {
+      onMessage(index, text, 0, text.length, nowMicros(), subscribed ? null : () => {
         subscribed = true;
         clearTimeout(timer);
         resolve();
@@ -142,7 +228,13 @@ async function connectAll(kind: ClientKind, url: string, jobIds: string[], concu
   let opened = 0;
   let failed = 0;
   const errors = new Set<string>();
-  const open = kind === 'ws' ? openWs : openSocketIo;
+  patterns = kind === 'lean-socket.io' ? ESCAPED : PLAIN;
+  const open =
+    kind === 'ws'
+      ? openWs
+      : kind === 'socket.io'
+        ? openSocketIo
+        : (url: string, jobId: string, index: number) => openLean(url, jobId, index, kind === 'lean-socket.io');
   async function lane(): Promise<void> {
     while (next < jobIds.length) {
       const index = next++;
@@ -184,7 +276,7 @@ process.on('message', (command: WorkerCommand) => {
     case 'close':
       closing = true;
       for (const socket of sockets) {
-        if (socket instanceof WebSocket) socket.terminate();
+        if (socket instanceof WebSocket || socket instanceof LeanWebSocket) socket.terminate();
         else socket.disconnect();
       }
       send({ cmd: 'closed' });

@@ -12,6 +12,11 @@ export const CONFIG = {
   producerConnections: 32,
   fanout: {
     subscribers: quick ? 200 : 2000,
+    /**
+     * `lean` (default): the minimal client of lean-websocket.ts, so the ramp finds the server's
+     * limit, not the client's; `library`: `ws` / `socket.io-client` as in the other scenarios.
+     */
+    client: process.env.BENCH_FANOUT_CLIENT === 'library' ? ('library' as const) : ('lean' as const),
     /** Updates/s for the CPU-per-delivery reading: 25 × 2,000 = 50k deliveries/s. */
     moderateRate: 25,
     moderateSeconds: 4,

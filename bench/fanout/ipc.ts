@@ -1,6 +1,7 @@
 /** Messages between the runner and its load-generator worker processes (node IPC channel). */
 
-export type ClientKind = 'ws' | 'socket.io';
+/** Library clients (`ws`, `socket.io-client`) or the lean client of lean-websocket.ts. */
+export type ClientKind = 'ws' | 'socket.io' | 'lean-ws' | 'lean-socket.io';
 
 export type WorkerCommand =
   | { cmd: 'connect'; kind: ClientKind; url: string; jobIds: string[]; concurrency: number }

@@ -41,6 +41,8 @@ export interface DeliveryStep {
   serverCoreBusy: number;
   clientCoreBusy: number;
   serverCpuMicros: number;
+  /** Load-generator CPU (all worker processes) per delivered message, µs. */
+  clientCpuMicrosPerMessage: number;
   passed: boolean;
   why?: string;
 }
@@ -132,12 +134,14 @@ async function measureStep(
   finalSeq: Map<string, number>,
 ): Promise<DeliveryStep> {
   const resyncsBefore = await counter(target, 'pt_ws_resyncs_total');
+  const clientCpuBefore = (await generator.stats([])).cpuMicros;
   const cpuBefore = processCpuMicros(target.pid);
   const coresBefore = coreTimes();
   const produced: ProducerResult = await sendPaced(pool, jobIds, rate, seconds * 1000, tag);
   const expected = produced.accepted * subscribersPerJob;
   const stats = await drain(generator, tag, expected);
   const cpuAfter = processCpuMicros(target.pid);
+  const clientCpuAfter = (await generator.stats([])).cpuMicros;
   const coresAfter = coreTimes();
   const resyncs = (await counter(target, 'pt_ws_resyncs_total')) - resyncsBefore;
   for (const [job, seq] of produced.finalSeq) if (seq > (finalSeq.get(job) ?? 0)) finalSeq.set(job, seq);
@@ -163,6 +167,7 @@ async function measureStep(
     serverCoreBusy: busy[CONFIG.serverCore] ?? 0,
     clientCoreBusy: busy[CONFIG.clientCore] ?? 0,
     serverCpuMicros: cpuAfter - cpuBefore,
+    clientCpuMicrosPerMessage: (clientCpuAfter - clientCpuBefore) / Math.max(1, delivered),
     passed: false,
   };
   if (produced.firstError) step.firstError = produced.firstError;
@@ -187,7 +192,7 @@ async function convergedCount(generator: LoadGenerator, jobIdsPerConnection: str
 
 export function describeStep(step: DeliveryStep): string {
   const k = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}k`);
-  return `${step.rate} upd/s → ${k(step.deliveredPerSecond)} deliveries/s, p50 ${step.p50Ms.toFixed(1)} ms, p99 ${step.p99Ms.toFixed(1)} ms, server core ${(step.serverCoreBusy * 100).toFixed(0)}%, client core ${(step.clientCoreBusy * 100).toFixed(0)}%${step.gaps ? `, gaps ${step.gaps}` : ''}${step.undelivered ? `, undelivered ${step.undelivered}` : ''}${step.duplicates ? `, resent ${step.duplicates}` : ''} ${step.passed ? 'ok' : `FAIL (${step.why})`}`;
+  return `${step.rate} upd/s → ${k(step.deliveredPerSecond)} deliveries/s, p50 ${step.p50Ms.toFixed(1)} ms, p99 ${step.p99Ms.toFixed(1)} ms, server core ${(step.serverCoreBusy * 100).toFixed(0)}%, client core ${(step.clientCoreBusy * 100).toFixed(0)}% (${step.clientCpuMicrosPerMessage.toFixed(2)} µs/msg)${step.gaps ? `, gaps ${step.gaps}` : ''}${step.undelivered ? `, undelivered ${step.undelivered}` : ''}${step.duplicates ? `, resent ${step.duplicates}` : ''} ${step.passed ? 'ok' : `FAIL (${step.why})`}`;
 }
 
 async function withTarget<T>(name: TargetName, body: (target: RunningTarget, pool: HttpPool, generator: LoadGenerator) => Promise<T>, poolSize = CONFIG.producerConnections): Promise<T> {
@@ -210,7 +215,8 @@ export function runFanout(name: TargetName, log: Log): Promise<FanoutResult> {
     if (setup.accepted !== 1) throw new Error(`cannot create the job: ${setup.firstError}`);
     const jobIds = ['fan'];
     const perConnection = Array<string>(config.subscribers).fill('fan');
-    const connected = await generator.connect(target.clientKind, target.clientUrl, perConnection);
+    const kind = config.client === 'lean' ? target.leanKind : target.clientKind;
+    const connected = await generator.connect(kind, target.clientUrl, perConnection);
     log(`${connected.opened} subscribers connected${connected.failed ? `, ${connected.failed} failed (${connected.errors.join('; ')})` : ''}`);
     if (connected.opened === 0) throw new Error(`no client could connect: ${connected.errors.join('; ')}`);
     const finalSeq = new Map(setup.finalSeq);

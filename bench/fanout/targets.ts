@@ -28,8 +28,9 @@ export interface RunningTarget {
   name: TargetName;
   pid: number;
   port: number;
-  /** What the load generator connects to. */
+  /** What the load generator connects to: the library client, and the lean one for the fan-out ramp. */
   clientKind: ClientKind;
+  leanKind: ClientKind;
   clientUrl: string;
   /** Headers every producer request carries. */
   producerHeaders: Record<string, string>;
@@ -123,6 +124,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
       pid: child.pid!,
       port,
       clientKind: 'ws',
+      leanKind: 'lean-ws',
       clientUrl: `ws://127.0.0.1:${port}/v1/ws?access_token=${readToken}`,
       producerHeaders: { authorization: `Bearer ${writeToken}` },
       metrics: async () => {
@@ -141,6 +143,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
     pid: child.pid!,
     port,
     clientKind: name === 'socket.io' ? 'socket.io' : 'ws',
+    leanKind: name === 'socket.io' ? 'lean-socket.io' : 'lean-ws',
     clientUrl: name === 'socket.io' ? `http://127.0.0.1:${port}` : `ws://127.0.0.1:${port}/v1/ws`,
     producerHeaders: {},
     metrics: async () => null,
