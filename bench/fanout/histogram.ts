@@ -44,7 +44,22 @@ export function quantileMs(counts: ArrayLike<number>, q: number): number {
  * `performance.now()` reads the same clock (uv_hrtime) from a per-process origin; the offset to
  * the absolute clock is taken once, so each reading allocates nothing (unlike hrtime.bigint()).
  */
-const ORIGIN_MICROS = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
+const ORIGIN_MICROS = (() => {
+  // Bracket performance.now() between two absolute readings and keep the tightest of several
+  // tries: a process descheduled between two readings would otherwise be off by milliseconds.
+  let best = Infinity;
+  let origin = 0;
+  for (let i = 0; i < 50; i++) {
+    const before = Number(process.hrtime.bigint()) / 1000;
+    const relative = performance.now() * 1000;
+    const after = Number(process.hrtime.bigint()) / 1000;
+    if (after - before < best) {
+      best = after - before;
+      origin = (before + after) / 2 - relative;
+    }
+  }
+  return origin;
+})();
 export function nowMicros(): number {
   return Math.round(ORIGIN_MICROS + performance.now() * 1000);
 }
