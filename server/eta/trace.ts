@@ -51,7 +51,9 @@ export function parseTraceEvent(line: string): TraceEvent {
       throw new TraceError('"progress" must be a number between 0 and 1');
     }
     if (type === 'progress' && progress === undefined) throw new TraceError('"progress" event needs "progress"');
-    return { t, type: type as 'step_start', jobId, step, ...(progress !== undefined ? { progress } : {}) };
+    const ev: TraceEvent = { t, type: type as 'step_start', jobId, step };
+    if (progress !== undefined) ev.progress = progress;
+    return ev;
   }
   if (type === 'job_end') {
     const { status } = raw;
@@ -113,13 +115,13 @@ export class TraceReplayer {
     } else {
       if (!prev) throw new TraceError(`unknown job "${ev.jobId}"`);
       if (ev.type === 'job_end') {
-        next = { ...prev, status: ev.status, seq: prev.seq + 1, updatedAt: ev.t, eta: null };
+        next = withChange(prev, ev.status, prev.steps, ev.t);
       } else {
         const index = prev.steps.findIndex((s) => s.id === ev.step);
         if (index < 0) throw new TraceError(`job "${ev.jobId}" has no step "${ev.step}"`);
         const steps = prev.steps.slice();
         steps[index] = applyStepEvent(steps[index]!, ev.type, ev.t, ev.progress);
-        next = { ...prev, status: 'running', seq: prev.seq + 1, updatedAt: ev.t, steps };
+        next = withChange(prev, 'running', steps, ev.t);
       }
     }
     this.lastT = ev.t;
@@ -134,6 +136,13 @@ export class TraceReplayer {
   }
 }
 
+/** The next version of a job (a new object: the predictor may keep the previous one). */
+function withChange(prev: Job, status: Job['status'], steps: Step[], t: number): Job {
+  const next: Job = { id: prev.id, kind: prev.kind, status, progress: prev.progress, seq: prev.seq + 1, steps, eta: null, createdAt: prev.createdAt, updatedAt: t };
+  if (prev.complexity !== undefined) next.complexity = prev.complexity;
+  return next;
+}
+
 function applyStepEvent(step: Step, type: 'step_start' | 'progress' | 'step_end' | 'step_failed', t: number, progress?: number): Step {
   switch (type) {
     case 'step_start':
@@ -141,11 +150,16 @@ function applyStepEvent(step: Step, type: 'step_start' | 'progress' | 'step_end'
       return startedStep(step, t, progress ?? 0);
     case 'progress':
       // Progress on a step not started yet implies it started now.
-      return step.status === 'running' ? { ...step, progress: progress ?? step.progress } : startedStep(step, t, progress ?? 0);
+      if (step.status !== 'running') return startedStep(step, t, progress ?? 0);
+      return startedStep(step, step.startedAt ?? t, progress ?? step.progress);
     case 'step_end':
-      return { ...step, status: 'completed', progress: 1, endedAt: t, startedAt: step.startedAt ?? t };
-    case 'step_failed':
-      return { ...step, status: 'failed', endedAt: t };
+      return { ...startedStep(step, step.startedAt ?? t, 1), status: 'completed', endedAt: t };
+    case 'step_failed': {
+      const s = startedStep(step, step.startedAt ?? t, step.progress);
+      s.status = 'failed';
+      s.endedAt = t;
+      return s;
+    }
   }
 }
 
