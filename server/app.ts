@@ -133,7 +133,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const port = engine.uws.us_socket_local_port(listenSocket as never);
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
-  log.info({ url, port, host: config.host, demo: config.demo, db: config.db }, `listening on ${url}`);
+  // Printed whatever LOG_LEVEL says: scripts and tests read the actual URL (port 0) from it.
+  log.child({}, { level: 'info' }).info({ url, port, host: config.host, demo: config.demo, db: config.db }, `listening on ${url}`);
 
   let closing: Promise<void> | undefined;
   const close = () =>

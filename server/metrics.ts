@@ -23,6 +23,8 @@ export class Metrics {
   httpRequests = 0;
   httpErrors = 0;
   eventsAccepted = 0;
+  /** Set by the WebSocket hub: bytes queued in uWS for slow sockets (total and largest). */
+  bufferedBytes: () => { total: number; max: number } = () => ({ total: 0, max: 0 });
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
 
   constructor() {
@@ -48,6 +50,9 @@ export class Metrics {
     metric('pt_ws_published_total', 'counter', 'Job updates published once to a job topic (fan-out is done by uWS).', one(this.published));
     metric('pt_ws_dropped_backpressure_total', 'counter', 'Updates skipped for congested sockets (each socket then gets the latest state when it drains).', one(this.droppedBackpressure));
     metric('pt_ws_resyncs_total', 'counter', 'Latest-state resends to sockets that drained after congestion.', one(this.resyncs));
+    const buffered = this.bufferedBytes();
+    metric('pt_ws_buffered_bytes', 'gauge', 'Bytes queued in the server for all sockets (bounded by maxBackpressure per socket).', one(buffered.total));
+    metric('pt_ws_buffered_bytes_max', 'gauge', 'Bytes queued for the most backed-up socket.', one(buffered.max));
     metric('pt_auth_failures_total', 'counter', 'Requests and upgrades refused for a missing or invalid token.', one(this.authFailures));
     metric('pt_origin_rejections_total', 'counter', 'WebSocket upgrades refused for a disallowed Origin.', one(this.originRejections));
     metric('pt_rate_limited_total', 'counter', 'WebSocket messages refused by the per-socket rate limit.', one(this.rateLimited));

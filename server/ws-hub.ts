@@ -79,6 +79,16 @@ export class WsHub {
   ) {
     this.lowWater = Math.floor(ctx.config.limits.maxBackpressureBytes / 4);
     const { service, metrics } = ctx;
+    metrics.bufferedBytes = () => {
+      let total = 0;
+      let max = 0;
+      for (const ws of this.sockets) {
+        const n = ws.getBufferedAmount();
+        total += n;
+        if (n > max) max = n;
+      }
+      return { total, max };
+    };
     this.unbind.push(
       service.onUpdate((view) => {
         // One serialization, one publish: uWS fans out to every subscriber in native code.
