@@ -217,6 +217,9 @@ export class EtaEngine implements Estimator {
   }
 
   estimate(job: Job, now: number): Estimate {
+    // The job service may estimate a new version before it calls observe with it: bring the
+    // engine's view up to date first (observe is idempotent for a version it has already seen).
+    this.observe(undefined, job, now);
     if (isTerminal(job.status)) {
       return { progress: job.status === 'completed' ? 1 : this.progressOf(job, now), eta: null };
     }
@@ -231,6 +234,7 @@ export class EtaEngine implements Estimator {
 
   /** Remaining time for any job that is not finished (the replay CLI's answer); null once finished. */
   forecast(job: Job, now: number): Forecast | null {
+    this.observe(undefined, job, now);
     return isTerminal(job.status) ? null : this.run(job, now).eta;
   }
 

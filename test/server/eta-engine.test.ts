@@ -299,3 +299,30 @@ test('the shown finish time creeps later instead of jumping, and catches up', ()
   const shown = shownFinish - now;
   assert.ok(shown >= 1200 && shown <= 4000, `near the end: ${shown}`);
 });
+
+test('estimate before observe (the job service order) gives the same answer as after', () => {
+  const engines = [new EtaEngine(), new EtaEngine()];
+  let t = 0;
+  for (const e of engines) for (let i = 0; i < 30; i++) runJob(e, 'k', [{ id: 's', durationMs: 10_000, reports: [0.5] }], i * 20_000);
+  t = 30 * 20_000;
+  const answers = engines.map((engine, i) => {
+    let job = newJob('k', [{ id: 's' }], t);
+    engine.observe(undefined, job, t);
+    const running: Job = { ...job, status: 'running', seq: 2, steps: [{ ...job.steps[0]!, status: 'running', startedAt: t }] };
+    const progressed: Job = { ...running, seq: 3, steps: [{ ...running.steps[0]!, progress: 0.5 }] };
+    const results: number[] = [];
+    for (const [prev, next, now] of [[job, running, t], [running, progressed, t + 2000]] as const) {
+      if (i === 0) {
+        results.push(engine.estimate(next, now).eta!.remainingMs);
+        engine.observe(prev, next, now);
+      } else {
+        engine.observe(prev, next, now);
+        results.push(engine.estimate(next, now).eta!.remainingMs);
+      }
+      job = next;
+    }
+    return results;
+  });
+  assert.deepEqual(answers[0], answers[1]);
+  assert.ok(answers[0]![1]! < 4000, `50% after 2 s of a usually 10 s step: ${answers[0]![1]}`);
+});
