@@ -146,7 +146,7 @@ function markdownTable(cells: string[][]): string {
 
 function stepTable(steps: DeliveryStep[]): string {
   const cells = [
-    ['upd/s offered', 'accepted/s', 'deliveries/s', 'p50 ms', 'p99 ms', 'gaps (skipped)', 'resent', 'undelivered', 'server core', 'client core', 'result'],
+    ['upd/s offered', 'accepted/s', 'deliveries/s', 'p50 ms', 'p99 ms', 'gaps (skipped)', 'resent', 'undelivered', 'server core', 'server µs/delivery', 'client core', 'client µs/msg', 'result'],
     ...steps.map((s) => [
       thousands(s.rate),
       thousands(s.acceptedRate),
@@ -157,7 +157,9 @@ function stepTable(steps: DeliveryStep[]): string {
       thousands(s.duplicates),
       thousands(s.undelivered),
       `${(s.serverCoreBusy * 100).toFixed(0)}%`,
+      fixed(2)(s.serverCpuMicros / Math.max(1, s.delivered)),
       `${(s.clientCoreBusy * 100).toFixed(0)}%`,
+      fixed(2)(s.clientCpuMicrosPerMessage),
       s.passed ? 'held' : (s.why ?? 'failed'),
     ]),
   ];

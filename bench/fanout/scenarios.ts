@@ -43,6 +43,8 @@ export interface DeliveryStep {
   serverCpuMicros: number;
   /** Load-generator CPU (all worker processes) per delivered message, µs. */
   clientCpuMicrosPerMessage: number;
+  /** Runner CPU (producer, pacing, statistics) per request sent, µs. */
+  producerCpuMicrosPerRequest: number;
   passed: boolean;
   why?: string;
 }
@@ -93,7 +95,7 @@ function targetOptions(name: TargetName): TargetOptions {
   const options: TargetOptions = { core: CONFIG.serverCore, fdLimit: CONFIG.fdLimit };
   if (process.env.BENCH_CPU_PROF_DIR) options.cpuProfDir = `${process.env.BENCH_CPU_PROF_DIR}/${name}`;
   const extra = process.env.BENCH_OURS_ENV;
-  if (name === 'ours' && extra) options.env = Object.fromEntries(extra.split(',').map((pair) => pair.split('=') as [string, string]));
+  if (name === 'ours' && extra) options.env = Object.fromEntries(extra.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
   return options;
 }
 
@@ -135,6 +137,7 @@ async function measureStep(
 ): Promise<DeliveryStep> {
   const resyncsBefore = await counter(target, 'pt_ws_resyncs_total');
   const clientCpuBefore = (await generator.stats([])).cpuMicros;
+  const runnerCpuBefore = process.cpuUsage();
   const cpuBefore = processCpuMicros(target.pid);
   const coresBefore = coreTimes();
   const produced: ProducerResult = await sendPaced(pool, jobIds, rate, seconds * 1000, tag);
@@ -142,6 +145,7 @@ async function measureStep(
   const stats = await drain(generator, tag, expected);
   const cpuAfter = processCpuMicros(target.pid);
   const clientCpuAfter = (await generator.stats([])).cpuMicros;
+  const runnerCpu = process.cpuUsage(runnerCpuBefore);
   const coresAfter = coreTimes();
   const resyncs = (await counter(target, 'pt_ws_resyncs_total')) - resyncsBefore;
   for (const [job, seq] of produced.finalSeq) if (seq > (finalSeq.get(job) ?? 0)) finalSeq.set(job, seq);
@@ -168,6 +172,7 @@ async function measureStep(
     clientCoreBusy: busy[CONFIG.clientCore] ?? 0,
     serverCpuMicros: cpuAfter - cpuBefore,
     clientCpuMicrosPerMessage: (clientCpuAfter - clientCpuBefore) / Math.max(1, delivered),
+    producerCpuMicrosPerRequest: (runnerCpu.user + runnerCpu.system) / Math.max(1, produced.sent),
     passed: false,
   };
   if (produced.firstError) step.firstError = produced.firstError;
@@ -192,7 +197,7 @@ async function convergedCount(generator: LoadGenerator, jobIdsPerConnection: str
 
 export function describeStep(step: DeliveryStep): string {
   const k = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}k`);
-  return `${step.rate} upd/s → ${k(step.deliveredPerSecond)} deliveries/s, p50 ${step.p50Ms.toFixed(1)} ms, p99 ${step.p99Ms.toFixed(1)} ms, server core ${(step.serverCoreBusy * 100).toFixed(0)}%, client core ${(step.clientCoreBusy * 100).toFixed(0)}% (${step.clientCpuMicrosPerMessage.toFixed(2)} µs/msg)${step.gaps ? `, gaps ${step.gaps}` : ''}${step.undelivered ? `, undelivered ${step.undelivered}` : ''}${step.duplicates ? `, resent ${step.duplicates}` : ''} ${step.passed ? 'ok' : `FAIL (${step.why})`}`;
+  return `${step.rate} upd/s → ${k(step.deliveredPerSecond)} deliveries/s, p50 ${step.p50Ms.toFixed(1)} ms, p99 ${step.p99Ms.toFixed(1)} ms, server core ${(step.serverCoreBusy * 100).toFixed(0)}%, client core ${(step.clientCoreBusy * 100).toFixed(0)}% (clients ${step.clientCpuMicrosPerMessage.toFixed(2)} µs/msg, producer ${step.producerCpuMicrosPerRequest.toFixed(0)} µs/req)${step.gaps ? `, gaps ${step.gaps}` : ''}${step.undelivered ? `, undelivered ${step.undelivered}` : ''}${step.duplicates ? `, resent ${step.duplicates}` : ''} ${step.passed ? 'ok' : `FAIL (${step.why})`}`;
 }
 
 async function withTarget<T>(name: TargetName, body: (target: RunningTarget, pool: HttpPool, generator: LoadGenerator) => Promise<T>, poolSize = CONFIG.producerConnections): Promise<T> {
@@ -273,7 +278,7 @@ export function runManyJobs(name: TargetName, log: Log): Promise<ManyJobsResult>
     const converged = await convergedCount(generator, jobIds, finalSeq);
     log(`converged on the final seq: ${converged}/${connected.opened}`);
     return { jobs: config.jobs, setupSeconds: setup.elapsedMs / 1000, connectFailures: connected.failed, step, converged };
-  });
+  }, CONFIG.manyJobs.producerConnections);
 }
 
 export function runIdle(name: TargetName, log: Log): Promise<IdleResult> {
