@@ -22,7 +22,7 @@ export const CONFIG = {
     moderateSeconds: 4,
     stepSeconds: 3,
     startRate: 50,
-    maxRate: 6400,
+    maxRate: 3200,
     /** Extra steps between the last passing and the first failing rate. */
     bisectSteps: 2,
     p99LimitMs: 100,

@@ -74,6 +74,7 @@ function rows(results: BenchResults): Row[] {
       target: { text: '≥ 0.8× raw uWS and ≥ 5× Socket.IO', met: (o, raw, sio) => o >= 0.8 * raw && o >= 5 * sio },
     },
     { label: 'Fan-out: updates/s offered at that step', values: pick(results, (r) => r.fanout?.best?.rate), format: thousands },
+    { label: 'Fan-out: peak deliveries/s, nothing lost, any latency', values: pick(results, (r) => r.fanout?.peak?.deliveredPerSecond), format: thousands },
     { label: 'Fan-out: p50 / p99 latency at that step (ms)', values: pick(results, (r) => r.fanout?.best?.p99Ms), format: fixed(1) },
     {
       label: 'Server CPU per delivery at 50k deliveries/s (µs)',

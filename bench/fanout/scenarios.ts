@@ -56,6 +56,8 @@ export interface FanoutResult {
   steps: DeliveryStep[];
   /** Highest step that passed (p99 < limit, rate accepted, nothing lost). */
   best: DeliveryStep | null;
+  /** Most deliveries per second in any step where nothing was lost, whatever the latency. */
+  peak: DeliveryStep | null;
   /** Connections whose last seq is the job's final seq after the run. */
   converged: number;
 }
@@ -238,29 +240,46 @@ export function runFanout(name: TargetName, log: Log): Promise<FanoutResult> {
       await sleep(300);
       return step;
     };
-    let passedRate = 0;
-    let failedRate = 0;
-    for (let rate = config.startRate; rate <= config.maxRate; rate *= 2) {
-      const step = await run(rate);
-      if (step.passed) passedRate = rate;
-      else {
-        failedRate = rate;
-        break;
+    // Raise the rate until delivery saturates (the server no longer accepts or delivers what is
+    // offered), not merely until the first step over the p99 limit: near the limit p99 is noisy,
+    // so a higher step may hold where a lower one just missed.
+    const saturated = (step: DeliveryStep) =>
+      step.acceptedRate < 0.9 * step.rate || step.deliveredPerSecond < 0.8 * step.acceptedRate * step.subscribers || step.p99Ms > 2000;
+    let held = moderate.passed ? moderate.rate : 0;
+    if (!saturated(moderate)) {
+      for (let rate = config.startRate; rate <= config.maxRate; rate *= 2) {
+        const step = await run(rate);
+        if (step.passed) held = rate;
+        if (saturated(step)) break;
       }
     }
-    for (let i = 0; i < config.bisectSteps && failedRate > 0; i++) {
-      const low = passedRate || config.moderateRate;
-      const rate = Math.round(Math.sqrt(low * failedRate));
-      if (rate <= low || rate >= failedRate) break;
-      const step = await run(rate);
-      if (step.passed) passedRate = rate;
-      else failedRate = rate;
+    if (held === 0) {
+      // Not even the moderate rate held: step down until one does.
+      for (let rate = config.moderateRate / 2; rate >= 3; rate /= 2) {
+        const step = await run(rate);
+        if (step.passed) {
+          held = step.rate;
+          break;
+        }
+      }
     }
-    const passing = [moderate as DeliveryStep, ...steps].filter((step) => step.passed);
+    // Refine between the highest held rate and the next rate tried above it.
+    for (let i = 0; i < config.bisectSteps && held > 0; i++) {
+      const above = [moderate as DeliveryStep, ...steps].filter((step) => step.rate > held).map((step) => step.rate);
+      if (above.length === 0) break;
+      const rate = Math.round(Math.sqrt(held * Math.min(...above)));
+      if (rate <= held || above.includes(rate)) break;
+      const step = await run(rate);
+      if (step.passed) held = rate;
+    }
+    const all = [moderate as DeliveryStep, ...steps];
+    const passing = all.filter((step) => step.passed);
     const best = passing.length ? passing.reduce((a, b) => (b.deliveredPerSecond > a.deliveredPerSecond ? b : a)) : null;
+    const complete = all.filter((step) => step.gaps + step.undelivered <= 0.001 * step.expected);
+    const peak = complete.length ? complete.reduce((a, b) => (b.deliveredPerSecond > a.deliveredPerSecond ? b : a)) : null;
     const converged = await convergedCount(generator, perConnection, finalSeq);
     log(`converged on the final seq: ${converged}/${connected.opened}`);
-    return { subscribers: connected.opened, connectFailures: connected.failed, moderate, steps, best, converged };
+    return { subscribers: connected.opened, connectFailures: connected.failed, moderate, steps, best, peak, converged };
   });
 }
 
