@@ -135,7 +135,8 @@ function onMessage(index: number, data: Buffer | string, start: number, end: num
 function openLean(url: string, jobId: string, index: number, socketIo: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     let subscribed = false;
-    const timer = setTimeout(() => reject(new Error('no snapshot within 30 s')), 30_000);
+    let opened = false;
+    const timer = setTimeout(() => reject(new Error(opened ? 'upgraded, subscribed, but no snapshot within 30 s' : 'no upgrade within 30 s')), 30_000);
     const subscribe = JSON.stringify({ type: 'subscribe', jobId });
     const target = socketIo ? `${url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket` : url;
     const done = () => {
@@ -145,6 +146,7 @@ function openLean(url: string, jobId: string, index: number, socketIo: boolean):
     };
     const socket: LeanWebSocket = new LeanWebSocket(target, {
       open: () => {
+        opened = true;
         if (!socketIo) socket.send(subscribe);
       },
       message: (buffer, start, end, receivedAt) => {
@@ -175,8 +177,12 @@ function openWs(url: string, jobId: string, index: number): Promise<void> {
     const socket = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 30_000 });
     sockets.push(socket);
     let subscribed = false;
-    const timer = setTimeout(() => reject(new Error('no snapshot within 30 s')), 30_000);
-    socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', jobId })));
+    let opened = false;
+    const timer = setTimeout(() => reject(new Error(opened ? 'open, subscribed, but no snapshot within 30 s' : 'no upgrade within 30 s')), 30_000);
+    socket.on('open', () => {
+      opened = true;
+      socket.send(JSON.stringify({ type: 'subscribe', jobId }));
+    });
     socket.on('message', (data: Buffer) =>
       onMessage(index, data, 0, data.length, nowMicros(), subscribed ? null : () => {
         subscribed = true;
@@ -203,8 +209,12 @@ function openSocketIo(url: string, jobId: string, index: number): Promise<void> 
     const socket = ioClient(url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: 30_000 });
     sockets.push(socket);
     let subscribed = false;
-    const timer = setTimeout(() => reject(new Error('no snapshot within 30 s')), 30_000);
-    socket.on('connect', () => socket.send(JSON.stringify({ type: 'subscribe', jobId })));
+    let opened = false;
+    const timer = setTimeout(() => reject(new Error(opened ? 'connected, subscribed, but no snapshot within 30 s' : 'no connection within 30 s')), 30_000);
+    socket.on('connect', () => {
+      opened = true;
+      socket.send(JSON.stringify({ type: 'subscribe', jobId }));
+    });
     socket.on('message', (text: string) =>
       onMessage(index, text, 0, text.length, nowMicros(), subscribed ? null : () => {
         subscribed = true;

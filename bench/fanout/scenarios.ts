@@ -108,6 +108,15 @@ async function counter(target: RunningTarget, name: string): Promise<number> {
   return match ? Number(match[1]) : 0;
 }
 
+/** What our server counts of sockets, to tell where a failed connection stopped. */
+async function socketCounters(target: RunningTarget): Promise<string> {
+  const names = ['pt_ws_connections', 'pt_ws_subscriptions', 'pt_ws_messages_in_total', 'pt_ws_messages_out_total', 'pt_auth_failures_total', 'pt_rate_limited_total'];
+  const text = await target.metrics().catch(() => null);
+  if (!text) return '';
+  const values = names.map((name) => `${name}=${new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? '?'}`);
+  return `; server: ${values.join(' ')}`;
+}
+
 /** Waits until the clients received `expected` messages of `tag`, or nothing arrives for a while. */
 async function drain(generator: LoadGenerator, tag: number, expected: number): Promise<TagStats | undefined> {
   const started = performance.now();
@@ -224,7 +233,7 @@ export function runFanout(name: TargetName, log: Log): Promise<FanoutResult> {
     const perConnection = Array<string>(config.subscribers).fill('fan');
     const kind = config.client === 'lean' ? target.leanKind : target.clientKind;
     const connected = await generator.connect(kind, target.clientUrl, perConnection);
-    log(`${connected.opened} subscribers connected${connected.failed ? `, ${connected.failed} failed (${connected.errors.join('; ')})` : ''}`);
+    log(`${connected.opened} subscribers connected${connected.failed ? `, ${connected.failed} failed (${connected.errors.join('; ')})${await socketCounters(target)}` : ''}`);
     if (connected.opened === 0) throw new Error(`no client could connect: ${connected.errors.join('; ')}`);
     const finalSeq = new Map(setup.finalSeq);
     let tag = 1;
@@ -320,7 +329,7 @@ export function runIdle(name: TargetName, log: Log): Promise<IdleResult> {
       bytesPerConnection: (rssAfterBytes - rssBeforeBytes) / Math.max(1, connected.opened),
     };
     log(
-      `${connected.opened} connections in ${connectSeconds.toFixed(1)} s${connected.failed ? ` (${connected.failed} failed: ${connected.errors.join('; ')})` : ''}: RSS ${(rssBeforeBytes / 2 ** 20).toFixed(1)} → ${(rssAfterBytes / 2 ** 20).toFixed(1)} MiB, ${(result.bytesPerConnection / 1024).toFixed(2)} KiB/connection`,
+      `${connected.opened} connections in ${connectSeconds.toFixed(1)} s${connected.failed ? ` (${connected.failed} failed: ${connected.errors.join('; ')}${await socketCounters(target)})` : ''}: RSS ${(rssBeforeBytes / 2 ** 20).toFixed(1)} → ${(rssAfterBytes / 2 ** 20).toFixed(1)} MiB, ${(result.bytesPerConnection / 1024).toFixed(2)} KiB/connection`,
     );
     return result;
   });

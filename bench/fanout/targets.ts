@@ -113,7 +113,8 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
       PT_MAX_CONNECTIONS_PER_IP: '100000',
       ...options.env,
     };
-    const child = launch(['bin/progress-tracker.js', 'serve', '--port', '0'], env, options);
+    // BENCH_OURS_BIN: another build of the CLI (e.g. a patched copy) for A/B runs.
+    const child = launch([process.env.BENCH_OURS_BIN ?? 'bin/progress-tracker.js', 'serve', '--port', '0'], env, options);
     // Keep draining its output so a chatty log never blocks it on a full pipe.
     child.stdout!.resume();
     child.stderr!.resume();
