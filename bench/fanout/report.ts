@@ -148,7 +148,7 @@ function markdownTable(cells: string[][]): string {
 function stepTable(steps: DeliveryStep[]): string {
   const cells = [
     ['upd/s offered', 'accepted/s', 'deliveries/s', 'p50 ms', 'p99 ms', 'gaps (skipped)', 'resent', 'undelivered', 'server core', 'server µs/delivery', 'client core', 'client µs/msg', 'result'],
-    ...steps.map((s) => [
+    ...[...steps].sort((a, b) => a.rate - b.rate).map((s) => [
       thousands(s.rate),
       thousands(s.acceptedRate),
       thousands(s.deliveredPerSecond),
