@@ -64,20 +64,40 @@ export function createVerifier(options: AuthOptions): Verifier {
     : undefined;
   const algorithms = [...options.algorithms];
 
+  const hmacKeys = new Map<string, Promise<CryptoKey>>();
   const getKey: JWTVerifyGetKey = async (header, token) => {
     const alg = header.alg ?? '';
     if (alg.startsWith('HS')) {
       if (!secret) throw unauthorized('HMAC tokens are not accepted by this server');
-      return secret;
+      if (!algorithms.includes(alg as JwtAlgorithm)) throw unauthorized('token algorithm not allowed');
+      // Imported once per algorithm: jose would otherwise import the raw secret on every verify.
+      let key = hmacKeys.get(alg);
+      if (!key) {
+        key = crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: `SHA-${alg.slice(2)}` }, false, ['verify']);
+        hmacKeys.set(alg, key);
+      }
+      return key;
     }
     if (!jwks) throw unauthorized('public-key tokens are not accepted by this server');
     return jwks(header, token);
   };
 
+  // Producers send many requests with one token: remember verified tokens (by their exact
+  // text, so the signature is the same) until they expire, instead of re-running the crypto.
+  const verified = new Map<string, { principal: Principal; notBefore: number }>();
+  const CACHE_SIZE = 10_000;
+
   return {
     async verify(token: string): Promise<Principal> {
       if (!token) throw unauthorized('missing token');
       if (token.length > LIMITS.maxTokenBytes) throw unauthorized(`token larger than ${LIMITS.maxTokenBytes} bytes`);
+      const hit = verified.get(token);
+      if (hit) {
+        const now = Date.now();
+        const tolerance = (options.clockToleranceSec ?? 30) * 1000;
+        if (now < hit.principal.expiresAt + tolerance && now >= hit.notBefore - tolerance) return hit.principal;
+        verified.delete(token);
+      }
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(token, getKey, {
@@ -90,7 +110,10 @@ export function createVerifier(options: AuthOptions): Verifier {
       } catch (err) {
         throw unauthorized(describe(err));
       }
-      return principalFrom(payload);
+      const principal = principalFrom(payload);
+      if (verified.size >= CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      verified.set(token, { principal, notBefore: typeof payload.nbf === 'number' ? payload.nbf * 1000 : 0 });
+      return principal;
     },
   };
 }

@@ -5,6 +5,8 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { JobStatus } from './protocol.js';
 
+const LOOP_RESOLUTION_MS = 20;
+
 export class Metrics {
   connections = 0;
   connectionsTotal = 0;
@@ -25,7 +27,7 @@ export class Metrics {
   eventsAccepted = 0;
   /** Set by the WebSocket hub: bytes queued in uWS for slow sockets (total and largest). */
   bufferedBytes: () => { total: number; max: number } = () => ({ total: 0, max: 0 });
-  private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
 
   constructor() {
     this.loopDelay.enable();
@@ -61,11 +63,12 @@ export class Metrics {
     metric('pt_http_errors_total', 'counter', 'HTTP requests answered with an error status.', one(this.httpErrors));
     metric('pt_events_accepted_total', 'counter', 'Producer events accepted (durable).', one(this.eventsAccepted));
     metric('pt_jobs', 'gauge', 'Stored jobs by status.', Object.entries(jobs).map(([status, n]) => [`{status="${status}"}`, n]));
-    const ms = (ns: number) => ns / 1e6;
+    // The histogram records whole timer periods: the lag is what exceeds the sampling resolution.
+    const lag = (ns: number) => (this.loopDelay.count === 0 ? 0 : Math.max(0, ns / 1e9 - LOOP_RESOLUTION_MS / 1000));
     metric('pt_event_loop_lag_seconds', 'gauge', 'Event-loop delay since the last scrape (mean, p99, max).', [
-      ['{quantile="mean"}', ms(this.loopDelay.mean) / 1000],
-      ['{quantile="0.99"}', ms(this.loopDelay.percentile(99)) / 1000],
-      ['{quantile="max"}', ms(this.loopDelay.max) / 1000],
+      ['{quantile="mean"}', lag(this.loopDelay.mean)],
+      ['{quantile="0.99"}', lag(this.loopDelay.percentile(99))],
+      ['{quantile="max"}', lag(this.loopDelay.max)],
     ]);
     this.loopDelay.reset();
     const mem = process.memoryUsage();
