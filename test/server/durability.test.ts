@@ -10,7 +10,9 @@ import { api, connectWs, createJob, startServerProcess } from './helpers.js';
 
 describe('durability', () => {
   test('kill -9 right after a 202, restart: the job, its steps and its seq are there', async () => {
-    const first = await startServerProcess();
+    // No ETA revisions (they bump seq too): this test pins exact seqs across the restart.
+    const noTick = { PT_ETA_TICK: '0' };
+    const first = await startServerProcess({ env: noTick });
     try {
       await createJob(first, { id: 'dur-1' });
       const write = await first.token({ scope: 'progress:write', jobs: ['*'] });
@@ -20,7 +22,7 @@ describe('durability', () => {
       assert.equal(last.body.seq, 3);
       await first.kill9();
 
-      const second = await startServerProcess({ db: first.db, secret: first.secret });
+      const second = await startServerProcess({ db: first.db, secret: first.secret, env: noTick });
       try {
         const job = await api<Job>(second, 'GET', '/v1/jobs/dur-1', write);
         assert.equal(job.status, 200);

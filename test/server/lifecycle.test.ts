@@ -41,19 +41,29 @@ describe('job lifecycle', () => {
       { type: 'step_end', step: 'b' },
       { type: 'job_end', status: 'completed', result: { url: 'https://example.com/out' } },
     ];
+    // (The ETA engine may add its own updates between events: those are changes too, seq + 1.)
+    const all: Job[] = [];
     const seen: Job[] = [];
-    for (const [i, event] of events.entries()) {
+    let lastSeq = 1;
+    for (const event of events) {
       const res = await post('life-1', event);
       assert.equal(res.status, 202, JSON.stringify(res.body));
-      assert.equal(res.body.seq, i + 2);
-      seen.push((await ws.next('update')).job);
+      assert.ok(res.body.seq > lastSeq);
+      lastSeq = res.body.seq;
+      for (;;) {
+        const { job } = await ws.next('update');
+        all.push(job);
+        if (job.seq === res.body.seq) break;
+      }
+      seen.push(all.at(-1)!);
     }
-    assert.deepEqual(seen.map((j) => j.seq), [2, 3, 4, 5, 6, 7, 8]);
+    assert.deepEqual(all.map((j) => j.seq), Array.from({ length: all.length }, (_, i) => i + 2));
     assert.equal(seen[0]!.status, 'running');
     assert.equal(seen[1]!.steps[0]!.message, 'halfway');
-    // Complexity-weighted: step a (1 of 4) half done = 0.125; a done + b half = 0.25 + 0.375.
-    assert.equal(seen[1]!.progress, 0.125);
-    assert.equal(seen[4]!.progress, 0.625);
+    // Overall progress only moves forward while steps advance (its weights come from the ETA engine).
+    const progress = seen.map((j) => j.progress);
+    assert.ok(progress[1]! > 0 && progress[3]! < 1, progress.join());
+    assert.ok(progress.every((p, i) => i === 0 || p >= progress[i - 1]!), progress.join());
     const final = seen.at(-1)!;
     assert.equal(final.status, 'completed');
     assert.equal(final.progress, 1);
@@ -96,18 +106,20 @@ describe('job lifecycle', () => {
     const first = await post('life-3', { type: 'step_start', step: 'one', eventId: 'e-1' });
     assert.equal(first.status, 202);
     assert.equal(first.body.seq, 2);
-    assert.equal((await post('life-3', { type: 'progress', step: 'one', progress: 0.3, eventId: 'e-2' })).body.seq, 3);
+    const second = await post('life-3', { type: 'progress', step: 'one', progress: 0.3, eventId: 'e-2' });
     const again = await post('life-3', { type: 'step_start', step: 'one', eventId: 'e-1' });
     assert.equal(again.status, 202);
     assert.equal(again.body.seq, 2);
+    assert.equal((await post('life-3', { type: 'progress', step: 'one', progress: 0.3, eventId: 'e-2' })).body.seq, second.body.seq);
     // In a batch, the duplicate is skipped and the new event applied.
+    const before = (await api<Job>(server, 'GET', '/v1/jobs/life-3', write)).body.seq;
     const batch = await post('life-3', [
       { type: 'progress', step: 'one', progress: 0.3, eventId: 'e-2' },
       { type: 'progress', step: 'one', progress: 0.6, eventId: 'e-3' },
     ]);
-    assert.equal(batch.body.seq, 4);
+    assert.ok(batch.body.seq > before);
     const job = (await api<Job>(server, 'GET', '/v1/jobs/life-3', write)).body;
-    assert.equal(job.seq, 4);
+    assert.ok(job.seq >= batch.body.seq);
     assert.equal(job.steps[0]!.progress, 0.6);
   });
 
