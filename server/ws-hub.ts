@@ -143,7 +143,8 @@ export class WsHub {
     const { config, log, metrics, verifier } = this.ctx;
     // HttpRequest dies when this function returns: copy what we need now.
     const key = req.getHeader('sec-websocket-key');
-    const protocol = req.getHeader('sec-websocket-protocol');
+    // A server must answer at most one of the offered subprotocols (RFC 6455 §4.2.2).
+    const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]!.trim();
     const extensions = req.getHeader('sec-websocket-extensions');
     const origin = req.getHeader('origin');
     const token = req.getQuery('access_token') ?? '';
@@ -210,7 +211,7 @@ export class WsHub {
       if (!d.closed) ws.end(CloseCode.TokenExpired, 'token expired');
     }, Math.max(0, ms));
     d.expiryTimer.unref();
-    log.debug({ socket: d.id, remote: d.remote, origin: d.origin, sub: d.principal.subject }, 'websocket connected');
+    log.info({ socket: d.id, remote: d.remote, origin: d.origin || undefined, sub: d.principal.subject }, 'websocket connected');
   }
 
   private closed(ws: WebSocket<SocketData>, code: number): void {
@@ -223,11 +224,12 @@ export class WsHub {
     if (left <= 0) this.perIp.delete(d.remote);
     else this.perIp.set(d.remote, left);
     metrics.connections--;
-    metrics.subscriptions -= d.subs.size;
+    const subscriptions = d.subs.size;
+    metrics.subscriptions -= subscriptions;
     d.subs.clear();
     d.syncedSeq.clear();
     d.pendingResync.clear();
-    log.debug({ socket: d.id, code }, 'websocket closed');
+    log.info({ socket: d.id, code, subscriptions }, 'websocket closed');
   }
 
   private send(ws: WebSocket<SocketData>, msg: ServerMessage | string): number {

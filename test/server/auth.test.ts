@@ -94,3 +94,19 @@ describe('auth', () => {
     assert.match(server.output(), /auth failure/);
   });
 });
+
+describe('token expiry on a live connection', () => {
+  test('the socket is closed with 4001 when its token expires', async () => {
+    const server = await startServerProcess();
+    try {
+      // jose allows 30 s of clock skew on exp; the live connection is closed at exp itself.
+      const ws = await connectWs(server, await server.token({ scope: 'progress:read', jobs: ['*'], expiresIn: 1 }));
+      const { code, reason } = await ws.closed;
+      assert.equal(code, 4001);
+      assert.match(reason, /expired/);
+    } finally {
+      await server.stop();
+      server.cleanup();
+    }
+  });
+});
