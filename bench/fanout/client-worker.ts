@@ -17,6 +17,7 @@ interface TagAccumulator {
   bytes: number;
   gaps: number;
   duplicates: number;
+  revisions: number;
   histogram: Uint32Array;
   firstAt: number;
   lastAt: number;
@@ -24,6 +25,8 @@ interface TagAccumulator {
 
 const tags = new Map<number, TagAccumulator>();
 let lastSeqs: number[] = [];
+/** Per connection: the producer send time of the last update, to tell server-made revisions apart. */
+let lastSentAt: number[] = [];
 let closedByPeer = 0;
 let closing = false;
 const sockets: Array<WebSocket | Socket | LeanWebSocket> = [];
@@ -31,7 +34,7 @@ const sockets: Array<WebSocket | Socket | LeanWebSocket> = [];
 function tagStats(tag: number): TagAccumulator {
   let stats = tags.get(tag);
   if (!stats) {
-    stats = { count: 0, bytes: 0, gaps: 0, duplicates: 0, histogram: createHistogram(), firstAt: 0, lastAt: 0 };
+    stats = { count: 0, bytes: 0, gaps: 0, duplicates: 0, revisions: 0, histogram: createHistogram(), firstAt: 0, lastAt: 0 };
     tags.set(tag, stats);
   }
   return stats;
@@ -125,6 +128,13 @@ function onMessage(index: number, data: Buffer | string, start: number, end: num
   }
   if (last > 0 && seq > last + 1) stats.gaps += seq - last - 1;
   lastSeqs[index] = seq;
+  if (sentAt > 0 && sentAt === lastSentAt[index]) {
+    // A change the server made on its own (ours: an ETA revision) still carries the last
+    // producer message: a delivery, but not of a producer event, and no latency to measure.
+    stats.revisions++;
+    return;
+  }
+  lastSentAt[index] = sentAt;
   stats.count++;
   if (sentAt > 0) record(stats.histogram, receivedAt - sentAt);
   if (stats.firstAt === 0) stats.firstAt = receivedAt;
@@ -234,6 +244,7 @@ function openSocketIo(url: string, jobId: string, index: number): Promise<void> 
 
 async function connectAll(kind: ClientKind, url: string, jobIds: string[], concurrency: number): Promise<WorkerReply> {
   lastSeqs = jobIds.map(() => 0);
+  lastSentAt = jobIds.map(() => 0);
   let next = 0;
   let opened = 0;
   let failed = 0;

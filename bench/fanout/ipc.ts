@@ -17,6 +17,8 @@ export interface TagStats {
   gaps: number;
   /** Updates whose seq the client already had (resends), not counted in `count`. */
   duplicates: number;
+  /** Updates the server made on its own (ours: ETA revisions), not counted in `count`. */
+  revisions: number;
   /** Latency histogram counts (see histogram.ts). */
   histogram: number[];
   /** hrtime µs of the first and last receipt. */

@@ -63,6 +63,9 @@ export function applyEvent(job: Job, event: JobEvent): boolean {
   }
   // Rounded like our server does, so the JSON has the same length.
   job.progress = weights > 0 ? Math.round((weighted / weights) * 1e6) / 1e6 : 0;
+  // Our server sends an ETA with every running job: the same fields, numbers of the same length.
+  const remainingMs = Math.round((1 - job.progress) * 2000);
+  job.eta = job.status === 'running' ? { remainingMs, low: Math.round(remainingMs * 0.18), high: Math.round(remainingMs * 3.3) } : null;
   job.seq += 1;
   job.updatedAt = now;
   return true;

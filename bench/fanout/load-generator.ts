@@ -100,6 +100,7 @@ export class LoadGenerator {
         into.bytes += stats.bytes;
         into.gaps += stats.gaps;
         into.duplicates += stats.duplicates;
+        into.revisions += stats.revisions;
         into.firstAt = Math.min(into.firstAt, stats.firstAt);
         into.lastAt = Math.max(into.lastAt, stats.lastAt);
         for (let i = 0; i < BUCKETS; i++) into.histogram[i] += stats.histogram[i] ?? 0;

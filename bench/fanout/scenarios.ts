@@ -31,6 +31,8 @@ export interface DeliveryStep {
   gaps: number;
   /** Updates received again (ours: latest-state resyncs after congestion); not in `delivered`. */
   duplicates: number;
+  /** Updates the server made on its own (ours: ETA revisions, PT_ETA_TICK); not in `delivered`. */
+  revisions: number;
   /** Expected updates neither delivered nor skipped by the end of the drain wait. */
   undelivered: number;
   /** Our server's pt_ws_resyncs_total over the step. */
@@ -175,9 +177,10 @@ async function measureStep(
     p99Ms: stats ? quantileMs(stats.histogram, 0.99) : NaN,
     gaps,
     duplicates: stats?.duplicates ?? 0,
+    revisions: stats?.revisions ?? 0,
     undelivered: Math.max(0, expected - delivered - gaps),
     resyncs,
-    avgBytes: stats && stats.count + stats.duplicates > 0 ? stats.bytes / (stats.count + stats.duplicates) : 0,
+    avgBytes: stats && stats.count + stats.duplicates + stats.revisions > 0 ? stats.bytes / (stats.count + stats.duplicates + stats.revisions) : 0,
     producerErrors: produced.errors,
     serverCoreBusy: busy[CONFIG.serverCore] ?? 0,
     clientCoreBusy: busy[CONFIG.clientCore] ?? 0,
@@ -200,7 +203,9 @@ async function convergedCount(generator: LoadGenerator, jobIdsPerConnection: str
   const deadline = performance.now() + CONFIG.drainTimeoutMs;
   for (;;) {
     const { lastSeqs } = await generator.stats([]);
-    const converged = lastSeqs.filter((seq, i) => seq === finalSeq.get(jobIdsPerConnection[i]!)).length;
+    // At or past the producer's last seq: later seqs are server-made revisions (ours: ETA), which
+    // carry the full state too.
+    const converged = lastSeqs.filter((seq, i) => seq >= (finalSeq.get(jobIdsPerConnection[i]!) ?? Infinity)).length;
     if (converged === jobIdsPerConnection.length || performance.now() > deadline) return converged;
     await sleep(200);
   }
@@ -208,7 +213,7 @@ async function convergedCount(generator: LoadGenerator, jobIdsPerConnection: str
 
 export function describeStep(step: DeliveryStep): string {
   const k = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}k`);
-  return `${step.rate} upd/s → ${k(step.deliveredPerSecond)} deliveries/s, p50 ${step.p50Ms.toFixed(1)} ms, p99 ${step.p99Ms.toFixed(1)} ms, server core ${(step.serverCoreBusy * 100).toFixed(0)}%, client core ${(step.clientCoreBusy * 100).toFixed(0)}% (clients ${step.clientCpuMicrosPerMessage.toFixed(2)} µs/msg, producer ${step.producerCpuMicrosPerRequest.toFixed(0)} µs/req)${step.gaps ? `, gaps ${step.gaps}` : ''}${step.undelivered ? `, undelivered ${step.undelivered}` : ''}${step.duplicates ? `, resent ${step.duplicates}` : ''} ${step.passed ? 'ok' : `FAIL (${step.why})`}`;
+  return `${step.rate} upd/s → ${k(step.deliveredPerSecond)} deliveries/s, p50 ${step.p50Ms.toFixed(1)} ms, p99 ${step.p99Ms.toFixed(1)} ms, server core ${(step.serverCoreBusy * 100).toFixed(0)}%, client core ${(step.clientCoreBusy * 100).toFixed(0)}% (clients ${step.clientCpuMicrosPerMessage.toFixed(2)} µs/msg, producer ${step.producerCpuMicrosPerRequest.toFixed(0)} µs/req)${step.gaps ? `, gaps ${step.gaps}` : ''}${step.undelivered ? `, undelivered ${step.undelivered}` : ''}${step.duplicates ? `, resent ${step.duplicates}` : ''}${step.revisions ? `, server revisions ${step.revisions}` : ''} ${step.passed ? 'ok' : `FAIL (${step.why})`}`;
 }
 
 async function withTarget<T>(name: TargetName, body: (target: RunningTarget, pool: HttpPool, generator: LoadGenerator) => Promise<T>, poolSize = CONFIG.producerConnections): Promise<T> {
