@@ -24,8 +24,15 @@ export interface Metrics {
   jumpiness: number;
   /** Median APE sampling each job every second, holding (counting down) the latest prediction. */
   timeWeightedMape: number;
+  /** Median APE over the first jobs of the trace (started with little or no history): the cold start a user meets first. */
+  firstJobsMape: number;
+  /** 80% interval coverage over those jobs. */
+  firstJobsCoverage: number;
   predictions: number;
 }
+
+/** How many of the earliest jobs the first-jobs metrics look at. */
+export const FIRST_JOBS = 5;
 
 const median = (xs: number[]): number => {
   if (xs.length === 0) return NaN;
@@ -42,6 +49,10 @@ export function score(events: readonly TraceEvent[], predictions: ReadonlyArray<
   let withInterval = 0;
   const timeline = new Map<string, Array<{ t: number; r: number }>>();
   const jumps = new Map<string, number>();
+  const first = new Set([...jobs.entries()].sort((a, b) => a[1].start - b[1].start).slice(0, FIRST_JOBS).map(([id]) => id));
+  const firstApes: number[] = [];
+  let firstCovered = 0;
+  let firstWithInterval = 0;
   for (let i = 0; i < events.length; i++) {
     const ev = events[i]!;
     const p = predictions[i];
@@ -62,9 +73,16 @@ export function score(events: readonly TraceEvent[], predictions: ReadonlyArray<
     const q = Math.min(3, Math.floor((4 * (ev.t - job.start)) / (job.end - job.start)));
     quarters[q]!.push(ape);
     if (ape <= 0.2) within++;
+    const isFirst = first.has(ev.jobId);
+    if (isFirst) firstApes.push(ape);
     if (p.low !== undefined && p.high !== undefined) {
+      const hit = p.low <= truth && truth <= p.high;
       withInterval++;
-      if (p.low <= truth && truth <= p.high) covered++;
+      if (hit) covered++;
+      if (isFirst) {
+        firstWithInterval++;
+        if (hit) firstCovered++;
+      }
     }
   }
   const tw: number[] = [];
@@ -89,6 +107,8 @@ export function score(events: readonly TraceEvent[], predictions: ReadonlyArray<
     coverage: withInterval ? covered / withInterval : NaN,
     jumpiness: median(perJobJumps),
     timeWeightedMape: median(tw),
+    firstJobsMape: median(firstApes),
+    firstJobsCoverage: firstWithInterval ? firstCovered / firstWithInterval : NaN,
     predictions: apes.length,
   };
 }

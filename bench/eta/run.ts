@@ -8,7 +8,7 @@
  * Progress goes to stderr, tables to stdout.
  */
 import { generateTrace } from './generate.js';
-import { score, type Metrics } from './metrics.js';
+import { FIRST_JOBS, score, type Metrics } from './metrics.js';
 import { makeRunners, runPredictor } from './runners.js';
 import { SCENARIOS } from './scenarios.js';
 
@@ -33,6 +33,8 @@ function mean(ms: Metrics[]): Metrics {
     coverage: avg((m) => m.coverage),
     jumpiness: avg((m) => m.jumpiness),
     timeWeightedMape: avg((m) => m.timeWeightedMape),
+    firstJobsMape: avg((m) => m.firstJobsMape),
+    firstJobsCoverage: avg((m) => m.firstJobsCoverage),
     predictions: avg((m) => m.predictions),
   };
 }
@@ -74,6 +76,8 @@ async function main(): Promise<void> {
     console.log(row('jumpiness', (x) => num(x.jumpiness)));
     console.log(row('time-weighted median APE', (x) => pct(x.timeWeightedMape)));
     console.log(row('  × oracle', (x) => times(x.timeWeightedMape, o.timeWeightedMape)));
+    console.log(row(`first ${FIRST_JOBS} jobs: median APE`, (x) => `${pct(x.firstJobsMape)} (${times(x.firstJobsMape, o.firstJobsMape)})`));
+    console.log(row(`first ${FIRST_JOBS} jobs: 80% coverage`, (x) => pct(x.firstJobsCoverage)));
     console.log('');
     const e = m.engine;
     if (e) {

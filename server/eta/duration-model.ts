@@ -30,8 +30,15 @@ export interface DurationModelTuning {
   kindOffsetPrior: number;
   /** Residuals beyond this many sd are clipped before learning (log-space Huber). */
   winsorZ: number;
-  /** Used before anything is known. */
+  /**
+   * Used before anything is known. Its sigma is how much steps of one system differ around the
+   * system's level; how little we know that level itself is `levelSigma`.
+   */
   defaultPrior: LineFit;
+  /** Prior sd of the system's level (log ms per unit of complexity) before any history. */
+  levelSigma: number;
+  /** sd of how much a kind's level differs from other kinds' on the same steps. */
+  kindLevelSigma: number;
 }
 
 export const DEFAULT_DURATION_TUNING: DurationModelTuning = {
@@ -41,8 +48,35 @@ export const DEFAULT_DURATION_TUNING: DurationModelTuning = {
   shrink: { alpha: 2, beta: 3, sigma: 3 },
   kindOffsetPrior: 2,
   winsorZ: 3,
-  defaultPrior: { alpha: Math.log(30_000), beta: 1, sigma: 1.5, weight: 0 },
+  defaultPrior: { alpha: Math.log(30_000), beta: 1, sigma: 0.8, weight: 0 },
+  levelSigma: 1.5,
+  kindLevelSigma: 0.5,
 };
+
+/**
+ * A prediction split by where its uncertainty comes from: `sigma` is the whole predictive spread;
+ * `levelVar` is the part every step of the job shares because the level it rests on (the system's,
+ * the kind's) is not well known yet — what the job's own finished steps can teach. `globalShare` and
+ * `kindShare` say how much of an error in each level reaches this step through the fallback chain.
+ */
+export interface StepPrediction extends LogNormal {
+  weight: number;
+  levelVar: number;
+  globalShare: number;
+  kindShare: number;
+}
+
+/** Where the shared levels stand now (to rebase a residual measured against an older model). */
+export interface LevelMark {
+  global: number;
+  drift: number;
+  kind: number;
+}
+
+interface ChainFit extends LineFit {
+  globalShare: number;
+  kindShare: number;
+}
 
 /** Even a perfectly regular step is not known to better than ±5%. */
 const MIN_SIGMA = 0.05;
@@ -62,7 +96,7 @@ export class DurationModel {
   private readonly loadMean: DecayedMean;
   /** Fits are cached until the next sample (estimates far outnumber finished steps). */
   private version = 0;
-  private readonly fitCache = new Map<string, { version: number; fit: LineFit }>();
+  private readonly fitCache = new Map<string, { version: number; fit: ChainFit }>();
 
   constructor(private readonly tuning: DurationModelTuning = DEFAULT_DURATION_TUNING) {
     this.global = new DecayedRegression(halfLifeDecay(tuning.groupHalfLife));
@@ -139,23 +173,55 @@ export class DurationModel {
   }
 
   /** Distribution of the step's duration in ms at the given complexity and concurrency. */
-  predict(kind: string, step: string, complexity: number, load: number): LogNormal & { weight: number } {
+  predict(kind: string, step: string, complexity: number, load: number): StepPrediction {
     return this.predictLog(kind, step, Math.log(Math.max(complexity, 1e-6)), Math.log(Math.max(load, 1)));
   }
 
-  predictLog(kind: string, step: string, x: number, l: number): LogNormal & { weight: number } {
+  predictLog(kind: string, step: string, x: number, l: number): StepPrediction {
     const fit = this.fitChain(kind, step);
     const mu = fit.alpha + fit.beta * x + this.gamma * l + this.drift;
     // Parameter uncertainty widens the predictive spread when the fit rests on few samples.
-    const sigma = Math.max(fit.sigma, MIN_SIGMA) * Math.sqrt(1 + 1 / (fit.weight + this.tuning.shrink.alpha));
-    return { mu, sigma, weight: fit.weight };
+    const s = Math.max(fit.sigma, MIN_SIGMA);
+    const ownVar = s * s * (1 + 1 / (fit.weight + this.tuning.shrink.alpha));
+    const levels = this.levelVariance(kind);
+    const levelVar = fit.globalShare ** 2 * levels.global + fit.kindShare ** 2 * levels.kind;
+    return { mu, sigma: Math.sqrt(ownVar + levelVar), weight: fit.weight, levelVar, globalShare: fit.globalShare, kindShare: fit.kindShare };
+  }
+
+  /**
+   * How unsure the shared levels are: the system's (posterior variance of the global intercept)
+   * and the kind's (its offset from other kinds, shrunk like the offset itself).
+   */
+  levelVariance(kind: string): { global: number; kind: number } {
+    const g = this.fitGlobal();
+    const off = this.kindOffset.get(kind);
+    const k = this.tuning.kindOffsetPrior;
+    return {
+      global: (g.sigma * g.sigma) / (g.weight + this.globalShrink.alpha),
+      kind: this.tuning.kindLevelSigma ** 2 * (k / ((off?.w ?? 0) + k)),
+    };
+  }
+
+  levelMark(kind: string): LevelMark {
+    const off = this.kindOffset.get(kind);
+    return { global: this.fitGlobal().alpha, drift: this.drift, kind: off ? this.shrunkOffset(off) : 0 };
+  }
+
+  /** The global level is shrunk toward the default prior by how sure that prior is of the level. */
+  private get globalShrink(): Shrinkage {
+    const t = this.tuning;
+    return { ...t.shrink, alpha: (t.defaultPrior.sigma / t.levelSigma) ** 2 };
   }
 
   private fitGlobal(): LineFit {
-    return this.global.fit(this.tuning.defaultPrior, this.gamma, this.tuning.shrink);
+    return this.global.fit(this.tuning.defaultPrior, this.gamma, this.globalShrink);
   }
 
-  private fitChain(kind: string, step: string): LineFit {
+  private shrunkOffset(off: DecayedMean): number {
+    return (off.w * off.mean) / (off.w + this.tuning.kindOffsetPrior);
+  }
+
+  private fitChain(kind: string, step: string): ChainFit {
     const key = keyOf(kind, step);
     const cached = this.fitCache.get(key);
     if (cached && cached.version === this.version) return cached.fit;
@@ -165,23 +231,35 @@ export class DurationModel {
     return fit;
   }
 
-  private computeFitChain(kind: string, step: string, key: string): LineFit {
+  private computeFitChain(kind: string, step: string, key: string): ChainFit {
     const t = this.tuning;
     const gamma = this.gamma;
     const global = this.fitGlobal();
     let prior = global;
+    // A level's error reaches a fit below it in proportion to the prior's share in that fit's ridge.
+    const share = (w: number): number => t.shrink.alpha / (w + t.shrink.alpha);
+    let globalShare = 1;
+    let kindShare = 1;
     const stepStats = this.byStep.get(step);
     const kindStats = this.byKind.get(kind);
     if (stepStats && stepStats.w > 0) {
       const sf = stepStats.fit(global, gamma, t.shrink);
       const off = this.kindOffset.get(kind);
-      const offset = off ? (off.w * off.mean) / (off.w + t.kindOffsetPrior) : 0;
-      prior = { ...sf, alpha: sf.alpha + offset };
+      prior = { ...sf, alpha: sf.alpha + (off ? this.shrunkOffset(off) : 0) };
+      globalShare = share(stepStats.w);
+      // The kind's offset only matters as far as the step is known from other kinds.
+      const own = this.byKey.get(key)?.w ?? 0;
+      kindShare = Math.max(0, 1 - own / stepStats.w);
     } else if (kindStats && kindStats.w > 0) {
       prior = kindStats.fit(global, gamma, t.shrink);
+      globalShare = share(kindStats.w);
+      // The kind's own regression is its level: what is unsure about it is its parameter error.
+      kindShare = share(kindStats.w);
     }
     const keyStats = this.byKey.get(key);
-    return keyStats ? keyStats.fit(prior, gamma, t.shrink) : { ...prior, weight: 0 };
+    if (!keyStats) return { ...prior, weight: 0, globalShare, kindShare };
+    const ks = share(keyStats.w);
+    return { ...keyStats.fit(prior, gamma, t.shrink), globalShare: globalShare * ks, kindShare: kindShare * ks };
   }
 }
 

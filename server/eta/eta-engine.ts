@@ -10,13 +10,14 @@
  */
 import { isTerminal, type Eta, type Job, type Step } from '../protocol.js';
 import type { Estimate, Estimator, HistoryStore } from '../estimator.js';
-import { DEFAULT_DURATION_TUNING, DurationModel, historyKeyOf, keyOf, type DurationModelTuning } from './duration-model.js';
+import { DEFAULT_DURATION_TUNING, DurationModel, historyKeyOf, keyOf, type DurationModelTuning, type LevelMark } from './duration-model.js';
 import { lognormalMoments, remainingGivenElapsed, sumAsLogNormal, type LogNormal, type Moments } from './lognormal.js';
-import { AttemptProgress, ProgressShapes } from './progress-shape.js';
+import { AttemptProgress, ProgressShapes, type ShapePoint } from './progress-shape.js';
 import { LoadTracker } from './load-tracker.js';
 import { RetryStats } from './retry-stats.js';
 import { IntervalCalibration } from './calibration.js';
 import { blendWithObservation } from './live-blend.js';
+import { PacePosterior } from './job-pace.js';
 import { changedMeaningfully, stampEta } from './update-policy.js';
 import { parseHistorySample, type HistorySample } from './history-sample.js';
 
@@ -87,9 +88,20 @@ interface Attempt {
   lastProgress: number;
 }
 
+/** How a finished step compared with its prediction, for the job's pace (see job-pace.ts). */
+interface FinishedResidual {
+  residual: number;
+  noiseVar: number;
+  globalShare: number;
+  kindShare: number;
+  /** The shared levels when it was measured: later learning (from this very step, too) moves them. */
+  mark: LevelMark;
+}
+
 interface StepState {
   attempt: Attempt | null;
   failedAt?: number;
+  finished?: FinishedResidual;
 }
 
 interface Checkpoint {
@@ -178,6 +190,7 @@ export class EtaEngine implements Estimator {
             s.failedAt = undefined;
           }
           s.attempt = { startedAt, loadMark: this.concurrency.start(now), progress: new AttemptProgress(), lastProgress: 0 };
+          s.finished = undefined;
         }
         if (step.progress !== s.attempt.lastProgress) {
           s.attempt.progress.report(step.progress, now - startedAt);
@@ -194,6 +207,17 @@ export class EtaEngine implements Estimator {
           // The end is the last report (progress 1), but only for steps that reported at all:
           // a silent step says nothing about the shape.
           if (a.progress.latest !== null) a.progress.report(1, durationMs);
+          if (durationMs > 0) {
+            // Measured against the model before it learns from this step (that would hide the news).
+            const p = this.model.predict(next.kind, step.id, complexity, meanLoad);
+            s.finished = {
+              residual: Math.log(durationMs) - p.mu,
+              noiseVar: Math.max(p.sigma * p.sigma - p.levelVar, 1e-4),
+              globalShare: p.globalShare,
+              kindShare: p.kindShare,
+              mark: this.model.levelMark(next.kind),
+            };
+          }
           const f = a.progress.logFractions(durationMs);
           this.learn(
             { type: 'done', kind: next.kind, step: step.id, at: endedAt, complexity, durationMs, load: meanLoad, shape: f.some((v) => v !== null) ? f : undefined },
@@ -250,13 +274,32 @@ export class EtaEngine implements Estimator {
     const logLoadLater =
       this.model.sampleCount > 0 ? t.futureLoadWeight * logLoadNow + (1 - t.futureLoadWeight) * this.model.typicalLogLoad : logLoadNow;
     const learned = this.model.sampleCount > 0;
-    const parts: Moments[] = [];
+    // The job's own pace (job-pace.ts): its finished steps teach the running one; those and the
+    // running step's rate teach the steps still to come.
+    const levels = this.model.levelVariance(job.kind);
+    const sharedVar = levels.global + levels.kind;
+    const loadingOf = (g: number, k: number): number =>
+      sharedVar > 0 ? Math.sqrt((g * g * levels.global + k * k * levels.kind) / sharedVar) : 0;
+    const fromFinished = new PacePosterior(sharedVar);
+    const fromAll = new PacePosterior(sharedVar);
+    if (state) {
+      let mark: LevelMark | undefined;
+      for (const s of state.steps.values()) {
+        const f = s.finished;
+        if (!f) continue;
+        mark ??= this.model.levelMark(job.kind);
+        // Rebase onto the levels as they are now: what the model has learned since is not news.
+        const moved = mark.drift - f.mark.drift + f.globalShare * (mark.global - f.mark.global) + f.kindShare * (mark.kind - f.mark.kind);
+        const evidence = { residual: f.residual - moved, noiseVar: f.noiseVar, loading: loadingOf(f.globalShare, f.kindShare) };
+        fromFinished.add(evidence);
+        fromAll.add(evidence);
+      }
+    }
+    const planned: Array<{ step: Step; key: string; dist: LogNormal; levelVar: number; loading: number; expected: Moments }> = [];
     let doneWeight = 0;
     let totalWeight = 0;
     for (const step of job.steps) {
-      const key = keyOf(job.kind, step.id);
       const x = Math.log(complexityOf(step, job));
-      const s = state?.steps.get(step.id);
       const base = this.model.predictLog(job.kind, step.id, x, step.status === 'running' ? logLoadNow : logLoadLater);
       // The load a step will run under is not known yet: widen by how much load varies (less for the running step).
       const loadVar = this.model.loadLogVariance * (step.status === 'running' ? t.loadUncertainty / 2 : t.loadUncertainty);
@@ -264,30 +307,55 @@ export class EtaEngine implements Estimator {
       const expected = lognormalMoments(dist);
       const weight = learned ? expected.mean : complexityOf(step, job);
       totalWeight += weight;
-      switch (step.status) {
-        case 'completed':
-          doneWeight += weight;
-          break;
-        case 'running': {
-          const startedAt = step.startedAt ?? s?.attempt?.startedAt ?? now;
-          const elapsed = Math.max(0, now - startedAt);
-          const latest = s?.attempt?.progress.latest ?? (step.progress > 0 ? { progress: step.progress, elapsedMs: elapsed } : null);
-          const obs = latest ? this.shapes.durationObservation(key, step.id, latest.progress, latest.elapsedMs) : null;
-          const posterior: LogNormal = obs ? blendWithObservation(dist, obs) : dist;
-          const rest = remainingGivenElapsed(posterior, elapsed);
-          parts.push(rest);
-          doneWeight += weight * (learned ? elapsed / (elapsed + rest.mean || 1) : step.progress);
-          break;
-        }
-        case 'failed': {
-          const waited = s?.failedAt !== undefined ? now - s.failedAt : 0;
-          const gap = Math.max(0, this.retries.expectedGap - waited);
-          parts.push({ mean: expected.mean + gap, variance: expected.variance }, this.retries.overhead(key, expected));
-          break;
-        }
-        default:
-          parts.push(expected, this.retries.overhead(key, expected));
+      if (step.status === 'completed') doneWeight += weight;
+      planned.push({ step, key: keyOf(job.kind, step.id), dist, levelVar: base.levelVar, loading: loadingOf(base.globalShare, base.kindShare), expected });
+    }
+    const parts: Moments[] = [];
+    const running: Array<{ p: (typeof planned)[number]; obs: ShapePoint | null; elapsed: number }> = [];
+    for (const p of planned) {
+      if (p.step.status !== 'running') continue;
+      const s = state?.steps.get(p.step.id);
+      const startedAt = p.step.startedAt ?? s?.attempt?.startedAt ?? now;
+      const elapsed = Math.max(0, now - startedAt);
+      const latest = s?.attempt?.progress.latest ?? (p.step.progress > 0 ? { progress: p.step.progress, elapsedMs: elapsed } : null);
+      const obs = latest ? this.shapes.durationObservation(p.key, p.step.id, latest.progress, latest.elapsedMs) : null;
+      if (obs) {
+        const ownVar = Math.max(p.dist.sigma * p.dist.sigma - p.levelVar, 1e-4);
+        fromAll.add({ residual: obs.mean - p.dist.mu, noiseVar: obs.variance + ownVar, loading: p.loading });
       }
+      running.push({ p, obs, elapsed });
+    }
+    for (const { p, obs, elapsed } of running) {
+      const prior = fromFinished.apply(p.dist, p.levelVar, p.loading);
+      const posterior: LogNormal = obs ? blendWithObservation(prior, obs) : prior;
+      const rest = remainingGivenElapsed(posterior, elapsed);
+      parts.push(rest);
+      doneWeight += (learned ? p.expected.mean : complexityOf(p.step, job)) * (learned ? elapsed / (elapsed + rest.mean || 1) : p.step.progress);
+    }
+    // Steps still to come share the pace: summed on their own spreads, then widened by what is
+    // still unknown about the pace (one factor for all of them, not independent per step).
+    const future: Moments[] = [];
+    let futureMean = 0;
+    let futureLoading = 0;
+    for (const p of planned) {
+      const { step } = p;
+      if (step.status !== 'pending' && step.status !== 'failed') continue;
+      const paced = lognormalMoments(fromAll.shift(p.dist, p.levelVar, p.loading));
+      futureMean += paced.mean;
+      futureLoading += paced.mean * p.loading;
+      if (step.status === 'failed') {
+        const s = state?.steps.get(step.id);
+        const waited = s?.failedAt !== undefined ? now - s.failedAt : 0;
+        const gap = Math.max(0, this.retries.expectedGap - waited);
+        future.push({ mean: paced.mean + gap, variance: paced.variance }, this.retries.overhead(p.key, paced));
+      } else {
+        future.push(paced, this.retries.overhead(p.key, paced));
+      }
+    }
+    const futureSum = sumAsLogNormal(future);
+    if (futureSum) {
+      const l = futureMean > 0 ? futureLoading / futureMean : 0;
+      parts.push(lognormalMoments({ mu: futureSum.mu, sigma: Math.sqrt(futureSum.sigma ** 2 + l * l * fromAll.variance) }));
     }
     const progressRaw = totalWeight > 0 ? Math.min(1, doneWeight / totalWeight) : 0;
     const progress = state ? (state.progress = Math.max(state.progress, progressRaw)) : progressRaw;

@@ -326,3 +326,57 @@ test('estimate before observe (the job service order) gives the same answer as a
   assert.deepEqual(answers[0], answers[1]);
   assert.ok(answers[0]![1]! < 4000, `50% after 2 s of a usually 10 s step: ${answers[0]![1]}`);
 });
+
+test('cold start of the first job ever: its own finished steps and live rate scale the prior', () => {
+  // No history anywhere. Step 1 (complexity 1) takes 5 s; the rest take 5 s per unit of complexity.
+  const plan = [
+    { id: 'fetch', complexity: 1 },
+    { id: 'analyse', complexity: 3 },
+    { id: 'draft', complexity: 2 },
+    { id: 'polish', complexity: 5 },
+    { id: 'export', complexity: 1 },
+  ];
+  const perUnitMs = 5_000;
+  const engine = new EtaEngine(); // the shipped tuning: what the user sees
+  let t = 1_000;
+  let job = newJob('first-kind', plan, t);
+  engine.observe(undefined, job, t);
+  job = change(engine, job, 'fetch', { status: 'running', startedAt: t }, t);
+  t += perUnitMs;
+  job = change(engine, job, 'fetch', { status: 'completed', progress: 1, endedAt: t }, t);
+  job = change(engine, job, 'analyse', { status: 'running', startedAt: t }, t);
+  const truthAfterStep1 = (3 + 2 + 5 + 1) * perUnitMs;
+  const atStep1 = engine.forecast(job, t)!;
+  assert.ok(atStep1.remainingMs < 2 * truthAfterStep1 && atStep1.remainingMs > truthAfterStep1 / 2, `after step 1: ${atStep1.remainingMs} vs truth ${truthAfterStep1}`);
+  // An honest interval: it holds the truth, and it is wide (one step is little evidence).
+  assert.ok(atStep1.low <= truthAfterStep1 && truthAfterStep1 <= atStep1.high, `interval ${atStep1.low}–${atStep1.high}`);
+  assert.ok(atStep1.high / atStep1.low > 2, `interval ${atStep1.low}–${atStep1.high} is too sure for one step of evidence`);
+  // Step 2 at 16% after 16% of its 15 s: the live rate agrees, the estimate stays close.
+  const at16 = t + 0.16 * 3 * perUnitMs;
+  job = change(engine, job, 'analyse', { progress: 0.16 }, at16);
+  const truthAt16 = truthAfterStep1 - 0.16 * 3 * perUnitMs;
+  const live = engine.forecast(job, at16)!;
+  assert.ok(live.remainingMs < 2 * truthAt16 && live.remainingMs > truthAt16 / 2, `step 2 at 16%: ${live.remainingMs} vs truth ${truthAt16}`);
+  assert.ok(live.low <= truthAt16 && truthAt16 <= live.high, `interval at 16%: ${live.low}–${live.high}`);
+  // After step 2 the job has shown its pace twice: the estimate tightens around the truth.
+  t += 3 * perUnitMs;
+  job = change(engine, job, 'analyse', { status: 'completed', progress: 1, endedAt: t }, t);
+  job = change(engine, job, 'draft', { status: 'running', startedAt: t }, t);
+  const truthAfterStep2 = (2 + 5 + 1) * perUnitMs;
+  const atStep2 = engine.forecast(job, t)!;
+  near(atStep2.remainingMs, truthAfterStep2, 0.5, 'after step 2');
+});
+
+test('cold start: a job that runs slower than the prior (minutes per unit) is scaled up, too', () => {
+  const engine = new EtaEngine(RAW);
+  const plan = [{ id: 'a', complexity: 2 }, { id: 'b', complexity: 4 }, { id: 'c', complexity: 1 }];
+  const perUnitMs = 120_000;
+  let t = 0;
+  let job = newJob('slow', plan, t);
+  engine.observe(undefined, job, t);
+  job = change(engine, job, 'a', { status: 'running', startedAt: t }, t);
+  t += 2 * perUnitMs;
+  job = change(engine, job, 'a', { status: 'completed', progress: 1, endedAt: t }, t);
+  job = change(engine, job, 'b', { status: 'running', startedAt: t }, t);
+  near(engine.forecast(job, t)!.remainingMs, 5 * perUnitMs, 0.5, 'after step 1 of a slow job');
+});
