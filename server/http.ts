@@ -77,7 +77,11 @@ export function remoteAddress(res: HttpResponse, req: HttpRequest, trustProxy: b
     const forwarded = req.getHeader('x-forwarded-for');
     if (forwarded) return forwarded.split(',')[0]!.trim();
   }
-  return Buffer.from(res.getRemoteAddressAsText()).toString();
+  try {
+    return Buffer.from(res.getRemoteAddressAsText()).toString();
+  } catch {
+    return 'unknown'; // the ws-based fallback engine does not implement it
+  }
 }
 
 function readRequest(res: HttpResponse, req: HttpRequest, paramCount: number, trustProxy: boolean): RequestInfo {
@@ -85,8 +89,8 @@ function readRequest(res: HttpResponse, req: HttpRequest, paramCount: number, tr
   for (let i = 0; i < paramCount; i++) params.push(decodeParam(req.getParameter(i)));
   return {
     method: req.getMethod(),
-    url: req.getUrl(),
-    query: req.getQuery() ?? '',
+    url: pathOf(req),
+    query: rawQuery(req),
     params,
     authorization: req.getHeader('authorization'),
     origin: req.getHeader('origin'),
@@ -94,6 +98,26 @@ function readRequest(res: HttpResponse, req: HttpRequest, paramCount: number, tr
     contentLength: req.getHeader('content-length'),
     remote: remoteAddress(res, req, trustProxy),
   };
+}
+
+/**
+ * The raw query string. The ws-based fallback engine's getQuery() throws on relative URLs and
+ * its getUrl() keeps the query, so both are normalized here.
+ */
+export function rawQuery(req: HttpRequest): string {
+  try {
+    return req.getQuery() ?? '';
+  } catch {
+    const url = req.getUrl();
+    const at = url.indexOf('?');
+    return at >= 0 ? url.slice(at + 1) : '';
+  }
+}
+
+function pathOf(req: HttpRequest): string {
+  const url = req.getUrl();
+  const at = url.indexOf('?');
+  return at >= 0 ? url.slice(0, at) : url;
 }
 
 function decodeParam(raw: string): string {

@@ -24,7 +24,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebS
 import { canRead, canRetry, canWrite, type Principal, type Verifier } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { ApiError } from './errors.js';
-import { errorReply, remoteAddress, writeReply } from './http.js';
+import { errorReply, rawQuery, remoteAddress, writeReply } from './http.js';
 import type { JobService, JobView } from './job-service.js';
 import { JOB_ID_PATTERN } from './jobs.js';
 import type { Logger } from './log.js';
@@ -58,6 +58,12 @@ export interface HubContext {
   metrics: Metrics;
   verifier: Verifier;
   service: JobService;
+  /**
+   * Cluster mode (docs/cluster.md): told when local sockets start and stop following a job, so the
+   * node hears that job's changes from other nodes only while someone here watches it. `acquire`
+   * resolves once the node hears them; the snapshot is read after that, so nothing falls between.
+   */
+  interest?: { acquire(jobId: string): Promise<void>; release(jobId: string): void };
 }
 
 const jobTopic = (id: string) => `job:${id}`;
@@ -107,6 +113,13 @@ export class WsHub {
     return this.sockets.size;
   }
 
+  /** A retry notice from another node: `control` to this node's producer sockets of the job. */
+  deliverControl(jobId: string, step: string): void {
+    const msg: ServerMessage = { type: 'control', action: 'retry', jobId, step };
+    this.app.publish(controlTopic(jobId), JSON.stringify(msg), false, false);
+    this.ctx.metrics.published++;
+  }
+
   register(path = '/v1/ws'): void {
     const { config } = this.ctx;
     this.app.ws<SocketData>(path, {
@@ -147,7 +160,7 @@ export class WsHub {
     const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]!.trim();
     const extensions = req.getHeader('sec-websocket-extensions');
     const origin = req.getHeader('origin');
-    const token = req.getQuery('access_token') ?? '';
+    const token = new URLSearchParams(rawQuery(req)).get('access_token') ?? '';
     const remote = remoteAddress(res, req, config.trustProxy);
     let aborted = false;
     res.onAborted(() => {
@@ -226,6 +239,7 @@ export class WsHub {
     metrics.connections--;
     const subscriptions = d.subs.size;
     metrics.subscriptions -= subscriptions;
+    if (this.ctx.interest) for (const jobId of d.subs) this.ctx.interest.release(jobId);
     d.subs.clear();
     d.syncedSeq.clear();
     d.pendingResync.clear();
@@ -338,6 +352,10 @@ export class WsHub {
       metrics.subscriptions++;
       ws.subscribe(jobTopic(jobId));
       if (canWrite(d.principal, jobId)) ws.subscribe(controlTopic(jobId));
+      if (this.ctx.interest) {
+        await this.ctx.interest.acquire(jobId);
+        if (d.closed || !d.subs.has(jobId)) return;
+      }
     }
     const view = service.peek(jobId) ?? (await service.get(jobId));
     if (d.closed || !d.subs.has(jobId)) return;
@@ -353,6 +371,7 @@ export class WsHub {
   private unsubscribe(ws: WebSocket<SocketData>, d: SocketData, jobId: string): void {
     if (!d.subs.delete(jobId)) return;
     this.ctx.metrics.subscriptions--;
+    this.ctx.interest?.release(jobId);
     d.syncedSeq.delete(jobId);
     d.pendingResync.delete(jobId);
     ws.unsubscribe(jobTopic(jobId));
