@@ -17,6 +17,11 @@ import { JobService } from './job-service.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { attachPolling, type PollManager, type PollManagerOptions } from './polling/poll-manager.js';
+import { ClusterNode } from './cluster/node.js';
+import { BullmqAdapter, bullmqConnectionFromUrl } from './polling/bullmq-adapter.js';
+import { HttpAdapter } from './polling/http-adapter.js';
+import { attachClusterPolling, type ClusterPolling } from './cluster/polling.js';
+import { RedisStore } from './store/redis.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { WsHub } from './ws-hub.js';
@@ -52,6 +57,8 @@ export interface RunningServer {
   metrics: Metrics;
   /** Follows jobs created with a `source` (polling adapters). */
   polling: PollManager;
+  /** This node of a Redis cluster (PT_REDIS_URL), else undefined. */
+  cluster?: ClusterNode;
   /** The HS256 secret in use (demo mode generates one); undefined with JWKS only. */
   readonly jwtSecret: string | undefined;
   close(): Promise<void>;
@@ -81,8 +88,21 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     log.info('demo mode: generated a random token secret for this run');
   }
 
-  const store = givenStore ?? new SqliteStore({ path: config.db, synchronous: config.dbSync });
+  // PT_BULLMQ_URL: jobs may follow BullMQ jobs (`source.type: "bullmq"`); bullmq is loaded only then.
+  const bullmq = config.bullmqUrl
+    ? await BullmqAdapter.create({ connection: bullmqConnectionFromUrl(config.bullmqUrl), log: log.child({ component: 'bullmq' }) })
+    : undefined;
+  const pollingWithBullmq = bullmq ? { ...pollingOptions, adapters: [...(pollingOptions?.adapters ?? [new HttpAdapter()]), bullmq] } : pollingOptions;
+
+  // PT_REDIS_URL: store and fan-out on Redis, shared with other nodes (docs/cluster.md).
+  // Unset: the embedded SQLite store, exactly as before.
+  const redisStore =
+    !givenStore && config.redisUrl
+      ? await RedisStore.open({ url: config.redisUrl, prefix: config.redisPrefix, retentionMs: config.retentionMs, ...(config.nodeId && { nodeId: config.nodeId }) })
+      : undefined;
+  const store = givenStore ?? redisStore ?? new SqliteStore({ path: config.db, synchronous: config.dbSync });
   const metrics = new Metrics();
+  const cluster = redisStore ? new ClusterNode({ store: redisStore, log: log.child({ component: 'cluster' }) }) : undefined;
   let service: JobService | undefined;
   try {
     // Default: the ETA engine (server/eta/), learning from and persisting to this store's history.
@@ -96,17 +116,28 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       ...(est && { estimator: est }),
       tickMs: tickMs ?? config.etaTickMs,
       retentionMs: config.retentionMs,
+      ...(cluster && { cluster: { isFresh: cluster.isFresh, onConflict: () => void cluster.metrics.seqConflicts++ } }),
     });
     await service.start();
+    await cluster?.start(service);
   } catch (err) {
     await service?.close();
+    await cluster?.close().catch(() => undefined);
     if (!givenStore) await store.close().catch(() => undefined);
     metrics.stop();
     throw err;
   }
   const jobs = service;
   // Polling adapters: one poll loop per job with a `source`, feeding the same service.
-  const polling = attachPolling(jobs, { log: log.child({ component: 'polling' }), ...pollingOptions });
+  // In a cluster only the node holding a job's poll lease polls it (server/cluster/polling.ts).
+  const pollLog = log.child({ component: 'polling' });
+  let clusterPolling: ClusterPolling | undefined;
+  if (cluster) {
+    clusterPolling = attachClusterPolling(jobs, cluster, { log: pollLog, leaseTtlMs: config.pollLeaseTtlMs, ...pollingWithBullmq });
+    metrics.sections.push(() => cluster.renderMetrics());
+  }
+  const polling = clusterPolling?.manager ?? attachPolling(jobs, { log: pollLog, ...pollingWithBullmq });
+  bullmq?.attach({ get: async (id) => (await jobs.get(id))?.job, applyEvents: (id, events) => jobs.ingest(id, events) });
 
   const verifier = createVerifier({
     audience: config.jwtAudience,
@@ -117,7 +148,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   });
   const ctx: HttpContext = { config, log, metrics, verifier, validateSource: (source, steps) => polling.validate(source, steps) };
   const app = engine.uws.App();
-  const hub = new WsHub(app, { ...ctx, service: jobs });
+  const hub = new WsHub(app, { ...ctx, service: jobs, ...(cluster && { interest: cluster.interest }) });
+  cluster?.onControl((jobId, step) => hub.deliverControl(jobId, step));
   hub.register('/v1/ws');
   registerApi(app, ctx, jobs, engine.native);
   const demoAbort = new AbortController();
@@ -136,8 +168,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       });
     });
   } catch (err) {
-    polling.close();
+    if (clusterPolling) await clusterPolling.close(); // also releases poll leases: other nodes take over at once
+    else polling.close();
     await jobs.close();
+    await bullmq?.close();
+    await cluster?.close().catch(() => undefined);
     if (!givenStore) await store.close().catch(() => undefined);
     metrics.stop();
     throw err;
@@ -146,7 +181,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
   // Printed whatever LOG_LEVEL says: scripts and tests read the actual URL (port 0) from it.
-  log.child({}, { level: 'info' }).info({ url, port, host: config.host, demo: config.demo, db: config.db }, `listening on ${url}`);
+  log.child({}, { level: 'info' }).info({ url, port, host: config.host, demo: config.demo, ...(redisStore ? { store: 'redis', node: cluster?.nodeId } : { db: config.db }) }, `listening on ${url}`);
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -155,8 +190,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       engine.uws.us_listen_socket_close(listenSocket);
       hub.closeAll();
       demoAbort.abort();
-      polling.close();
+      if (clusterPolling) await clusterPolling.close(); // also releases poll leases: other nodes take over at once
+    else polling.close();
       await jobs.close();
+      await bullmq?.close();
+      await cluster?.close();
       if (!givenStore) await store.close();
       metrics.stop();
       log.info('stopped');
@@ -170,6 +208,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     engine,
     metrics,
     polling,
+    ...(cluster && { cluster }),
     get jwtSecret() {
       return config.jwtSecret;
     },

@@ -36,6 +36,16 @@ export interface ServerConfig {
   allowFallback: boolean;
   /** Trust `X-Forwarded-For` for client addresses in logs (behind a reverse proxy). */
   trustProxy: boolean;
+  /** Redis for the store and the fan-out across nodes (docs/cluster.md); unset = embedded SQLite. */
+  redisUrl?: string;
+  /** Prefix of every Redis key and channel (all nodes of one cluster share it). */
+  redisPrefix: string;
+  /** This node's name in logs, metrics and poll leases (default random). */
+  nodeId?: string;
+  /** Lifetime of a polled job's lease: how long a dead node's polled jobs wait for another node. */
+  pollLeaseTtlMs: number;
+  /** Redis of the BullMQ queues that jobs with a `bullmq` source follow (docs/cluster.md). */
+  bullmqUrl?: string;
   limits: ServerLimits;
 }
 
@@ -93,6 +103,11 @@ export const CONFIG_ENTRIES = {
   allowFallback: { env: 'PT_ALLOW_FALLBACK', flag: '--allow-fallback', boolean: true },
   trustProxy: { env: 'PT_TRUST_PROXY', flag: '--trust-proxy', boolean: true },
   maxConnectionsPerIp: { env: 'PT_MAX_CONNECTIONS_PER_IP', flag: '--max-connections-per-ip' },
+  redisUrl: { env: 'PT_REDIS_URL', flag: '--redis-url' },
+  redisPrefix: { env: 'PT_REDIS_PREFIX', flag: '--redis-prefix' },
+  nodeId: { env: 'PT_NODE_ID', flag: '--node-id' },
+  pollLeaseTtl: { env: 'PT_POLL_LEASE_TTL', flag: '--poll-lease-ttl' },
+  bullmqUrl: { env: 'PT_BULLMQ_URL', flag: '--bullmq-url' },
 } satisfies Record<string, Entry>;
 
 type Key = keyof typeof CONFIG_ENTRIES;
@@ -241,6 +256,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
 
   const maxConnectionsPerIp = int('maxConnectionsPerIp', DEFAULT_LIMITS.maxConnectionsPerIp, 1, 1_000_000);
 
+  // Cluster on Redis (docs/cluster.md): absent = the embedded SQLite default, unchanged.
+  const redisUrl = raw('redisUrl') || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
+    problems.push(`${name('redisUrl')} must be a redis:// or rediss:// URL`);
+  }
+  const bullmqUrl = raw('bullmqUrl') || undefined;
+  if (bullmqUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(bullmqUrl)) {
+    problems.push(`${name('bullmqUrl')} must be a redis:// or rediss:// URL`);
+  }
+  const redisPrefix = raw('redisPrefix') ?? 'pt:';
+  if (!/^[A-Za-z0-9_.:{}-]{0,64}$/.test(redisPrefix)) problems.push(`${name('redisPrefix')} must be at most 64 letters, digits or _ . : { } -`);
+  const nodeId = raw('nodeId') || undefined;
+  if (nodeId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(nodeId)) problems.push(`${name('nodeId')} must be 1-64 letters, digits or _ . -`);
+  const leaseText = raw('pollLeaseTtl') || '10s';
+  const pollLeaseTtlMs = parseDuration(leaseText);
+  if (pollLeaseTtlMs === undefined || pollLeaseTtlMs < 300 || pollLeaseTtlMs > 600_000) {
+    problems.push(`${name('pollLeaseTtl')} must be a duration between 300ms and 10m, got "${leaseText}"`);
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   const config: ServerConfig = {
     port,
@@ -256,8 +290,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     etaTickMs: etaTickMs!,
     allowFallback,
     trustProxy,
+    redisPrefix,
+    pollLeaseTtlMs: pollLeaseTtlMs!,
     limits: { ...DEFAULT_LIMITS, maxConnectionsPerIp },
   };
+  if (redisUrl) config.redisUrl = redisUrl;
+  if (bullmqUrl) config.bullmqUrl = bullmqUrl;
+  if (nodeId) config.nodeId = nodeId;
   if (jwtSecret) config.jwtSecret = jwtSecret;
   if (jwksUrl) config.jwksUrl = jwksUrl;
   const issuer = raw('jwtIssuer');
@@ -288,6 +327,8 @@ export function resolveConfig(options: ServerOptions): ServerConfig {
     etaTickMs: 1000,
     allowFallback: false,
     trustProxy: false,
+    redisPrefix: 'pt:',
+    pollLeaseTtlMs: 10_000,
     ...options,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
   };

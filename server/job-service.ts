@@ -17,7 +17,7 @@ import type { Estimate, Estimator } from './estimator.js';
 import { applyEvent, applyRetry, createJob, JOB_ID_PATTERN, weightedProgress } from './jobs.js';
 import type { Logger } from './log.js';
 import { isTerminal, LIMITS, type CreateJobRequest, type Eta, type Job, type JobEvent, type JobStatus } from './protocol.js';
-import type { EventIdEntry, JobRecord, Store } from './store/store.js';
+import { SeqConflictError, type EventIdEntry, type JobRecord, type Store } from './store/store.js';
 import { deliverWebhook, type WebhookOptions } from './webhook.js';
 
 /** An immutable published state of a job: the object, its JSON (serialized once) and its ETag. */
@@ -67,7 +67,21 @@ export interface JobServiceOptions {
   webhook?: WebhookOptions;
   /** Finished jobs kept in memory for fast polls and snapshots (running ones always are). */
   finishedCacheSize?: number;
+  /**
+   * Set when other server nodes change the same jobs (Redis, docs/cluster.md). The cached state of
+   * a job is then trusted only while `isFresh(id)` (the node hears the job's changes live); other
+   * reads go to the store, saves are seq-checked and a lost race is re-applied on the fresh state,
+   * and ETA re-estimates run only for jobs watched on this node.
+   */
+  cluster?: {
+    isFresh(id: string): boolean;
+    /** Counts saves that lost a race to another node. */
+    onConflict?(id: string): void;
+  };
 }
+
+/** A save that lost a race is re-applied this many times on the fresh state before giving up (503). */
+const MAX_CONFLICT_RETRIES = 10;
 
 /** The estimator used until the ETA engine is plugged in: complexity-weighted progress, no ETA. */
 export const complexityEstimator: Estimator = {
@@ -176,7 +190,27 @@ export class JobService {
 
   /** The latest state from memory, if the job is cached (always true for running jobs). */
   peek(id: string): JobView | undefined {
+    if (this.options.cluster && !this.options.cluster.isFresh(id)) return undefined;
     return this.cache.get(id)?.view;
+  }
+
+  /**
+   * A state another node committed (cluster mode): cached and published to local subscribers when
+   * newer than what this node has. Returns whether it was newer.
+   */
+  applyRemote(job: Job, record?: JobRecord): boolean {
+    const cached = this.cache.get(job.id);
+    if (cached && cached.record.job.seq >= job.seq) return false;
+    const view = viewOf(job);
+    if (!cached) {
+      // Local sockets following a job got its snapshot through get(), which cached it: an uncached
+      // job has no local audience yet. Keep the full record when we have it; the snapshot follows.
+      if (record) this.remember(record, view);
+      return true;
+    }
+    this.remember({ ...cached.record, job }, view);
+    this.emit('update', view, cached.record.job);
+    return true;
   }
 
   async get(id: string): Promise<JobView | undefined> {
@@ -237,7 +271,7 @@ export class JobService {
     if (events.length > LIMITS.maxEventsPerRequest) {
       throw new ApiError(400, 'bad_request', `at most ${LIMITS.maxEventsPerRequest} events per request`);
     }
-    return this.serialize(id, async () => {
+    return this.serialize(id, () => this.onFreshState(id, async () => {
       const entry = await this.entry(id);
       if (!entry) throw notFound(`job ${id} not found`);
       const now = this.now();
@@ -280,7 +314,7 @@ export class JobService {
         prev = next;
       }
       return { seq: job.seq, applied: steps.length, duplicates, view };
-    });
+    }));
   }
 
   /** Same as applyEvents: the entry point for polling adapters feeding upstream changes. */
@@ -295,7 +329,7 @@ export class JobService {
    */
   async retry(id: string, step?: string): Promise<RetryNotice> {
     this.assertOpen();
-    return this.serialize(id, async () => {
+    return this.serialize(id, () => this.onFreshState(id, async () => {
       const entry = await this.entry(id);
       if (!entry) throw notFound(`job ${id} not found`);
       const now = this.now();
@@ -311,7 +345,7 @@ export class JobService {
       this.emit('retry', notice, record);
       if (record.webhook) this.sendWebhook(record.webhook, notice);
       return notice;
-    });
+    }));
   }
 
   /** Re-estimates running jobs; publishes those whose ETA changed meaningfully (seq + 1). */
@@ -321,6 +355,8 @@ export class JobService {
     const work: Promise<unknown>[] = [];
     for (const [id, { record }] of this.cache) {
       if (record.job.status !== 'running') continue;
+      // In a cluster, re-estimate only jobs watched here (others' nodes do theirs).
+      if (this.options.cluster && !this.options.cluster.isFresh(id)) continue;
       let estimate: Estimate;
       try {
         estimate = this.estimator.estimate(record.job, now);
@@ -333,10 +369,16 @@ export class JobService {
         this.serialize(id, async () => {
           const current = this.cache.get(id);
           if (!current || current.record.job.status !== 'running') return;
+          // Another node may have published a newer state meanwhile.
+          if (current.record.job.seq !== record.job.seq && !this.estimator.changedMeaningfully(current.record.job.eta, estimate.eta)) return;
           const prev = current.record.job;
           const job: Job = { ...prev, seq: prev.seq + 1, updatedAt: now, progress: clamp01(estimate.progress), eta: estimate.eta };
           await this.commit(current.record, job, []);
-        }).catch((err) => this.log.error({ err, jobId: id }, 'ETA update failed')),
+        }).catch((err) => {
+          // A lost race in a cluster: the other node's newer state wins, the next tick re-estimates.
+          if (err instanceof SeqConflictError) this.cache.delete(id);
+          else this.log.error({ err, jobId: id }, 'ETA update failed');
+        }),
       );
     }
     await Promise.all(work);
@@ -380,7 +422,17 @@ export class JobService {
   }
 
   private async entry(id: string): Promise<CacheEntry | undefined> {
-    const cached = this.cache.get(id);
+    let cached = this.cache.get(id);
+    if (cached && this.options.cluster && !this.options.cluster.isFresh(id)) {
+      // Another node may have changed it: the store has the truth.
+      const stored = await this.store.get(id);
+      if (!stored) {
+        this.cache.delete(id);
+        return undefined;
+      }
+      cached = this.cache.get(id) ?? cached;
+      if (stored.job.seq > cached.record.job.seq) return this.remember(stored, viewOf(stored.job));
+    }
     if (cached) {
       if (!isActive(cached.record.job.status)) {
         // LRU: refresh the position of finished jobs on access.
@@ -445,8 +497,11 @@ export class JobService {
   /** Persists, then caches and publishes. Nothing is visible before the store committed. */
   private async commit(record: JobRecord, job: Job, eventIds: readonly EventIdEntry[]): Promise<JobView> {
     const next: JobRecord = { ...record, job };
-    await this.persist(() => this.store.save(next, eventIds));
+    await this.persist(() => this.store.save(next, eventIds, record.job.seq));
     const view = viewOf(job);
+    // In a cluster a newer state from another node may already be here: never go back.
+    const cached = this.cache.get(job.id);
+    if (cached && cached.record.job.seq > job.seq) return view;
     this.remember(next, view);
     this.emit('update', view, record.job);
     return view;
@@ -456,8 +511,31 @@ export class JobService {
     try {
       return await write();
     } catch (err) {
+      if (err instanceof SeqConflictError) throw err; // handled by onFreshState
       this.log.error({ err }, 'store write failed');
       throw new ApiError(503, 'internal', 'the change could not be stored; nothing was applied, retry later');
+    }
+  }
+
+  /**
+   * Runs a change; when its save lost a race to another node (cluster mode), drops the cached
+   * state and runs it again on the fresh one. Events are re-checked against that state, so a
+   * change that no longer applies gets its ordinary 400/409, and a repeated eventId its first seq.
+   */
+  private async onFreshState<T>(id: string, change: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await change();
+      } catch (err) {
+        if (!(err instanceof SeqConflictError)) throw err;
+        this.options.cluster?.onConflict?.(id);
+        const cached = this.cache.get(id);
+        if (cached && cached.record.job.seq <= (err.actualSeq ?? Infinity)) this.cache.delete(id);
+        if (attempt >= MAX_CONFLICT_RETRIES) {
+          this.log.error({ jobId: id }, 'job kept changing on other nodes; change not applied');
+          throw new ApiError(503, 'internal', 'the job is changing concurrently on other nodes; nothing was applied, retry later');
+        }
+      }
     }
   }
 

@@ -29,6 +29,9 @@ export class Metrics {
   bufferedBytes: () => { total: number; max: number } = () => ({ total: 0, max: 0 });
   private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
 
+  /** More Prometheus text appended to the output (the cluster's metrics when PT_REDIS_URL is set). */
+  readonly sections: Array<() => string> = [];
+
   constructor() {
     this.loopDelay.enable();
   }
@@ -75,6 +78,6 @@ export class Metrics {
     metric('pt_process_resident_memory_bytes', 'gauge', 'Resident set size.', one(mem.rss));
     metric('pt_process_heap_used_bytes', 'gauge', 'V8 heap in use.', one(mem.heapUsed));
     metric('pt_engine_native', 'gauge', '1 when the native uWebSockets.js engine runs, 0 on the ws fallback.', one(extra.engineNative ? 1 : 0));
-    return lines.join('\n') + '\n';
+    return lines.join('\n') + '\n' + this.sections.map((section) => section()).join('');
   }
 }
