@@ -24,7 +24,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebS
 import { canRead, canRetry, canWrite, type Principal, type Verifier } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { ApiError } from './errors.js';
-import { errorReply, remoteAddress, writeReply } from './http.js';
+import { errorReply, rawQuery, remoteAddress, writeReply } from './http.js';
 import type { JobService, JobView } from './job-service.js';
 import { JOB_ID_PATTERN } from './jobs.js';
 import type { Logger } from './log.js';
@@ -160,7 +160,7 @@ export class WsHub {
     const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]!.trim();
     const extensions = req.getHeader('sec-websocket-extensions');
     const origin = req.getHeader('origin');
-    const token = req.getQuery('access_token') ?? '';
+    const token = new URLSearchParams(rawQuery(req)).get('access_token') ?? '';
     const remote = remoteAddress(res, req, config.trustProxy);
     let aborted = false;
     res.onAborted(() => {
