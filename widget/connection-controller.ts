@@ -5,12 +5,13 @@
  */
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import type { Unsubscribe } from 'nanoevents';
+import { parseEndpoints, type EndpointList } from './endpoints.js';
 import { ProgressClient, type ProgressClientEvents, type ProgressClientOptions, type TokenProvider } from './progress-client.js';
 
 export interface ConnectionSource {
   job: string;
-  src: string;
-  api: string;
+  src: EndpointList;
+  api: EndpointList;
   token: string;
   tokenProvider: TokenProvider | undefined;
   connectionOptions: Partial<ProgressClientOptions>;
@@ -47,8 +48,11 @@ export class ConnectionController implements ReactiveController {
 
   /** Re-read the host's configuration: replace the client when the job or endpoint changed. */
   sync(): void {
-    const { job, src, api } = this.host;
-    const key = job && src ? `${job}\n${src}\n${api}` : '';
+    const { job } = this.host;
+    const src = parseEndpoints(this.host.src);
+    const api = parseEndpoints(this.host.api);
+    // Compared as lists: a new array with the same URLs keeps the connection.
+    const key = job && src.length > 0 ? `${job}\n${src.join(' ')}\n${api.join(' ')}` : '';
     if (key !== this.key) {
       this.dispose();
       this.key = key;
@@ -58,7 +62,7 @@ export class ConnectionController implements ReactiveController {
           ...host.connectionOptions,
           jobId: job,
           src,
-          ...(api ? { api } : {}),
+          ...(api.length > 0 ? { api } : {}),
           // Read at every connect/poll, so a new `token` or `tokenProvider` applies next time.
           tokenProvider: () => (host.tokenProvider ? host.tokenProvider() : host.token || undefined),
         });

@@ -7,6 +7,8 @@ export { NotificationBadge } from './notification-badge.js';
 export {
   ProgressClient,
   deriveApiBase,
+  parseEndpoints,
+  type EndpointList,
   type ConnectionState,
   type ProgressClientEvents,
   type ProgressClientOptions,

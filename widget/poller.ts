@@ -10,8 +10,8 @@ import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import type { Job } from '../server/protocol.js';
 
 export interface PollerOptions {
-  /** Full URL of the job resource. */
-  url: string;
+  /** Full URL of the job resource, read before every poll (it follows failover). */
+  url: () => string;
   getToken: () => Promise<string | undefined>;
   onJob: (job: Job) => void;
   /** An HTTP error answer (4xx/5xx) with the server's error body. */
@@ -110,7 +110,7 @@ export class Poller {
     if (etag) headers['If-None-Match'] = etag;
     let res: Response;
     try {
-      res = await fetch(this.options.url, { headers, signal, cache: 'no-store' });
+      res = await fetch(this.options.url(), { headers, signal, cache: 'no-store' });
     } catch (err) {
       if (signal.aborted) throw err;
       this.failures++;

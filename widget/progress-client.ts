@@ -4,6 +4,8 @@
  * socket cannot be opened, goes back to the socket as soon as it opens again, and says when the
  * server cannot be reached at all (`offline`: show an estimate). It never emits a job older
  * than one already emitted (`seq`), and stops all network activity once the job has ended.
+ * `src` may list several servers: when the one in use cannot be opened or drops, the next one
+ * is tried (with the same backoff and jitter), re-subscribing and resyncing from its snapshot.
  *
  *   const client = new ProgressClient({ src: 'wss://host/v1/ws', jobId, tokenProvider });
  *   const off = client.on('update', (job) => draw(job));
@@ -13,7 +15,10 @@ import { createNanoEvents, type Emitter, type Unsubscribe } from 'nanoevents';
 import { WebSocket as ReconnectingWebSocket } from 'partysocket';
 import type { ClientMessage, Job, ServerMessage } from '../server/protocol.js';
 import { isTerminal } from '../server/protocol.js';
+import { deriveApiBase, parseEndpoints, toSocketUrl, type EndpointList } from './endpoints.js';
 import { Poller } from './poller.js';
+
+export { deriveApiBase, parseEndpoints, type EndpointList } from './endpoints.js';
 
 /**
  * - `connecting`: first attempt under way.
@@ -48,10 +53,16 @@ export type TokenProvider = () => string | undefined | Promise<string | undefine
 
 export interface ProgressClientOptions {
   jobId: string;
-  /** WebSocket URL of `/v1/ws` (ws:, wss:, or http(s): which is mapped to ws(s):). */
-  src: string;
-  /** HTTP base URL of the API (default: derived from `src`, e.g. `https://host`). */
-  api?: string;
+  /**
+   * WebSocket URL of `/v1/ws` (ws:, wss:, or http(s): which is mapped to ws(s):). Several
+   * (an array, or a space/comma-separated string) for failover: tried in turn, round-robin.
+   */
+  src: EndpointList;
+  /**
+   * HTTP base URL of the API (default: derived from the `src` URL in use, e.g. `https://host`).
+   * Several are tried in turn when one cannot be reached.
+   */
+  api?: EndpointList;
   token?: string;
   /** Called before every connection attempt and every poll; return a fresh token. */
   tokenProvider?: TokenProvider;
@@ -72,25 +83,6 @@ export interface ProgressClientOptions {
   WebSocket?: typeof WebSocket | null;
 }
 
-/** Maps the socket URL to the HTTP base: wss://h/v1/ws → https://h. */
-export function deriveApiBase(src: string): string {
-  const base = typeof location !== 'undefined' ? location.href : 'http://localhost/';
-  const url = new URL(src, base);
-  url.protocol = url.protocol === 'wss:' ? 'https:' : url.protocol === 'ws:' ? 'http:' : url.protocol;
-  url.pathname = url.pathname.replace(/\/v1\/ws\/?$/, '') || '/';
-  url.search = '';
-  url.hash = '';
-  return url.href.replace(/\/$/, '');
-}
-
-function toSocketUrl(src: string): URL {
-  const base = typeof location !== 'undefined' ? location.href : 'http://localhost/';
-  const url = new URL(src, base);
-  if (url.protocol === 'https:') url.protocol = 'wss:';
-  else if (url.protocol === 'http:') url.protocol = 'ws:';
-  return url;
-}
-
 const sameEta = (a: Job['eta'], b: Job['eta']) =>
   a === b || (!!a && !!b && a.remainingMs === b.remainingMs && a.low === b.low && a.high === b.high);
 
@@ -107,6 +99,13 @@ export class ProgressClient {
   private opened = false;
   private everLive = false;
   private socketFailures = 0;
+  /** The socket URLs (failover order) and which one is in use. */
+  private readonly srcs: string[];
+  private srcIndex = 0;
+  /** The HTTP bases: `api`'s list, or one derived from each socket URL. */
+  private readonly apiBases: string[];
+  private readonly apiGiven: boolean;
+  private apiIndex = 0;
   /** Messages to send once subscribed (a retry asked for while disconnected). */
   private pending: ClientMessage[] = [];
   /** Which transport delivered the latest state: a retry goes the same way. */
@@ -123,8 +122,12 @@ export class ProgressClient {
   constructor(options: ProgressClientOptions) {
     this.options = options;
     this.jobId = options.jobId;
+    this.srcs = parseEndpoints(options.src);
+    const apis = parseEndpoints(options.api);
+    this.apiGiven = apis.length > 0;
+    this.apiBases = (this.apiGiven ? apis : this.srcs.map(deriveApiBase)).map((b) => b.replace(/\/$/, ''));
     this.poller = new Poller({
-      url: `${(options.api ?? deriveApiBase(options.src)).replace(/\/$/, '')}/v1/jobs/${encodeURIComponent(options.jobId)}`,
+      url: () => `${this.apiBase}/v1/jobs/${encodeURIComponent(options.jobId)}`,
       getToken: () => this.token(),
       onJob: (job) => {
         if (this._state !== 'live') this.lastTransport = 'http';
@@ -136,7 +139,9 @@ export class ProgressClient {
         if (status >= 500 && this._state !== 'live') this.setState('polling');
       },
       onUnreachable: (count) => {
-        if (count >= 1 && this._state !== 'live') this.setState('offline');
+        // Several HTTP bases: try the next one; offline once each has failed in a row.
+        if (this.apiBases.length > 1) this.apiIndex = (this.apiIndex + 1) % this.apiBases.length;
+        if (count >= this.apiBases.length && this._state !== 'live') this.setState('offline');
       },
       onReachable: () => {
         if (this._state !== 'live') this.setState('polling');
@@ -156,6 +161,16 @@ export class ProgressClient {
     return this._state;
   }
 
+  /** The socket URL in use (or tried next), one of `src`'s. */
+  get currentSrc(): string | undefined {
+    return this.srcs[this.srcIndex];
+  }
+
+  /** The HTTP base in use for polling and HTTP retry. */
+  get apiBase(): string {
+    return this.apiBases[this.apiIndex] ?? '';
+  }
+
   on<K extends keyof ProgressClientEvents>(event: K, cb: ProgressClientEvents[K]): Unsubscribe {
     return this.emitter.on(event, cb);
   }
@@ -169,8 +184,8 @@ export class ProgressClient {
     this.everLive = false;
     this.setState('connecting');
     const WS = this.socketConstructor();
-    if (WS) this.openSocket(WS);
-    else this.poller.start();
+    if (WS && this.srcs.length > 0) this.openSocket(WS);
+    else this.startPolling();
     if (typeof document !== 'undefined') document.addEventListener('visibilitychange', this.onVisibility);
   }
 
@@ -278,7 +293,7 @@ export class ProgressClient {
       // (its own backoff has none) so a fleet of clients does not reconnect in lockstep.
       async () => {
         if (this.socketFailures > 0) await sleep(Math.random() * min * 0.5);
-        const url = toSocketUrl(this.options.src);
+        const url = toSocketUrl(this.srcs[this.srcIndex]!);
         const token = await this.token();
         if (token) url.searchParams.set('access_token', token);
         return url.href;
@@ -303,6 +318,8 @@ export class ProgressClient {
       this.everLive = true;
       this.lastTransport = 'ws';
       this.lastMessageAt = Date.now();
+      // HTTP (a retry, a later fallback) goes to the server whose socket works.
+      if (!this.apiGiven) this.apiIndex = this.srcIndex;
       this.poller.stop();
       const since = this._job?.seq;
       this.send(since === undefined ? { type: 'subscribe', jobId: this.jobId } : { type: 'subscribe', jobId: this.jobId, since });
@@ -326,14 +343,23 @@ export class ProgressClient {
       if (this.socket !== socket || !this.opened) return;
       clearInterval(this.heartbeat);
       this.socketFailures++;
-      const limit = this.options.socketAttemptsBeforePolling ?? 3;
+      // Failover: the next attempt (after partysocket's backoff and our jitter) goes to the next URL.
+      if (this.srcs.length > 1) this.srcIndex = (this.srcIndex + 1) % this.srcs.length;
+      // Every URL gets its try before polling starts.
+      const limit = Math.max(this.options.socketAttemptsBeforePolling ?? 3, this.srcs.length);
       if (this.socketFailures >= limit || !this.everLive) {
-        if (this.socketFailures >= limit && !this.poller.active) this.poller.start();
+        if (this.socketFailures >= limit && !this.poller.active) this.startPolling();
         if (this._state !== 'offline' && this._state !== 'polling') this.setState(this.everLive ? 'reconnecting' : 'connecting');
       } else {
         this.setState('reconnecting');
       }
     });
+  }
+
+  /** Polls the HTTP base of the socket URL in use (unless `api` names the bases). */
+  private startPolling(): void {
+    if (!this.apiGiven && !this.poller.active) this.apiIndex = this.srcIndex;
+    this.poller.start();
   }
 
   private onMessage(msg: ServerMessage): void {
@@ -375,7 +401,7 @@ export class ProgressClient {
   }
 
   private async retryOverHttp(step?: string): Promise<void> {
-    const base = (this.options.api ?? deriveApiBase(this.options.src)).replace(/\/$/, '');
+    const base = this.apiBase;
     const token = await this.token();
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
     if (token) headers.Authorization = `Bearer ${token}`;

@@ -6,6 +6,7 @@ import type { Job, Step } from '../server/protocol.js';
 import { isTerminal } from '../server/protocol.js';
 import { ConnectionController } from './connection-controller.js';
 import { FinishTimeSmoother, currentStepIndex, estimateProgress, jobDuration } from './estimate.js';
+import type { EndpointList } from './endpoints.js';
 import { emit } from './events.js';
 import { defaultMessages, formatDuration, formatPercent, formatRemaining, type Messages } from './format.js';
 import { LiveAnnouncer } from './live-announcer.js';
@@ -25,8 +26,8 @@ export interface StepSpec {
  * bar with a steady ETA, skeleton content while running, errors with retry.
  *
  * @attr job - The job id to follow.
- * @attr src - WebSocket URL of the server's `/v1/ws`.
- * @attr api - HTTP base URL for polling (default: derived from `src`).
+ * @attr src - WebSocket URL of the server's `/v1/ws`; several (space- or comma-separated) for failover, tried in turn.
+ * @attr api - HTTP base URL for polling (default: derived from the `src` URL in use); several are tried in turn.
  * @attr token - Access token (JWT). Prefer the `tokenProvider` property for short-lived tokens.
  * @attr steps - JSON `[{"id","label"}]` so step cards render before the first snapshot.
  * @attr label - Accessible name of the tracker (default "Job progress").
@@ -83,8 +84,10 @@ export class ProgressTracker extends LitElement {
   static override styles = styles;
 
   @property({ reflect: true }) job = '';
-  @property() src = '';
-  @property() api = '';
+  /** One `/v1/ws` URL, or several for failover: a space/comma-separated string or an array. */
+  @property() src: EndpointList = '';
+  /** HTTP base(s) for polling and HTTP retry; default: derived from the `src` URL in use. */
+  @property() api: EndpointList = '';
   @property() token = '';
   /** Returns a fresh token; called before every connection attempt and every poll. */
   @property({ attribute: false }) tokenProvider: TokenProvider | undefined;
