@@ -97,6 +97,8 @@ export class DurationModel {
   /** Fits are cached until the next sample (estimates far outnumber finished steps). */
   private version = 0;
   private readonly fitCache = new Map<string, { version: number; fit: ChainFit }>();
+  private globalCache: { version: number; fit: LineFit } | undefined;
+  private readonly levelCache = new Map<string, { version: number; levels: { global: number; kind: number } }>();
 
   constructor(private readonly tuning: DurationModelTuning = DEFAULT_DURATION_TUNING) {
     this.global = new DecayedRegression(halfLifeDecay(tuning.groupHalfLife));
@@ -129,7 +131,6 @@ export class DurationModel {
 
   learn(s: DurationSample): void {
     if (!(s.durationMs > 0) || !Number.isFinite(s.durationMs)) return;
-    this.version++;
     const t = this.tuning;
     const x = Math.log(Math.max(s.complexity, 1e-6));
     const l = Math.log(Math.max(s.load, 1));
@@ -160,7 +161,8 @@ export class DurationModel {
     // Kind offset: how this kind compares with the same steps in other kinds.
     const stepStats = this.byStep.get(s.step);
     if (stepStats && stepStats.w > 0) {
-      const sf = stepStats.fit(this.fitGlobal(), gamma, t.shrink);
+      // (Uncached: γ has just moved.)
+      const sf = stepStats.fit(this.global.fit(t.defaultPrior, gamma, this.globalShrink), gamma, t.shrink);
       const offset = this.kindOffset.get(s.kind) ?? new DecayedMean(halfLifeDecay(t.keyHalfLife));
       offset.add(DecayedRegression.residual(sf, gamma, x, y, l));
       this.kindOffset.set(s.kind, offset);
@@ -170,6 +172,8 @@ export class DurationModel {
     getOrCreate(this.byStep, s.step, () => new DecayedRegression(halfLifeDecay(t.groupHalfLife))).add(x, y, l);
     getOrCreate(this.byKind, s.kind, () => new DecayedRegression(halfLifeDecay(t.groupHalfLife))).add(x, y, l);
     getOrCreate(this.byKey, key, () => new DecayedRegression(halfLifeDecay(t.keyHalfLife))).add(x, y, l);
+    // Only now: fits computed above (from the state before this sample) must not outlive it.
+    this.version++;
   }
 
   /** Distribution of the step's duration in ms at the given complexity and concurrency. */
@@ -177,13 +181,13 @@ export class DurationModel {
     return this.predictLog(kind, step, Math.log(Math.max(complexity, 1e-6)), Math.log(Math.max(load, 1)));
   }
 
-  predictLog(kind: string, step: string, x: number, l: number): StepPrediction {
-    const fit = this.fitChain(kind, step);
+  /** `key` (keyOf(kind, step)) and `levels` (levelVariance(kind)) may be passed in by a caller that has them. */
+  predictLog(kind: string, step: string, x: number, l: number, key = keyOf(kind, step), levels = this.levelVariance(kind)): StepPrediction {
+    const fit = this.fitChain(kind, step, key);
     const mu = fit.alpha + fit.beta * x + this.gamma * l + this.drift;
     // Parameter uncertainty widens the predictive spread when the fit rests on few samples.
     const s = Math.max(fit.sigma, MIN_SIGMA);
     const ownVar = s * s * (1 + 1 / (fit.weight + this.tuning.shrink.alpha));
-    const levels = this.levelVariance(kind);
     const levelVar = fit.globalShare ** 2 * levels.global + fit.kindShare ** 2 * levels.kind;
     return { mu, sigma: Math.sqrt(ownVar + levelVar), weight: fit.weight, levelVar, globalShare: fit.globalShare, kindShare: fit.kindShare };
   }
@@ -193,13 +197,18 @@ export class DurationModel {
    * and the kind's (its offset from other kinds, shrunk like the offset itself).
    */
   levelVariance(kind: string): { global: number; kind: number } {
+    const cached = this.levelCache.get(kind);
+    if (cached && cached.version === this.version) return cached.levels;
     const g = this.fitGlobal();
     const off = this.kindOffset.get(kind);
     const k = this.tuning.kindOffsetPrior;
-    return {
+    const levels = {
       global: (g.sigma * g.sigma) / (g.weight + this.globalShrink.alpha),
       kind: this.tuning.kindLevelSigma ** 2 * (k / ((off?.w ?? 0) + k)),
     };
+    if (this.levelCache.size > 10_000) this.levelCache.clear();
+    this.levelCache.set(kind, { version: this.version, levels });
+    return levels;
   }
 
   levelMark(kind: string): LevelMark {
@@ -214,15 +223,17 @@ export class DurationModel {
   }
 
   private fitGlobal(): LineFit {
-    return this.global.fit(this.tuning.defaultPrior, this.gamma, this.globalShrink);
+    if (this.globalCache?.version !== this.version) {
+      this.globalCache = { version: this.version, fit: this.global.fit(this.tuning.defaultPrior, this.gamma, this.globalShrink) };
+    }
+    return this.globalCache.fit;
   }
 
   private shrunkOffset(off: DecayedMean): number {
     return (off.w * off.mean) / (off.w + this.tuning.kindOffsetPrior);
   }
 
-  private fitChain(kind: string, step: string): ChainFit {
-    const key = keyOf(kind, step);
+  private fitChain(kind: string, step: string, key = keyOf(kind, step)): ChainFit {
     const cached = this.fitCache.get(key);
     if (cached && cached.version === this.version) return cached.fit;
     const fit = this.computeFitChain(kind, step, key);
@@ -233,33 +244,36 @@ export class DurationModel {
 
   private computeFitChain(kind: string, step: string, key: string): ChainFit {
     const t = this.tuning;
+    const k = t.shrink.alpha;
     const gamma = this.gamma;
     const global = this.fitGlobal();
     let prior = global;
     // A level's error reaches a fit below it in proportion to the prior's share in that fit's ridge.
-    const share = (w: number): number => t.shrink.alpha / (w + t.shrink.alpha);
     let globalShare = 1;
     let kindShare = 1;
     const stepStats = this.byStep.get(step);
-    const kindStats = this.byKind.get(kind);
+    const keyStats = this.byKey.get(key);
     if (stepStats && stepStats.w > 0) {
       const sf = stepStats.fit(global, gamma, t.shrink);
       const off = this.kindOffset.get(kind);
-      prior = { ...sf, alpha: sf.alpha + (off ? this.shrunkOffset(off) : 0) };
-      globalShare = share(stepStats.w);
+      prior = { alpha: sf.alpha + (off ? this.shrunkOffset(off) : 0), beta: sf.beta, sigma: sf.sigma, weight: sf.weight };
+      globalShare = k / (stepStats.w + k);
       // The kind's offset only matters as far as the step is known from other kinds.
-      const own = this.byKey.get(key)?.w ?? 0;
-      kindShare = Math.max(0, 1 - own / stepStats.w);
-    } else if (kindStats && kindStats.w > 0) {
-      prior = kindStats.fit(global, gamma, t.shrink);
-      globalShare = share(kindStats.w);
-      // The kind's own regression is its level: what is unsure about it is its parameter error.
-      kindShare = share(kindStats.w);
+      kindShare = Math.max(0, 1 - (keyStats?.w ?? 0) / stepStats.w);
+    } else {
+      const kindStats = this.byKind.get(kind);
+      if (kindStats && kindStats.w > 0) {
+        prior = kindStats.fit(global, gamma, t.shrink);
+        globalShare = k / (kindStats.w + k);
+        // The kind's own regression is its level: what is unsure about it is its parameter error.
+        kindShare = globalShare;
+      }
     }
-    const keyStats = this.byKey.get(key);
-    if (!keyStats) return { ...prior, weight: 0, globalShare, kindShare };
-    const ks = share(keyStats.w);
-    return { ...keyStats.fit(prior, gamma, t.shrink), globalShare: globalShare * ks, kindShare: kindShare * ks };
+    // (One object shape for every fit: the estimate's hot path reads them all.)
+    if (!keyStats) return { alpha: prior.alpha, beta: prior.beta, sigma: prior.sigma, weight: 0, globalShare, kindShare };
+    const f = keyStats.fit(prior, gamma, t.shrink);
+    const ks = k / (keyStats.w + k);
+    return { alpha: f.alpha, beta: f.beta, sigma: f.sigma, weight: f.weight, globalShare: globalShare * ks, kindShare: kindShare * ks };
   }
 }
 

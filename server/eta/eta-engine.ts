@@ -99,6 +99,8 @@ interface FinishedResidual {
 }
 
 interface StepState {
+  /** keyOf(kind, step), made once. */
+  key: string;
   attempt: Attempt | null;
   failedAt?: number;
   finished?: FinishedResidual;
@@ -121,6 +123,9 @@ interface JobState {
 
 export const DEFAULT_MAX_SAMPLES_PER_KEY = 256;
 
+/** A shared level known better than ±1% leaves the job's own pace nothing to correct. */
+const MIN_PACE_VARIANCE = 1e-4;
+
 export class EtaEngine implements Estimator {
   private readonly tuning: EtaTuning;
   private readonly model: DurationModel;
@@ -132,6 +137,8 @@ export class EtaEngine implements Estimator {
   private readonly history: HistoryStore | undefined;
   private readonly maxPerKey: number;
   private readonly onError: (err: unknown) => void;
+  /** The job version observed last: estimate/forecast re-sync cheaply when it is the same one. */
+  private lastObserved: { job: Job; seq: number; at: number } | undefined;
 
   constructor(options: EtaEngineOptions = {}) {
     this.tuning = { ...DEFAULT_TUNING, ...options.tuning, duration: { ...DEFAULT_DURATION_TUNING, ...options.tuning?.duration } };
@@ -171,6 +178,10 @@ export class EtaEngine implements Estimator {
   }
 
   observe(_prev: Job | undefined, next: Job, now: number): void {
+    const last = this.lastObserved;
+    // Jobs are immutable versions (a change makes a new object with seq + 1): nothing new to see.
+    if (last && last.job === next && last.seq === next.seq && last.at === now) return;
+    this.lastObserved = { job: next, seq: next.seq, at: now };
     let state = this.jobs.get(next.id);
     if (!state) {
       if (isTerminal(next.status)) return;
@@ -179,7 +190,7 @@ export class EtaEngine implements Estimator {
     }
     for (const step of next.steps) {
       let s = state.steps.get(step.id);
-      if (!s) state.steps.set(step.id, (s = { attempt: null }));
+      if (!s) state.steps.set(step.id, (s = { key: keyOf(next.kind, step.id), attempt: null }));
       if (step.status === 'running') {
         const startedAt = step.startedAt ?? s.attempt?.startedAt ?? now;
         if (!s.attempt || s.attempt.startedAt !== startedAt) {
@@ -280,9 +291,29 @@ export class EtaEngine implements Estimator {
     const sharedVar = levels.global + levels.kind;
     const loadingOf = (g: number, k: number): number =>
       sharedVar > 0 ? Math.sqrt((g * g * levels.global + k * k * levels.kind) / sharedVar) : 0;
-    const fromFinished = new PacePosterior(sharedVar);
-    const fromAll = new PacePosterior(sharedVar);
-    if (state) {
+    const planned: Array<{ step: Step; key: string; dist: LogNormal; levelVar: number; loading: number; expected: Moments }> = [];
+    let doneWeight = 0;
+    let totalWeight = 0;
+    let maxLevelVar = 0;
+    for (const step of job.steps) {
+      const x = Math.log(complexityOf(step, job));
+      const key = state?.steps.get(step.id)?.key ?? keyOf(job.kind, step.id);
+      const base = this.model.predictLog(job.kind, step.id, x, step.status === 'running' ? logLoadNow : logLoadLater, key, levels);
+      // The load a step will run under is not known yet: widen by how much load varies (less for the running step).
+      const loadVar = this.model.loadLogVariance * (step.status === 'running' ? t.loadUncertainty / 2 : t.loadUncertainty);
+      const dist = { mu: base.mu, sigma: Math.sqrt(base.sigma * base.sigma + loadVar) };
+      const expected = lognormalMoments(dist);
+      const weight = learned ? expected.mean : complexityOf(step, job);
+      totalWeight += weight;
+      if (step.status === 'completed') doneWeight += weight;
+      if (base.levelVar > maxLevelVar) maxLevelVar = base.levelVar;
+      planned.push({ step, key, dist, levelVar: base.levelVar, loading: loadingOf(base.globalShare, base.kindShare), expected });
+    }
+    // Where the levels are well known for every step of this job, its pace cannot move anything.
+    const paceVar = maxLevelVar >= MIN_PACE_VARIANCE ? sharedVar : 0;
+    const fromFinished = new PacePosterior(paceVar);
+    const fromAll = new PacePosterior(paceVar);
+    if (state && paceVar > 0) {
       let mark: LevelMark | undefined;
       for (const s of state.steps.values()) {
         const f = s.finished;
@@ -294,21 +325,6 @@ export class EtaEngine implements Estimator {
         fromFinished.add(evidence);
         fromAll.add(evidence);
       }
-    }
-    const planned: Array<{ step: Step; key: string; dist: LogNormal; levelVar: number; loading: number; expected: Moments }> = [];
-    let doneWeight = 0;
-    let totalWeight = 0;
-    for (const step of job.steps) {
-      const x = Math.log(complexityOf(step, job));
-      const base = this.model.predictLog(job.kind, step.id, x, step.status === 'running' ? logLoadNow : logLoadLater);
-      // The load a step will run under is not known yet: widen by how much load varies (less for the running step).
-      const loadVar = this.model.loadLogVariance * (step.status === 'running' ? t.loadUncertainty / 2 : t.loadUncertainty);
-      const dist = { mu: base.mu, sigma: Math.sqrt(base.sigma * base.sigma + loadVar) };
-      const expected = lognormalMoments(dist);
-      const weight = learned ? expected.mean : complexityOf(step, job);
-      totalWeight += weight;
-      if (step.status === 'completed') doneWeight += weight;
-      planned.push({ step, key: keyOf(job.kind, step.id), dist, levelVar: base.levelVar, loading: loadingOf(base.globalShare, base.kindShare), expected });
     }
     const parts: Moments[] = [];
     const running: Array<{ p: (typeof planned)[number]; obs: ShapePoint | null; elapsed: number }> = [];

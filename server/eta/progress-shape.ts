@@ -20,7 +20,8 @@ export class AttemptProgress {
   private lastP = 0;
   private lastE = 0;
   /** Elapsed ms at which progress crossed each knot (NaN until it does). */
-  readonly crossings = new Float64Array(KNOT_COUNT).fill(NaN);
+  // (A plain array: one typed array per attempt cost more to allocate than it saved.)
+  readonly crossings: number[] = [NaN, NaN, NaN, NaN, NaN, NaN, NaN, NaN, NaN];
   /** Latest report: progress and the elapsed ms at which it was reported. */
   latest: { progress: number; elapsedMs: number } | null = null;
 
