@@ -71,7 +71,7 @@ export interface JobServiceOptions {
    * Set when other server nodes change the same jobs (Redis, docs/cluster.md). The cached state of
    * a job is then trusted only while `isFresh(id)` (the node hears the job's changes live); other
    * reads go to the store, saves are seq-checked and a lost race is re-applied on the fresh state,
-   * and ETA re-estimates run only for jobs watched on this node.
+   * and ETA re-estimates run on the node that committed a job's latest change.
    */
   cluster?: {
     isFresh(id: string): boolean;
@@ -114,6 +114,8 @@ export class JobService {
   /** Running/queued jobs stay; finished ones are kept LRU up to finishedCacheSize. */
   private readonly cache = new Map<string, CacheEntry>();
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** Cluster mode: running jobs whose latest state this node committed (it runs their ETA tick). */
+  private readonly lastWriter = new Set<string>();
   private readonly listeners: { [K in keyof JobServiceEvents]: Set<Listener<K>> } = {
     created: new Set(),
     update: new Set(),
@@ -209,6 +211,7 @@ export class JobService {
       return true;
     }
     this.remember({ ...cached.record, job }, view);
+    this.lastWriter.delete(job.id);
     this.emit('update', view, cached.record.job);
     return true;
   }
@@ -355,8 +358,9 @@ export class JobService {
     const work: Promise<unknown>[] = [];
     for (const [id, { record }] of this.cache) {
       if (record.job.status !== 'running') continue;
-      // In a cluster, re-estimate only jobs watched here (others' nodes do theirs).
-      if (this.options.cluster && !this.options.cluster.isFresh(id)) continue;
+      // In a cluster the node that committed a job's latest change re-estimates it, so ticks never
+      // race another node's events (a race would be resolved, but costs a round trip).
+      if (this.options.cluster && !this.lastWriter.has(id)) continue;
       let estimate: Estimate;
       try {
         estimate = this.estimator.estimate(record.job, now);
@@ -391,7 +395,10 @@ export class JobService {
     try {
       const ids = await this.store.pruneFinished(before);
       if (ids.length === 0) return ids;
-      for (const id of ids) this.cache.delete(id);
+      for (const id of ids) {
+        this.cache.delete(id);
+        this.lastWriter.delete(id);
+      }
       this.log.info({ count: ids.length }, 'pruned finished jobs past retention');
       this.emit('pruned', ids);
       return ids;
@@ -431,7 +438,7 @@ export class JobService {
         return undefined;
       }
       cached = this.cache.get(id) ?? cached;
-      if (stored.job.seq > cached.record.job.seq) return this.remember(stored, viewOf(stored.job));
+      if (stored.job.seq > cached.record.job.seq) return this.caughtUp(cached, stored);
     }
     if (cached) {
       if (!isActive(cached.record.job.status)) {
@@ -503,6 +510,10 @@ export class JobService {
     const cached = this.cache.get(job.id);
     if (cached && cached.record.job.seq > job.seq) return view;
     this.remember(next, view);
+    if (this.options.cluster) {
+      if (job.status === 'running') this.lastWriter.add(job.id);
+      else this.lastWriter.delete(job.id);
+    }
     this.emit('update', view, record.job);
     return view;
   }
@@ -518,6 +529,19 @@ export class JobService {
   }
 
   /**
+   * Cluster mode: the store has a newer state than this node's cache (another node changed the
+   * job and its message is still on the way). Local subscribers get it now (the full state covers
+   * anything in between); the bus message arriving later is dropped as not newer.
+   */
+  private caughtUp(cached: CacheEntry, stored: JobRecord): CacheEntry {
+    const view = viewOf(stored.job);
+    const entry = this.remember(stored, view);
+    this.lastWriter.delete(stored.job.id);
+    this.emit('update', view, cached.record.job);
+    return entry;
+  }
+
+  /**
    * Runs a change; when its save lost a race to another node (cluster mode), drops the cached
    * state and runs it again on the fresh one. Events are re-checked against that state, so a
    * change that no longer applies gets its ordinary 400/409, and a repeated eventId its first seq.
@@ -530,7 +554,10 @@ export class JobService {
         if (!(err instanceof SeqConflictError)) throw err;
         this.options.cluster?.onConflict?.(id);
         const cached = this.cache.get(id);
-        if (cached && cached.record.job.seq <= (err.actualSeq ?? Infinity)) this.cache.delete(id);
+        const stored = await this.store.get(id).catch(() => undefined);
+        if (!stored) this.cache.delete(id);
+        else if (!cached) this.remember(stored, viewOf(stored.job));
+        else if (stored.job.seq > cached.record.job.seq) this.caughtUp(cached, stored);
         if (attempt >= MAX_CONFLICT_RETRIES) {
           this.log.error({ jobId: id }, 'job kept changing on other nodes; change not applied');
           throw new ApiError(503, 'internal', 'the job is changing concurrently on other nodes; nothing was applied, retry later');
