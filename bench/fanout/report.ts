@@ -18,6 +18,8 @@ export interface Machine {
   os: string;
   loadBefore: string;
   loadAfter: string;
+  /** `git describe` of the tree the run used (our server is built from it), `-dirty` if edited. */
+  build?: string;
 }
 
 export interface BenchResults {
@@ -183,7 +185,8 @@ export function markdown(results: BenchResults, prose: { intro: string; notes: s
     '',
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB.toFixed(0)} GiB RAM, Node ${m.node}, ${m.os}. ` +
       `Server pinned to core 0 (\`taskset -c 0\`); runner, producer and the 4 load-generator processes share core 1 (\`taskset -c 1\`). ` +
-      `Load average (1/5/15 min) before the run: ${m.loadBefore}; after: ${m.loadAfter}. Suite time: ${Math.round(results.durationSeconds)} s.`,
+      `Load average (1/5/15 min) before the run: ${m.loadBefore}; after: ${m.loadAfter}. Suite time: ${Math.round(results.durationSeconds)} s.` +
+      (m.build ? ` Our server built from \`${m.build}\`.` : ''),
     '',
     markdownTable(tableCells(results)),
     '',

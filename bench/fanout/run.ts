@@ -43,6 +43,14 @@ function list<T extends string>(env: string | undefined, all: readonly T[]): T[]
   return all.filter((name) => wanted.includes(name));
 }
 
+function gitDescribe(): string | undefined {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return undefined;
+  }
+}
+
 function buildOurServer(): boolean {
   if (process.env.BENCH_SKIP_BUILD !== '1') {
     log('building our server (npm run build:server)…');
@@ -92,6 +100,7 @@ async function main(): Promise<void> {
       os: `Linux ${release()}`,
       loadBefore,
       loadAfter: '',
+      build: gitDescribe(),
     },
     config: CONFIG,
     targets: {},
