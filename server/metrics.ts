@@ -21,6 +21,10 @@ export class Metrics {
   authFailures = 0;
   originRejections = 0;
   rateLimited = 0;
+  /** WebSocket upgrades refused by the per-address connection limit (also counted in rateLimited). */
+  connectionLimited = 0;
+  /** Subscribes refused with too_many_subscriptions. */
+  subscriptionsRefused = 0;
   oversizedFrames = 0;
   httpRequests = 0;
   httpErrors = 0;
@@ -61,6 +65,8 @@ export class Metrics {
     metric('pt_auth_failures_total', 'counter', 'Requests and upgrades refused for a missing or invalid token.', one(this.authFailures));
     metric('pt_origin_rejections_total', 'counter', 'WebSocket upgrades refused for a disallowed Origin.', one(this.originRejections));
     metric('pt_rate_limited_total', 'counter', 'WebSocket messages refused by the per-socket rate limit.', one(this.rateLimited));
+    metric('pt_ws_connection_limited_total', 'counter', 'WebSocket upgrades refused with 429 by the per-address connection limit.', one(this.connectionLimited));
+    metric('pt_ws_subscriptions_refused_total', 'counter', 'Subscribes refused with too_many_subscriptions (per-socket limit).', one(this.subscriptionsRefused));
     metric('pt_ws_oversized_frames_total', 'counter', 'Sockets closed with 1009 for a too large message.', one(this.oversizedFrames));
     metric('pt_http_requests_total', 'counter', 'HTTP requests handled.', one(this.httpRequests));
     metric('pt_http_errors_total', 'counter', 'HTTP requests answered with an error status.', one(this.httpErrors));

@@ -180,6 +180,7 @@ export class WsHub {
     }
     if ((this.perIp.get(remote) ?? 0) >= config.limits.maxConnectionsPerIp) {
       metrics.rateLimited++;
+      metrics.connectionLimited++;
       log.warn({ remote }, 'websocket connection limit per address reached');
       return refuse(new ApiError(429, 'rate_limited', `too many connections from this address (max ${config.limits.maxConnectionsPerIp})`));
     }
@@ -344,6 +345,7 @@ export class WsHub {
     }
     const already = d.subs.has(jobId);
     if (!already && d.subs.size >= config.limits.maxSubscriptionsPerSocket) {
+      metrics.subscriptionsRefused++;
       return this.error(ws, 'too_many_subscriptions', `at most ${config.limits.maxSubscriptionsPerSocket} subscriptions per socket`, jobId);
     }
     if (!already) {
