@@ -13,6 +13,7 @@ const SYSTEM_DEPS = [
 const SUITES = [
   ['server', 'npm', ['run', 'test:server']],
   ['widget (Chromium)', 'npm', ['run', 'test:widget']],
+  ['reliability', 'npm', ['run', 'test:reliability']],
 ];
 
 function run(cmd, args, opts = {}) {
