@@ -6,7 +6,6 @@ import type { Job, Step } from '../server/protocol.js';
 import { isTerminal } from '../server/protocol.js';
 import { ConnectionController } from './connection-controller.js';
 import { FinishTimeSmoother, currentStepIndex, estimateProgress, jobDuration } from './estimate.js';
-import type { EndpointList } from './endpoints.js';
 import { emit } from './events.js';
 import { defaultMessages, formatDuration, formatPercent, formatRemaining, type Messages } from './format.js';
 import { LiveAnnouncer } from './live-announcer.js';
@@ -85,9 +84,10 @@ export class ProgressTracker extends LitElement {
 
   @property({ reflect: true }) job = '';
   /** One `/v1/ws` URL, or several for failover: a space/comma-separated string or an array. */
-  @property() src: EndpointList = '';
+  // Spelled out (not `EndpointList`) so custom-elements.json tells framework tooling the real type.
+  @property() src: string | readonly string[] = '';
   /** HTTP base(s) for polling and HTTP retry; default: derived from the `src` URL in use. */
-  @property() api: EndpointList = '';
+  @property() api: string | readonly string[] = '';
   @property() token = '';
   /** Returns a fresh token; called before every connection attempt and every poll. */
   @property({ attribute: false }) tokenProvider: TokenProvider | undefined;
