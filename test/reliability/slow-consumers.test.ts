@@ -1,5 +1,5 @@
-// Slow consumers: ten clients stop reading (their TCP sockets paused) while three ~40 KB jobs get
-// 400 updates each — unbounded buffering would be ~10 × 3 × 400 × 40 KB ≈ 480 MB (the payload is
+// Slow consumers: ten clients stop reading (their TCP sockets paused) while three ~33 KB jobs get
+// 400 updates each — unbounded buffering would be ~10 × 3 × 400 × 33 KB ≈ 400 MB (the payload is
 // large so the kernel's socket buffers cannot hide the backlog). Proves:
 // the server's queued bytes stay within maxBackpressure per socket (pt_ws_buffered_bytes and
 // its max) and its RSS does not grow with the backlog; two healthy subscribers of the same jobs
@@ -14,7 +14,7 @@ const JOBS = ['slow-a', 'slow-b', 'slow-c'];
 const SLOW = 10;
 const FAST = 2;
 const UPDATES_PER_JOB = 400;
-/** 100 steps with 200-character labels and 8 KB of meta: ~40 KB per update. */
+/** 100 steps with 200-character labels and 8 KB of meta: ~33 KB per update. */
 const STEPS = [{ id: 'work' }, ...Array.from({ length: 99 }, (_, i) => ({ id: `s${i}`, label: `${i} `.padEnd(200, 'l') }))];
 /** Server default (config.ts DEFAULT_LIMITS.maxBackpressureBytes). */
 const MAX_BACKPRESSURE = 256 * 1024;
@@ -103,7 +103,7 @@ describe('slow consumers', () => {
     assert.ok(maxBuffered > MAX_BACKPRESSURE / 2, `expected congestion; the most backed-up socket held ${maxBuffered} bytes`);
     assert.ok(maxBuffered <= MAX_BACKPRESSURE + SLACK, `one socket held ${maxBuffered} bytes`);
     assert.ok(maxTotal <= (SLOW + FAST) * (MAX_BACKPRESSURE + SLACK), `the server held ${maxTotal} bytes for ${SLOW + FAST} sockets`);
-    // The backlog (~480 MB unbounded) does not show in the process size.
+    // The backlog (~400 MB unbounded) does not show in the process size.
     const backlog = SLOW * JOBS.length * UPDATES_PER_JOB * bytesPerUpdate;
     assert.ok(maxRss - rssBefore < 96 * 1024 * 1024, `RSS grew by ${Math.round((maxRss - rssBefore) / 1e6)} MB for a ${Math.round(backlog / 1e6)} MB backlog`);
 
