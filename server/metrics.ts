@@ -64,7 +64,7 @@ export class Metrics {
     metric('pt_ws_buffered_bytes_max', 'gauge', 'Bytes queued for the most backed-up socket.', one(buffered.max));
     metric('pt_auth_failures_total', 'counter', 'Requests and upgrades refused for a missing or invalid token.', one(this.authFailures));
     metric('pt_origin_rejections_total', 'counter', 'WebSocket upgrades refused for a disallowed Origin.', one(this.originRejections));
-    metric('pt_rate_limited_total', 'counter', 'WebSocket messages refused by the per-socket rate limit.', one(this.rateLimited));
+    metric('pt_rate_limited_total', 'counter', 'Requests refused by a rate limit: WebSocket messages over the per-socket rate and upgrades over the per-address connection limit.', one(this.rateLimited));
     metric('pt_ws_connection_limited_total', 'counter', 'WebSocket upgrades refused with 429 by the per-address connection limit.', one(this.connectionLimited));
     metric('pt_ws_subscriptions_refused_total', 'counter', 'Subscribes refused with too_many_subscriptions (per-socket limit).', one(this.subscriptionsRefused));
     metric('pt_ws_oversized_frames_total', 'counter', 'Sockets closed with 1009 for a too large message.', one(this.oversizedFrames));
