@@ -5,7 +5,10 @@
  *
  * Environment: BENCH_QUICK=1 (small smoke run; does not touch docs/), BENCH_TARGETS=ours,raw-uws
  * BENCH_SCENARIOS=fanout,many-jobs,idle,ingest, BENCH_SKIP_BUILD=1, BENCH_CPU_PROF_DIR=dir
- * (start the targets with --cpu-prof), BENCH_OURS_ENV=K=V,K=V (extra env for our server).
+ * (start the targets with --cpu-prof), BENCH_OURS_ENV=K=V,K=V (extra env for our server),
+ * BENCH_OURS_BIN=path (another build of our CLI), BENCH_FANOUT_CLIENT=library.
+ * `node dist/bench/bench/fanout/run.js --report bench/results/<file>.json` rewrites the docs from
+ * an earlier run.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -68,7 +71,24 @@ function buildOurServer(): boolean {
 const SCENARIO_TIMEOUT_MS = 240_000;
 const WATCHDOG_MS = Number(process.env.BENCH_WATCHDOG_MS ?? 15 * 60_000);
 
+function writeDocs(results: BenchResults): void {
+  const prose = {
+    intro: readFileSync(join(SOURCE_DIR, 'docs-intro.md'), 'utf8').trim(),
+    notes: readFileSync(join(SOURCE_DIR, 'docs-notes.md'), 'utf8').trim(),
+  };
+  writeFileSync(join(REPO, 'docs', 'benchmarks.md'), markdown(results, prose));
+  log('table written to docs/benchmarks.md');
+}
+
 async function main(): Promise<void> {
+  // `--report <results.json>`: rewrite the table and docs/benchmarks.md from an earlier run.
+  const reportIndex = process.argv.indexOf('--report');
+  if (reportIndex > 0) {
+    const results = JSON.parse(readFileSync(process.argv[reportIndex + 1]!, 'utf8')) as BenchResults;
+    console.log(consoleTable(results));
+    writeDocs(results);
+    return;
+  }
   setTimeout(() => {
     log(`watchdog: the suite ran over ${WATCHDOG_MS / 60_000} minutes; stopping`);
     killAll();
@@ -145,14 +165,7 @@ async function main(): Promise<void> {
   const file = join(resultsDir, `fanout-${results.startedAt.replace(/[:.]/g, '-')}${CONFIG.quick ? '-quick' : ''}.json`);
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   log(`results: ${file}`);
-  if (!CONFIG.quick && process.env.BENCH_NO_DOCS !== '1') {
-    const prose = {
-      intro: readFileSync(join(SOURCE_DIR, 'docs-intro.md'), 'utf8').trim(),
-      notes: readFileSync(join(SOURCE_DIR, 'docs-notes.md'), 'utf8').trim(),
-    };
-    writeFileSync(join(REPO, 'docs', 'benchmarks.md'), markdown(results, prose));
-    log('table written to docs/benchmarks.md');
-  }
+  if (!CONFIG.quick && process.env.BENCH_NO_DOCS !== '1') writeDocs(results);
   log(`done in ${Math.round(results.durationSeconds)} s; load average after: ${results.machine.loadAfter}`);
 }
 
