@@ -174,7 +174,15 @@ function stepTable(steps: DeliveryStep[]): string {
 
 const LABELS: Record<TargetName, string> = { ours: 'ours', 'raw-uws': 'raw uWebSockets.js', 'socket.io': 'Socket.IO 4' };
 
-export function markdown(results: BenchResults, prose: { intro: string; notes: string }): string {
+function runLine(results: BenchResults): string {
+  const m = results.machine;
+  return (
+    `Load average (1/5/15 min) before the run: ${m.loadBefore}; after: ${m.loadAfter}. Suite time: ${Math.round(results.durationSeconds)} s.` +
+    (m.build ? ` Our server built from \`${m.build}\`.` : '')
+  );
+}
+
+export function markdown(results: BenchResults, prose: { intro: string; notes: string }, others: Array<{ file: string; results: BenchResults }> = []): string {
   const m = results.machine;
   const parts = [
     '# Benchmarks',
@@ -185,8 +193,7 @@ export function markdown(results: BenchResults, prose: { intro: string; notes: s
     '',
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB.toFixed(0)} GiB RAM, Node ${m.node}, ${m.os}. ` +
       `Server pinned to core 0 (\`taskset -c 0\`); runner, producer and the 4 load-generator processes share core 1 (\`taskset -c 1\`). ` +
-      `Load average (1/5/15 min) before the run: ${m.loadBefore}; after: ${m.loadAfter}. Suite time: ${Math.round(results.durationSeconds)} s.` +
-      (m.build ? ` Our server built from \`${m.build}\`.` : ''),
+      runLine(results),
     '',
     markdownTable(tableCells(results)),
     '',
@@ -225,6 +232,9 @@ export function markdown(results: BenchResults, prose: { intro: string; notes: s
   parts.push(markdownTable(other));
   const errors = NAMES.flatMap((name) => Object.entries(results.targets[name]?.errors ?? {}).map(([scenario, message]) => `- ${LABELS[name]}, ${scenario}: ${message}`));
   if (errors.length) parts.push('', 'Errors during the run:', '', ...errors);
+  for (const other of others) {
+    parts.push('', `### Earlier run: ${other.results.startedAt.slice(0, 16).replace('T', ' ')} UTC (\`${other.file}\`)`, '', runLine(other.results), '', markdownTable(tableCells(other.results)));
+  }
   parts.push('', prose.notes, '');
   return parts.join('\n');
 }

@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killAll } from './children.js';
 import { CONFIG } from './config.js';
@@ -71,22 +71,26 @@ function buildOurServer(): boolean {
 const SCENARIO_TIMEOUT_MS = 240_000;
 const WATCHDOG_MS = Number(process.env.BENCH_WATCHDOG_MS ?? 15 * 60_000);
 
-function writeDocs(results: BenchResults): void {
+function writeDocs(results: BenchResults, others: Array<{ file: string; results: BenchResults }> = []): void {
   const prose = {
     intro: readFileSync(join(SOURCE_DIR, 'docs-intro.md'), 'utf8').trim(),
     notes: readFileSync(join(SOURCE_DIR, 'docs-notes.md'), 'utf8').trim(),
   };
-  writeFileSync(join(REPO, 'docs', 'benchmarks.md'), markdown(results, prose));
+  writeFileSync(join(REPO, 'docs', 'benchmarks.md'), markdown(results, prose, others));
   log('table written to docs/benchmarks.md');
 }
 
 async function main(): Promise<void> {
-  // `--report <results.json>`: rewrite the table and docs/benchmarks.md from an earlier run.
+  // `--report <results.json> [earlier.json…]`: rewrite the table and docs/benchmarks.md from an
+  // earlier run; further files are shown as earlier runs (summary table only).
   const reportIndex = process.argv.indexOf('--report');
   if (reportIndex > 0) {
-    const results = JSON.parse(readFileSync(process.argv[reportIndex + 1]!, 'utf8')) as BenchResults;
-    console.log(consoleTable(results));
-    writeDocs(results);
+    const [main, ...rest] = process.argv.slice(reportIndex + 1).map((file) => ({
+      file: relative(REPO, resolve(file)),
+      results: JSON.parse(readFileSync(file, 'utf8')) as BenchResults,
+    }));
+    console.log(consoleTable(main!.results));
+    writeDocs(main!.results, rest);
     return;
   }
   setTimeout(() => {
