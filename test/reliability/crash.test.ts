@@ -10,6 +10,7 @@ import { chromium, type Browser } from 'playwright-core';
 import type { Job, JobEvent } from '../../server/protocol.js';
 import {
   CHROMIUM_ARGS,
+  CHROMIUM_PATH,
   Follower,
   api,
   eventually,
@@ -90,7 +91,7 @@ describe('crash: kill -9 under load, restart on the same database', () => {
     const widgetIds = ids.slice(0, WIDGET_JOBS);
     page = await servePage(`<!doctype html><script type="module" src="/progress-tracker.js"></script>
       ${widgetIds.map((id) => `<progress-tracker job="${id}" src="${first.wsUrl}" token="${read}"></progress-tracker>`).join('\n')}`);
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
     const tab = await browser.newPage();
     await tab.goto(page.url);
     const widgetStates = () =>

@@ -101,15 +101,7 @@ export class Follower {
   }
 }
 
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+export { CHROMIUM_ARGS, CHROMIUM_PATH } from '../chromium.mjs';
 
 /** Serves one HTML page and the widget bundle (dist/progress-tracker.js) on a free port. */
 export async function servePage(html: string): Promise<{ url: string; close(): Promise<void> }> {
