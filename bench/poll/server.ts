@@ -33,6 +33,7 @@ process.on('message', (msg: { type: string }) => {
     process.send!({
       type: 'stats',
       cpuPercent: ((cpu.user + cpu.system) / 1000 / wall) * 100,
+      cpuMs: (cpu.user + cpu.system) / 1000,
       rssMb: mem.rss / 2 ** 20,
       peakRssMb: Math.max(peakRss, mem.rss) / 2 ** 20,
       heapMb: mem.heapUsed / 2 ** 20,
