@@ -15,14 +15,18 @@ import type { JwtAlgorithm } from './config.js';
 import { ApiError } from './errors.js';
 import { LIMITS, type Scope } from './protocol.js';
 
+/**
+ * What authorization needs from a verified token. One frozen object per token, shared by every
+ * request and socket that presents it (see the verifier's cache).
+ */
 export interface Principal {
   /** `sub` claim, for logs. */
-  subject?: string;
-  scopes: ReadonlySet<Scope>;
+  readonly subject?: string;
+  readonly scopes: ReadonlySet<Scope>;
   /** Job grants: exact ids, `prefix*`, or `*`. */
-  jobs: readonly string[];
+  readonly jobs: readonly string[];
   /** Expiry, epoch ms. */
-  expiresAt: number;
+  readonly expiresAt: number;
 }
 
 export interface AuthOptions {
@@ -86,6 +90,28 @@ export function createVerifier(options: AuthOptions): Verifier {
   // text, so the signature is the same) until they expire, instead of re-running the crypto.
   const verified = new Map<string, { principal: Principal; notBefore: number }>();
   const CACHE_SIZE = 10_000;
+  // A burst of connections with one token (a page of widgets, a reconnect storm) shares one
+  // verification, so they share one principal too.
+  const inFlight = new Map<string, Promise<Principal>>();
+
+  const verifyUncached = async (token: string): Promise<Principal> => {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, getKey, {
+        algorithms,
+        audience: options.audience,
+        ...(options.issuer !== undefined && { issuer: options.issuer }),
+        requiredClaims: ['exp'],
+        clockTolerance: options.clockToleranceSec ?? 30,
+      }));
+    } catch (err) {
+      throw unauthorized(describe(err));
+    }
+    const principal = principalFrom(payload);
+    if (verified.size >= CACHE_SIZE) verified.delete(verified.keys().next().value!);
+    verified.set(token, { principal, notBefore: typeof payload.nbf === 'number' ? payload.nbf * 1000 : 0 });
+    return principal;
+  };
 
   return {
     async verify(token: string): Promise<Principal> {
@@ -98,22 +124,12 @@ export function createVerifier(options: AuthOptions): Verifier {
         if (now < hit.principal.expiresAt + tolerance && now >= hit.notBefore - tolerance) return hit.principal;
         verified.delete(token);
       }
-      let payload: JWTPayload;
-      try {
-        ({ payload } = await jwtVerify(token, getKey, {
-          algorithms,
-          audience: options.audience,
-          ...(options.issuer !== undefined && { issuer: options.issuer }),
-          requiredClaims: ['exp'],
-          clockTolerance: options.clockToleranceSec ?? 30,
-        }));
-      } catch (err) {
-        throw unauthorized(describe(err));
+      let pending = inFlight.get(token);
+      if (!pending) {
+        pending = verifyUncached(token).finally(() => inFlight.delete(token));
+        inFlight.set(token, pending);
       }
-      const principal = principalFrom(payload);
-      if (verified.size >= CACHE_SIZE) verified.delete(verified.keys().next().value!);
-      verified.set(token, { principal, notBefore: typeof payload.nbf === 'number' ? payload.nbf * 1000 : 0 });
-      return principal;
+      return pending;
     },
   };
 }
@@ -123,9 +139,9 @@ function principalFrom(payload: JWTPayload): Principal {
   const words = Array.isArray(rawScope) ? rawScope : typeof rawScope === 'string' ? rawScope.split(/\s+/) : [];
   const scopes = new Set(words.filter((w): w is Scope => SCOPES.includes(w as Scope)));
   const jobs = Array.isArray(payload.jobs) ? payload.jobs.filter((j): j is string => typeof j === 'string' && j.length > 0) : [];
-  const principal: Principal = { scopes, jobs, expiresAt: (payload.exp as number) * 1000 };
-  if (typeof payload.sub === 'string') principal.subject = payload.sub;
-  return principal;
+  const expiresAt = (payload.exp as number) * 1000;
+  Object.freeze(jobs);
+  return Object.freeze(typeof payload.sub === 'string' ? { subject: payload.sub, scopes, jobs, expiresAt } : { scopes, jobs, expiresAt });
 }
 
 /** Whether one grant (`id`, `prefix*`, `*`) covers `jobId`. */

@@ -4,7 +4,9 @@
  * Security (OWASP WebSocket cheat sheet): the Origin is checked against the allow-list and the
  * token (`?access_token=`) verified in the upgrade handler, before any socket exists: 403 / 401
  * otherwise. Every subscribe and every retry is authorized against the token's scopes and jobs.
- * A live socket is closed with 4001 when its token expires.
+ * A live socket is closed with 4001 when its token expires: sockets are bucketed by the second
+ * their token expires (JWT `exp` is in seconds) and one timer, ticking on whole seconds, sweeps
+ * the due buckets, so an idle socket costs no timer or closure of its own.
  *
  * Fan-out: each job has a uWS topic `job:<id>`; a change is serialized once and published once.
  * Producers (write scope) subscribed to a job also join `ctl:<id>` for `control` messages.
@@ -34,22 +36,26 @@ import { CloseCode, type ErrorCode, type ServerMessage } from './protocol.js';
 /** uWS cuts frames above this with 1006; we enforce the documented, lower limit ourselves. */
 const TRANSPORT_MAX_PAYLOAD = 1024 * 1024;
 
+/** Per-socket state, kept small: idle memory per connection is a benchmarked figure. */
 interface SocketData {
   id: number;
+  /** Shared by every socket with the same token (the verifier caches it); frozen. */
   principal: Principal;
   remote: string;
   origin: string;
-  /** Followed job ids. */
-  subs: Set<string>;
-  /** Per job: the seq this socket is known to have been sent (snapshot or resync). */
-  syncedSeq: Map<string, number>;
-  /** Jobs whose direct send was dropped under backpressure: resend on drain. */
-  pendingResync: Set<string>;
+  /**
+   * Followed jobs → the seq this socket is known to have been sent (snapshot or resync; 0 until
+   * then). Its keys are the subscriptions.
+   */
+  subs: Map<string, number>;
+  /** Jobs whose direct send was dropped under backpressure: resend on drain. Created on the first drop. */
+  pendingResync?: Set<string>;
+  /** Key of the expiry bucket this socket sits in. */
+  expirySecond: number;
   tokens: number;
   lastRefill: number;
   flood: number;
   closed: boolean;
-  expiryTimer?: NodeJS.Timeout;
 }
 
 export interface HubContext {
@@ -78,6 +84,11 @@ export class WsHub {
   private shuttingDown = false;
   private readonly unbind: Array<() => void> = [];
   private readonly lowWater: number;
+  /** Sockets by the second (epoch) their token expires; swept by one timer. */
+  private readonly expiring = new Map<number, Set<WebSocket<SocketData>>>();
+  /** Every bucket up to this second has been swept. */
+  private swept = Math.floor(Date.now() / 1000);
+  private sweepTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly app: TemplatedApp,
@@ -135,11 +146,39 @@ export class WsHub {
       drain: (ws) => this.drain(ws),
       close: (ws, code) => this.closed(ws, code),
     });
+    this.scheduleSweep();
+  }
+
+  /** Next tick just after the next whole second, when the next bucket falls due. */
+  private scheduleSweep(): void {
+    this.sweepTimer = setTimeout(() => this.sweepExpired(), 1000 - (Date.now() % 1000));
+    this.sweepTimer.unref();
+  }
+
+  /** Closes with 4001 every socket whose token has expired; the client reconnects with a fresh one. */
+  private sweepExpired(): void {
+    const now = Math.floor(Date.now() / 1000);
+    while (this.swept < now) {
+      const second = ++this.swept;
+      const bucket = this.expiring.get(second);
+      if (!bucket) continue;
+      // Detached first: the close handler then finds no bucket to edit while we iterate this one.
+      this.expiring.delete(second);
+      for (const ws of bucket) {
+        try {
+          ws.end(CloseCode.TokenExpired, 'token expired');
+        } catch {
+          /* already closed */
+        }
+      }
+    }
+    if (!this.shuttingDown) this.scheduleSweep();
   }
 
   /** Closes every socket with 1001 (server going away). */
   closeAll(): void {
     this.shuttingDown = true;
+    clearTimeout(this.sweepTimer);
     for (const fn of this.unbind) fn();
     for (const ws of [...this.sockets]) {
       try {
@@ -193,9 +232,8 @@ export class WsHub {
           principal,
           remote,
           origin,
-          subs: new Set(),
-          syncedSeq: new Map(),
-          pendingResync: new Set(),
+          subs: new Map(),
+          expirySecond: 0,
           tokens: config.limits.messagesPerSecond * 2,
           lastRefill: Date.now(),
           flood: 0,
@@ -219,12 +257,12 @@ export class WsHub {
     this.perIp.set(d.remote, (this.perIp.get(d.remote) ?? 0) + 1);
     metrics.connections++;
     metrics.connectionsTotal++;
-    // Close when the token expires; the client reconnects with a fresh token.
-    const ms = Math.min(d.principal.expiresAt - Date.now(), 2 ** 31 - 1);
-    d.expiryTimer = setTimeout(() => {
-      if (!d.closed) ws.end(CloseCode.TokenExpired, 'token expired');
-    }, Math.max(0, ms));
-    d.expiryTimer.unref();
+    // Closed by the sweep when the token expires; one already past exp (within the verifier's
+    // clock tolerance) goes on the next tick.
+    d.expirySecond = Math.max(Math.ceil(d.principal.expiresAt / 1000), this.swept + 1);
+    let bucket = this.expiring.get(d.expirySecond);
+    if (!bucket) this.expiring.set(d.expirySecond, (bucket = new Set()));
+    bucket.add(ws);
     log.info({ socket: d.id, remote: d.remote, origin: d.origin || undefined, sub: d.principal.subject }, 'websocket connected');
   }
 
@@ -232,7 +270,8 @@ export class WsHub {
     const { metrics, log } = this.ctx;
     const d = ws.getUserData();
     d.closed = true;
-    if (d.expiryTimer) clearTimeout(d.expiryTimer);
+    const bucket = this.expiring.get(d.expirySecond);
+    if (bucket?.delete(ws) && bucket.size === 0) this.expiring.delete(d.expirySecond);
     this.sockets.delete(ws);
     const left = (this.perIp.get(d.remote) ?? 1) - 1;
     if (left <= 0) this.perIp.delete(d.remote);
@@ -240,10 +279,9 @@ export class WsHub {
     metrics.connections--;
     const subscriptions = d.subs.size;
     metrics.subscriptions -= subscriptions;
-    if (this.ctx.interest) for (const jobId of d.subs) this.ctx.interest.release(jobId);
+    if (this.ctx.interest) for (const jobId of d.subs.keys()) this.ctx.interest.release(jobId);
     d.subs.clear();
-    d.syncedSeq.clear();
-    d.pendingResync.clear();
+    d.pendingResync = undefined;
     log.info({ socket: d.id, code, subscriptions }, 'websocket closed');
   }
 
@@ -350,7 +388,7 @@ export class WsHub {
     }
     if (!already) {
       // Join the topic before reading the state, so no update can fall in between.
-      d.subs.add(jobId);
+      d.subs.set(jobId, 0);
       metrics.subscriptions++;
       ws.subscribe(jobTopic(jobId));
       if (canWrite(d.principal, jobId)) ws.subscribe(controlTopic(jobId));
@@ -374,8 +412,7 @@ export class WsHub {
     if (!d.subs.delete(jobId)) return;
     this.ctx.metrics.subscriptions--;
     this.ctx.interest?.release(jobId);
-    d.syncedSeq.delete(jobId);
-    d.pendingResync.delete(jobId);
+    d.pendingResync?.delete(jobId);
     ws.unsubscribe(jobTopic(jobId));
     ws.unsubscribe(controlTopic(jobId));
   }
@@ -394,10 +431,11 @@ export class WsHub {
     if (result === 2) {
       // Dropped: the socket is over its backpressure limit. Retry when it drains.
       this.ctx.metrics.droppedBackpressure++;
-      d.pendingResync.add(view.job.id);
+      (d.pendingResync ??= new Set()).add(view.job.id);
     } else {
-      d.pendingResync.delete(view.job.id);
-      d.syncedSeq.set(view.job.id, view.job.seq);
+      d.pendingResync?.delete(view.job.id);
+      // The map's keys are the subscriptions: never add one here.
+      if (d.subs.has(view.job.id)) d.subs.set(view.job.id, view.job.seq);
     }
   }
 
@@ -406,7 +444,7 @@ export class WsHub {
     if (d.closed || ws.getBufferedAmount() > this.lowWater) return;
     const { service, metrics } = this.ctx;
     ws.cork(() => {
-      for (const jobId of d.subs) {
+      for (const [jobId, syncedSeq] of d.subs) {
         const view = service.peek(jobId);
         if (!view) {
           // Evicted from memory (finished long ago): load it and resend on the next drain.
@@ -415,7 +453,7 @@ export class WsHub {
           });
           continue;
         }
-        if (view.job.seq > (d.syncedSeq.get(jobId) ?? 0) || d.pendingResync.has(jobId)) {
+        if (view.job.seq > syncedSeq || d.pendingResync?.has(jobId)) {
           metrics.resyncs++;
           this.sendState(ws, d, view, 'update');
           if (ws.getBufferedAmount() > this.ctx.config.limits.maxBackpressureBytes) break;
