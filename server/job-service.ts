@@ -2,15 +2,17 @@
  * The job service: the one place where jobs change. HTTP handlers, the WebSocket hub and the
  * polling adapters (server/polling/) all go through it, so every change follows the same path:
  *
- *   serialize per job → state machine (jobs.ts) → estimate (Estimator) → persist (Store)
- *   → cache → emit `update` (the hub publishes it once to the job's topic) → estimator.observe
+ *   serialize per job → state machine (jobs.ts) → estimate (Estimator) → enqueue the save (Store)
+ *   → [commit] → cache → emit `update` (the hub publishes it once to the job's topic) → observe
  *
- * Nothing is acknowledged before the store has committed it. Changes to one job are applied one
- * at a time in arrival order; different jobs proceed independently.
+ * Nothing is acknowledged or published before the store has committed it. Changes to one job are
+ * applied one at a time in arrival order; different jobs proceed independently. A single node
+ * pipelines a job's changes (see `change`); a cluster waits for each commit before the next.
  *
  * Each change is serialized to JSON exactly once (`JobView.json`); every socket, HTTP poll and
  * snapshot reuses that string.
  */
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ApiError, notFound } from './errors.js';
 import type { Estimate, Estimator } from './estimator.js';
@@ -105,6 +107,16 @@ interface CacheEntry {
   view: JobView;
 }
 
+/** A job's latest applied state while some of its writes still wait for their commit. */
+interface Head {
+  record: JobRecord;
+  inFlight: number;
+  /** The latest write's outcome: FIFO commits make it the outcome of all of them. */
+  last: Promise<unknown>;
+  /** eventIds of uncommitted changes (the store does not know them yet) → their seq. */
+  events: Map<string, number>;
+}
+
 export class JobService {
   readonly estimator: Estimator;
   private readonly store: Store;
@@ -114,6 +126,8 @@ export class JobService {
   /** Running/queued jobs stay; finished ones are kept LRU up to finishedCacheSize. */
   private readonly cache = new Map<string, CacheEntry>();
   private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly heads = new Map<string, Head>();
+  private readonly writes = new Set<Promise<unknown>>();
   /** Cluster mode: running jobs whose latest state this node committed (it runs their ETA tick). */
   private readonly lastWriter = new Set<string>();
   private readonly listeners: { [K in keyof JobServiceEvents]: Set<Listener<K>> } = {
@@ -157,6 +171,7 @@ export class JobService {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await Promise.allSettled([...this.chains.values()]);
+    await Promise.allSettled([...this.writes]);
     this.webhooks.abort();
     await Promise.allSettled([...this.pendingWebhooks]);
   }
@@ -274,11 +289,11 @@ export class JobService {
     if (events.length > LIMITS.maxEventsPerRequest) {
       throw new ApiError(400, 'bad_request', `at most ${LIMITS.maxEventsPerRequest} events per request`);
     }
-    return this.serialize(id, () => this.onFreshState(id, async () => {
-      const entry = await this.entry(id);
-      if (!entry) throw notFound(`job ${id} not found`);
+    return this.change(id, async () => {
+      const base = await this.head(id);
+      if (!base) throw notFound(`job ${id} not found`);
       const now = this.now();
-      const start = entry.record.job;
+      const start = base.job;
       let job = start;
       const steps: Job[] = [];
       const accepted: EventIdEntry[] = [];
@@ -287,7 +302,8 @@ export class JobService {
       let duplicateSeq = start.seq;
       for (const [i, event] of events.entries()) {
         if (event.eventId !== undefined) {
-          const first = seenInBatch.get(event.eventId) ?? (await this.store.findEvent(id, event.eventId));
+          const first =
+            seenInBatch.get(event.eventId) ?? this.heads.get(id)?.events.get(event.eventId) ?? (await this.store.findEvent(id, event.eventId));
           if (first !== undefined) {
             duplicates++;
             duplicateSeq = first;
@@ -307,17 +323,27 @@ export class JobService {
         }
       }
       if (steps.length === 0) {
-        return { seq: events.length === 1 ? duplicateSeq : start.seq, applied: 0, duplicates, view: entry.view };
+        // Acknowledged once what it saw (its originals included) is committed, or fails with it.
+        const pending = this.heads.get(id)?.last;
+        return async () => {
+          await pending;
+          const cached = this.cache.get(id);
+          const view = cached?.record.job.seq === start.seq ? cached.view : viewOf(start);
+          return { seq: events.length === 1 ? duplicateSeq : start.seq, applied: 0, duplicates, view };
+        };
       }
       this.withEstimate(job, now);
-      const view = await this.commit(entry.record, job, accepted);
-      let prev = start;
-      for (const next of steps) {
-        this.observe(prev, next, now);
-        prev = next;
-      }
-      return { seq: job.seq, applied: steps.length, duplicates, view };
-    }));
+      const durable = this.write(base, job, accepted);
+      return async () => {
+        const view = await durable;
+        let prev = start;
+        for (const next of steps) {
+          this.observe(prev, next, now);
+          prev = next;
+        }
+        return { seq: job.seq, applied: steps.length, duplicates, view };
+      };
+    });
   }
 
   /** Same as applyEvents: the entry point for polling adapters feeding upstream changes. */
@@ -332,23 +358,25 @@ export class JobService {
    */
   async retry(id: string, step?: string): Promise<RetryNotice> {
     this.assertOpen();
-    return this.serialize(id, () => this.onFreshState(id, async () => {
-      const entry = await this.entry(id);
-      if (!entry) throw notFound(`job ${id} not found`);
+    return this.change(id, async () => {
+      const base = await this.head(id);
+      if (!base) throw notFound(`job ${id} not found`);
       const now = this.now();
-      const outcome = applyRetry(entry.record.job, step, now);
+      const outcome = applyRetry(base.job, step, now);
       if (!outcome.ok) throw outcome.error;
       const { job, step: from } = outcome.value;
       this.withEstimate(job, now);
-      const prev = entry.record.job;
-      const view = await this.commit(entry.record, job, []);
-      this.observe(prev, job, now);
-      const notice: RetryNotice = { jobId: id, step: from, seq: job.seq, view };
-      const record = this.cache.get(id)?.record ?? { ...entry.record, job };
-      this.emit('retry', notice, record);
-      if (record.webhook) this.sendWebhook(record.webhook, notice);
-      return notice;
-    }));
+      const durable = this.write(base, job, []);
+      return async () => {
+        const view = await durable;
+        this.observe(base.job, job, now);
+        const notice: RetryNotice = { jobId: id, step: from, seq: job.seq, view };
+        const record = this.cache.get(id)?.record ?? { ...base, job };
+        this.emit('retry', notice, record);
+        if (record.webhook) this.sendWebhook(record.webhook, notice);
+        return notice;
+      };
+    });
   }
 
   /** Re-estimates running jobs; publishes those whose ETA changed meaningfully (seq + 1). */
@@ -370,15 +398,15 @@ export class JobService {
       }
       if (!this.estimator.changedMeaningfully(record.job.eta, estimate.eta)) continue;
       work.push(
-        this.serialize(id, async () => {
-          const current = this.cache.get(id);
-          if (!current || current.record.job.status !== 'running') return;
-          // Another node may have published a newer state meanwhile.
-          if (current.record.job.seq !== record.job.seq && !this.estimator.changedMeaningfully(current.record.job.eta, estimate.eta)) return;
-          const prev = current.record.job;
+        this.change(id, async () => {
+          const current = this.heads.get(id)?.record ?? this.cache.get(id)?.record;
+          // A change since (events, another node) was estimated when applied; the next tick looks again.
+          if (!current || current.job.seq !== record.job.seq) return async () => undefined;
+          const prev = current.job;
           const job: Job = { ...prev, seq: prev.seq + 1, updatedAt: now, progress: clamp01(estimate.progress), eta: estimate.eta };
-          await this.commit(current.record, job, []);
-        }).catch((err) => {
+          const durable = this.write(current, job, []);
+          return async () => void (await durable);
+        }, false).catch((err) => {
           // A lost race in a cluster: the other node's newer state wins, the next tick re-estimates.
           if (err instanceof SeqConflictError) this.cache.delete(id);
           else this.log.error({ err, jobId: id }, 'ETA update failed');
@@ -426,6 +454,26 @@ export class JobService {
       if (this.chains.get(id) === settled) this.chains.delete(id);
     });
     return run;
+  }
+
+  /**
+   * Runs one change of job `id`. `apply` runs serialized per job against the job's head (its
+   * latest applied state), enqueues the write and returns `finish`, which waits for that write's
+   * commit. On a single node the next change is applied as soon as the write is enqueued, so a
+   * busy job gets many changes into one group commit (server/store/sqlite.ts) instead of one per
+   * loop turn; commits are FIFO, so each request is answered and published in seq order. In a
+   * cluster (the store may refuse a save and the change is re-applied on the fresh state) the
+   * next change waits for the commit.
+   */
+  private change<T>(id: string, apply: () => Promise<() => Promise<T>>, reapplyOnConflict = true): Promise<T> {
+    if (!this.options.cluster) return this.serialize(id, apply).then((finish) => finish());
+    const run = async () => (await apply())();
+    return this.serialize(id, reapplyOnConflict ? () => this.onFreshState(id, run) : run);
+  }
+
+  /** The state the next change applies to: the latest applied (maybe not yet committed) one. */
+  private async head(id: string): Promise<JobRecord | undefined> {
+    return this.heads.get(id)?.record ?? (await this.entry(id))?.record;
   }
 
   private async entry(id: string): Promise<CacheEntry | undefined> {
@@ -501,21 +549,57 @@ export class JobService {
     }
   }
 
-  /** Persists, then caches and publishes. Nothing is visible before the store committed. */
-  private async commit(record: JobRecord, job: Job, eventIds: readonly EventIdEntry[]): Promise<JobView> {
-    const next: JobRecord = { ...record, job };
-    await this.persist(() => this.store.save(next, eventIds, record.job.seq));
-    const view = viewOf(job);
-    // In a cluster a newer state from another node may already be here: never go back.
-    const cached = this.cache.get(job.id);
-    if (cached && cached.record.job.seq > job.seq) return view;
-    this.remember(next, view);
-    if (this.options.cluster) {
-      if (job.status === 'running') this.lastWriter.add(job.id);
-      else this.lastWriter.delete(job.id);
-    }
-    this.emit('update', view, record.job);
-    return view;
+  /**
+   * Makes `job` the head and enqueues its save now; the promise resolves once it is committed,
+   * cached and published. Nothing is visible before the store committed. When a write fails, the
+   * store refuses every later write of the job (each expects its predecessor's seq), so they fail
+   * too, and the head goes back to the last committed state (the cache).
+   */
+  private write(base: JobRecord, job: Job, eventIds: readonly EventIdEntry[]): Promise<JobView> {
+    const id = job.id;
+    const next: JobRecord = { ...base, job };
+    let head = this.heads.get(id);
+    if (!head) this.heads.set(id, (head = { record: next, inFlight: 0, last: Promise.resolve(), events: new Map() }));
+    const mine = head;
+    mine.record = next;
+    mine.inFlight++;
+    const settle = () => {
+      mine.inFlight--;
+      for (const e of eventIds) mine.events.delete(e.eventId);
+    };
+    const durable = this.persist(() => this.store.save(next, eventIds, base.job.seq)).then(
+      () => {
+        settle();
+        if (mine.inFlight === 0 && this.heads.get(id) === mine) this.heads.delete(id);
+        const view = viewOf(job);
+        const cached = this.cache.get(id);
+        if (this.options.cluster) {
+          // A newer state from another node may already be here: never go back.
+          if (cached && cached.record.job.seq > job.seq) return view;
+          if (job.status === 'running') this.lastWriter.add(id);
+          else this.lastWriter.delete(id);
+        } else if (cached) {
+          assert.equal(cached.record.job.seq, base.job.seq, `job ${id}: commits out of seq order`);
+        }
+        this.remember(next, view);
+        this.emit('update', view, base.job);
+        return view;
+      },
+      (err: unknown) => {
+        settle();
+        if (this.heads.get(id) === mine) this.heads.delete(id);
+        if (err instanceof SeqConflictError && !this.options.cluster) {
+          throw new ApiError(503, 'internal', 'an earlier change of this job could not be stored; nothing was applied, retry later');
+        }
+        throw err;
+      },
+    );
+    for (const e of eventIds) mine.events.set(e.eventId, e.seq);
+    const tracked = durable.catch(() => undefined);
+    mine.last = durable;
+    this.writes.add(tracked);
+    void tracked.then(() => this.writes.delete(tracked));
+    return durable;
   }
 
   private async persist<T>(write: () => Promise<T>): Promise<T> {

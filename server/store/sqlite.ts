@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { JOB_STATUSES, type JobStatus } from '../protocol.js';
-import { StoreOpenError, type EventIdEntry, type JobRecord, type Store } from './store.js';
+import { SeqConflictError, StoreOpenError, type EventIdEntry, type JobRecord, type Store } from './store.js';
 
 export interface SqliteStoreOptions {
   /** File path or `:memory:`. */
@@ -58,6 +58,7 @@ function prepareStatements(db: Database.Database) {
         'ON CONFLICT(id) DO UPDATE SET status = excluded.status, seq = excluded.seq, updated_at = excluded.updated_at, finished_at = excluded.finished_at, record = excluded.record',
     ),
     get: db.prepare('SELECT record FROM jobs WHERE id = ?').pluck(),
+    seq: db.prepare('SELECT seq FROM jobs WHERE id = ?').pluck(),
     addEvent: db.prepare('INSERT OR IGNORE INTO event_ids (job_id, event_id, seq) VALUES (?, ?, ?)'),
     findEvent: db.prepare('SELECT seq FROM event_ids WHERE job_id = ? AND event_id = ?').pluck(),
     count: db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status'),
@@ -176,12 +177,24 @@ export class SqliteStore implements Store {
     return this.enqueue(() => this.stmt.insert.run(row).changes === 1);
   }
 
-  save(record: JobRecord, eventIds: readonly EventIdEntry[] = []): Promise<void> {
+  /**
+   * `expectedSeq` is checked per write: the job service pipelines a job's writes, so a write built
+   * on an earlier one that failed (or never landed) must be refused, without failing the batch.
+   */
+  save(record: JobRecord, eventIds: readonly EventIdEntry[] = [], expectedSeq?: number): Promise<void> {
     const row = this.row(record);
     const id = record.job.id;
-    return this.enqueue(() => {
+    const conflict = this.enqueue(() => {
+      if (expectedSeq !== undefined) {
+        const stored = this.stmt.seq.get(id) as number | undefined;
+        if (stored !== expectedSeq) return new SeqConflictError(id, expectedSeq, stored);
+      }
       this.stmt.save.run(row);
       for (const e of eventIds) this.stmt.addEvent.run(id, e.eventId, e.seq);
+      return undefined;
+    });
+    return conflict.then((err) => {
+      if (err) throw err;
     });
   }
 
