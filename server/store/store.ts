@@ -25,9 +25,9 @@ export interface Store extends HistoryStore {
   /**
    * Replace a job's state and remember the eventIds that produced it, atomically.
    * `expectedSeq`: when given, the save happens only if the stored job still has that seq, else
-   * it rejects with SeqConflictError and changes nothing. Stores shared by several server nodes
-   * (Redis) enforce it, because two nodes may change the same job at once; a single-process store
-   * (SQLite) may ignore it, since the job service already serializes changes per job.
+   * it rejects with SeqConflictError and changes nothing. Every store enforces it: Redis because
+   * two nodes may change the same job at once, SQLite because the job service pipelines a job's
+   * writes, so a write built on a predecessor that failed must fail too.
    */
   save(record: JobRecord, eventIds?: readonly EventIdEntry[], expectedSeq?: number): Promise<void>;
   get(id: string): Promise<JobRecord | undefined>;
