@@ -87,3 +87,8 @@ export class Metrics {
     return lines.join('\n') + '\n' + this.sections.map((section) => section()).join('');
   }
 }
+
+/** One Prometheus sample per line, for the extra `/metrics` sections (polling, cluster). */
+export function renderCounters(entries: ReadonlyArray<[name: string, type: 'counter' | 'gauge', help: string, value: number]>): string {
+  return entries.map(([name, type, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`).join('');
+}

@@ -114,6 +114,9 @@ describe('polled jobs through the server', () => {
       assert.ok(upstream.requests.filter((r) => r.jobId === id).every((r) => r.headers.authorization === 'Bearer upstream-secret-123'));
       const got = await fetch(`${server.url}/v1/jobs/${id}`, { headers: { authorization: `Bearer ${await token('progress:read')}` } });
       assert.ok(!(await got.text()).includes('upstream-secret'));
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const counted = Number(/^pt_poll_requests_total (\d+)$/m.exec(metrics)?.[1]);
+      assert.ok(counted >= polls, `/metrics counts the upstream polls (${counted} >= ${polls})`);
     });
   }
 
