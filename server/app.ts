@@ -15,7 +15,7 @@ import { EtaEngine } from './eta/eta-engine.js';
 import { registerApi, registerNotFound, type HttpContext } from './http.js';
 import { JobService } from './job-service.js';
 import { createLogger, type Logger } from './log.js';
-import { Metrics, renderCounters } from './metrics.js';
+import { Metrics, PrometheusText } from './metrics.js';
 import { attachPolling, type PollManager, type PollManagerOptions } from './polling/poll-manager.js';
 import { ClusterNode } from './cluster/node.js';
 import { BullmqAdapter, bullmqConnectionFromUrl } from './polling/bullmq-adapter.js';
@@ -137,14 +137,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     metrics.sections.push(() => cluster.renderMetrics());
   }
   const polling = clusterPolling?.manager ?? attachPolling(jobs, { log: pollLog, ...pollingWithBullmq });
-  metrics.sections.push(() =>
-    renderCounters([
-      ['pt_poll_jobs', 'gauge', 'Jobs with a source that this node polls.', polling.stats.followed],
-      ['pt_poll_requests_total', 'counter', 'Polls of upstream job-status services.', polling.stats.polls],
-      ['pt_poll_failures_total', 'counter', 'Polls that failed (network, timeout, bad status or response).', polling.stats.failures],
-      ['pt_poll_events_total', 'counter', 'Job events derived from upstream responses.', polling.stats.eventsApplied],
-    ]),
-  );
+  metrics.sections.push(() => {
+    const out = new PrometheusText();
+    out.metric('pt_poll_jobs', 'gauge', 'Jobs with a source that this node polls.', polling.stats.followed);
+    out.metric('pt_poll_requests_total', 'counter', 'Polls of upstream job-status services.', polling.stats.polls);
+    out.metric('pt_poll_failures_total', 'counter', 'Polls that failed (network, timeout, bad status or response).', polling.stats.failures);
+    out.metric('pt_poll_events_total', 'counter', 'Job events derived from upstream responses.', polling.stats.eventsApplied);
+    return out.toString();
+  });
   bullmq?.attach({ get: async (id) => (await jobs.get(id))?.job, applyEvents: (id, events) => jobs.ingest(id, events) });
 
   const verifier = createVerifier({

@@ -45,32 +45,28 @@ export class Metrics {
   }
 
   render(jobs: Record<JobStatus, number>, extra: { engineNative: boolean }): string {
-    const lines: string[] = [];
-    const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: Array<[string, number]>) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, value] of samples) lines.push(`${name}${labels} ${Number.isFinite(value) ? value : 0}`);
-    };
-    const one = (v: number): Array<[string, number]> => [['', v]];
-    metric('pt_ws_connections', 'gauge', 'Open WebSocket connections.', one(this.connections));
-    metric('pt_ws_connections_total', 'counter', 'WebSocket connections accepted since start.', one(this.connectionsTotal));
-    metric('pt_ws_subscriptions', 'gauge', 'Active job subscriptions over all sockets.', one(this.subscriptions));
-    metric('pt_ws_messages_in_total', 'counter', 'WebSocket messages received from clients.', one(this.messagesIn));
-    metric('pt_ws_messages_out_total', 'counter', 'WebSocket messages sent directly to one socket (snapshots, errors, pongs, resyncs).', one(this.messagesOut));
-    metric('pt_ws_published_total', 'counter', 'Job updates published once to a job topic (fan-out is done by uWS).', one(this.published));
-    metric('pt_ws_dropped_backpressure_total', 'counter', 'Updates skipped for congested sockets (each socket then gets the latest state when it drains).', one(this.droppedBackpressure));
-    metric('pt_ws_resyncs_total', 'counter', 'Latest-state resends to sockets that drained after congestion.', one(this.resyncs));
+    const out = new PrometheusText();
+    const metric = out.metric;
+    metric('pt_ws_connections', 'gauge', 'Open WebSocket connections.', this.connections);
+    metric('pt_ws_connections_total', 'counter', 'WebSocket connections accepted since start.', this.connectionsTotal);
+    metric('pt_ws_subscriptions', 'gauge', 'Active job subscriptions over all sockets.', this.subscriptions);
+    metric('pt_ws_messages_in_total', 'counter', 'WebSocket messages received from clients.', this.messagesIn);
+    metric('pt_ws_messages_out_total', 'counter', 'WebSocket messages sent directly to one socket (snapshots, errors, pongs, resyncs).', this.messagesOut);
+    metric('pt_ws_published_total', 'counter', 'Job updates published once to a job topic (fan-out is done by uWS).', this.published);
+    metric('pt_ws_dropped_backpressure_total', 'counter', 'Updates skipped for congested sockets (each socket then gets the latest state when it drains).', this.droppedBackpressure);
+    metric('pt_ws_resyncs_total', 'counter', 'Latest-state resends to sockets that drained after congestion.', this.resyncs);
     const buffered = this.bufferedBytes();
-    metric('pt_ws_buffered_bytes', 'gauge', 'Bytes queued in the server for all sockets (bounded by maxBackpressure per socket).', one(buffered.total));
-    metric('pt_ws_buffered_bytes_max', 'gauge', 'Bytes queued for the most backed-up socket.', one(buffered.max));
-    metric('pt_auth_failures_total', 'counter', 'Requests and upgrades refused for a missing or invalid token.', one(this.authFailures));
-    metric('pt_origin_rejections_total', 'counter', 'WebSocket upgrades refused for a disallowed Origin.', one(this.originRejections));
-    metric('pt_rate_limited_total', 'counter', 'Requests refused by a rate limit: WebSocket messages over the per-socket rate and upgrades over the per-address connection limit.', one(this.rateLimited));
-    metric('pt_ws_connection_limited_total', 'counter', 'WebSocket upgrades refused with 429 by the per-address connection limit.', one(this.connectionLimited));
-    metric('pt_ws_subscriptions_refused_total', 'counter', 'Subscribes refused with too_many_subscriptions (per-socket limit).', one(this.subscriptionsRefused));
-    metric('pt_ws_oversized_frames_total', 'counter', 'Sockets closed with 1009 for a too large message.', one(this.oversizedFrames));
-    metric('pt_http_requests_total', 'counter', 'HTTP requests handled.', one(this.httpRequests));
-    metric('pt_http_errors_total', 'counter', 'HTTP requests answered with an error status.', one(this.httpErrors));
-    metric('pt_events_accepted_total', 'counter', 'Producer events accepted (durable).', one(this.eventsAccepted));
+    metric('pt_ws_buffered_bytes', 'gauge', 'Bytes queued in the server for all sockets (bounded by maxBackpressure per socket).', buffered.total);
+    metric('pt_ws_buffered_bytes_max', 'gauge', 'Bytes queued for the most backed-up socket.', buffered.max);
+    metric('pt_auth_failures_total', 'counter', 'Requests and upgrades refused for a missing or invalid token.', this.authFailures);
+    metric('pt_origin_rejections_total', 'counter', 'WebSocket upgrades refused for a disallowed Origin.', this.originRejections);
+    metric('pt_rate_limited_total', 'counter', 'Requests refused by a rate limit: WebSocket messages over the per-socket rate and upgrades over the per-address connection limit.', this.rateLimited);
+    metric('pt_ws_connection_limited_total', 'counter', 'WebSocket upgrades refused with 429 by the per-address connection limit.', this.connectionLimited);
+    metric('pt_ws_subscriptions_refused_total', 'counter', 'Subscribes refused with too_many_subscriptions (per-socket limit).', this.subscriptionsRefused);
+    metric('pt_ws_oversized_frames_total', 'counter', 'Sockets closed with 1009 for a too large message.', this.oversizedFrames);
+    metric('pt_http_requests_total', 'counter', 'HTTP requests handled.', this.httpRequests);
+    metric('pt_http_errors_total', 'counter', 'HTTP requests answered with an error status.', this.httpErrors);
+    metric('pt_events_accepted_total', 'counter', 'Producer events accepted (durable).', this.eventsAccepted);
     metric('pt_jobs', 'gauge', 'Stored jobs by status.', Object.entries(jobs).map(([status, n]) => [`{status="${status}"}`, n]));
     // The histogram records whole timer periods: the lag is what exceeds the sampling resolution.
     const lag = (ns: number) => (this.loopDelay.count === 0 ? 0 : Math.max(0, ns / 1e9 - LOOP_RESOLUTION_MS / 1000));
@@ -81,14 +77,31 @@ export class Metrics {
     ]);
     this.loopDelay.reset();
     const mem = process.memoryUsage();
-    metric('pt_process_resident_memory_bytes', 'gauge', 'Resident set size.', one(mem.rss));
-    metric('pt_process_heap_used_bytes', 'gauge', 'V8 heap in use.', one(mem.heapUsed));
-    metric('pt_engine_native', 'gauge', '1 when the native uWebSockets.js engine runs, 0 on the ws fallback.', one(extra.engineNative ? 1 : 0));
-    return lines.join('\n') + '\n' + this.sections.map((section) => section()).join('');
+    metric('pt_process_resident_memory_bytes', 'gauge', 'Resident set size.', mem.rss);
+    metric('pt_process_heap_used_bytes', 'gauge', 'V8 heap in use.', mem.heapUsed);
+    metric('pt_engine_native', 'gauge', '1 when the native uWebSockets.js engine runs, 0 on the ws fallback.', extra.engineNative ? 1 : 0);
+    return out.toString() + this.sections.map((section) => section()).join('');
   }
 }
 
-/** One Prometheus sample per line, for the extra `/metrics` sections (polling, cluster). */
-export function renderCounters(entries: ReadonlyArray<[name: string, type: 'counter' | 'gauge', help: string, value: number]>): string {
-  return entries.map(([name, type, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`).join('');
+/** Labels (`{a="b"}`, or '' for none) and value of one sample. */
+export type Sample = [labels: string, value: number];
+
+/**
+ * Prometheus text exposition, shared by every `/metrics` section (node, polling, cluster).
+ * `metric` takes a single value or labelled samples; non-finite values are written as 0.
+ */
+export class PrometheusText {
+  private readonly lines: string[] = [];
+
+  readonly metric = (name: string, type: 'counter' | 'gauge', help: string, value: number | readonly Sample[]): void => {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of typeof value === 'number' ? [['', value] as Sample] : value) {
+      this.lines.push(`${name}${labels} ${Number.isFinite(v) ? v : 0}`);
+    }
+  };
+
+  toString(): string {
+    return this.lines.length ? this.lines.join('\n') + '\n' : '';
+  }
 }

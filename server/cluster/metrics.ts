@@ -1,6 +1,8 @@
 /**
  * Cluster counters for GET /metrics (Prometheus text), appended after the node's own metrics.
  */
+import { PrometheusText } from '../metrics.js';
+
 export class ClusterMetrics {
   /** Job channels this node is subscribed to (jobs its own clients follow). */
   channels = 0;
@@ -23,8 +25,6 @@ export class ClusterMetrics {
   leasesLost = 0;
   leasesTakenOver = 0;
   private readonly connections = new Map<string, boolean>();
-  /** Reads the poll manager's counters (set when cluster polling is attached). */
-  pollStats?: () => { followed: number; polls: number };
 
   setConnection(name: string, up: boolean): void {
     this.connections.set(name, up);
@@ -35,33 +35,26 @@ export class ClusterMetrics {
   }
 
   render(nodeId: string): string {
-    const lines: string[] = [];
-    const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: Array<[string, number]>) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
-    };
-    const one = (v: number): Array<[string, number]> => [['', v]];
+    const out = new PrometheusText();
+    const metric = out.metric;
     metric('pt_cluster_node_info', 'gauge', 'This node in the Redis cluster (always 1; the label names it).', [[`{node="${nodeId}"}`, 1]]);
     metric('pt_cluster_redis_up', 'gauge', 'Whether each Redis connection is ready (1) or reconnecting (0).',
       [...this.connections].map(([name, up]) => [`{connection="${name}"}`, up ? 1 : 0]));
-    metric('pt_cluster_redis_errors_total', 'counter', 'Redis connection errors.', one(this.redisErrors));
-    metric('pt_cluster_redis_reconnects_total', 'counter', 'Redis reconnection attempts.', one(this.redisReconnects));
-    metric('pt_cluster_redis_recoveries_total', 'counter', 'Times the bus came back after a Redis outage and resynced its jobs.', one(this.redisRecoveries));
-    metric('pt_cluster_channels', 'gauge', 'Job channels subscribed (jobs local clients follow).', one(this.channels));
-    metric('pt_cluster_subscribes_total', 'counter', 'Job channels subscribed since start.', one(this.subscribes));
-    metric('pt_cluster_unsubscribes_total', 'counter', 'Job channels released since start.', one(this.unsubscribes));
-    metric('pt_cluster_remote_updates_total', 'counter', 'Job changes from other nodes delivered to local sockets.', one(this.remoteUpdates));
-    metric('pt_cluster_stale_dropped_total', 'counter', 'Received changes ignored because a newer seq was already delivered.', one(this.staleDropped));
-    metric('pt_cluster_resync_reads_total', 'counter', 'Jobs re-read from Redis after a (re)subscribe.', one(this.resyncReads));
-    metric('pt_cluster_resync_updates_total', 'counter', 'Resync reads that found a newer state than local clients had.', one(this.resyncUpdates));
-    metric('pt_cluster_seq_conflicts_total', 'counter', 'Saves that lost a race to another node and were re-applied on the fresh state.', one(this.seqConflicts));
-    metric('pt_cluster_poll_leases', 'gauge', 'Polled jobs this node holds the lease of (and polls).', one(this.leasesHeld));
-    metric('pt_cluster_poll_leases_acquired_total', 'counter', 'Poll leases acquired.', one(this.leasesAcquired));
-    metric('pt_cluster_poll_leases_taken_over_total', 'counter', 'Poll leases taken over from a node that stopped renewing them.', one(this.leasesTakenOver));
-    metric('pt_cluster_poll_leases_lost_total', 'counter', 'Poll leases this node lost (renewal failed or another node holds it).', one(this.leasesLost));
-    const polling = this.pollStats?.() ?? { followed: 0, polls: 0 };
-    metric('pt_cluster_polled_jobs', 'gauge', 'Polled jobs this node follows right now.', one(polling.followed));
-    metric('pt_cluster_polls_total', 'counter', 'Upstream polls made by this node.', one(polling.polls));
-    return lines.join('\n') + '\n';
+    metric('pt_cluster_redis_errors_total', 'counter', 'Redis connection errors.', this.redisErrors);
+    metric('pt_cluster_redis_reconnects_total', 'counter', 'Redis reconnection attempts.', this.redisReconnects);
+    metric('pt_cluster_redis_recoveries_total', 'counter', 'Times the bus came back after a Redis outage and resynced its jobs.', this.redisRecoveries);
+    metric('pt_cluster_channels', 'gauge', 'Job channels subscribed (jobs local clients follow).', this.channels);
+    metric('pt_cluster_subscribes_total', 'counter', 'Job channels subscribed since start.', this.subscribes);
+    metric('pt_cluster_unsubscribes_total', 'counter', 'Job channels released since start.', this.unsubscribes);
+    metric('pt_cluster_remote_updates_total', 'counter', 'Job changes from other nodes delivered to local sockets.', this.remoteUpdates);
+    metric('pt_cluster_stale_dropped_total', 'counter', 'Received changes ignored because a newer seq was already delivered.', this.staleDropped);
+    metric('pt_cluster_resync_reads_total', 'counter', 'Jobs re-read from Redis after a (re)subscribe.', this.resyncReads);
+    metric('pt_cluster_resync_updates_total', 'counter', 'Resync reads that found a newer state than local clients had.', this.resyncUpdates);
+    metric('pt_cluster_seq_conflicts_total', 'counter', 'Saves that lost a race to another node and were re-applied on the fresh state.', this.seqConflicts);
+    metric('pt_cluster_poll_leases', 'gauge', 'Polled jobs this node holds the lease of (and polls).', this.leasesHeld);
+    metric('pt_cluster_poll_leases_acquired_total', 'counter', 'Poll leases acquired.', this.leasesAcquired);
+    metric('pt_cluster_poll_leases_taken_over_total', 'counter', 'Poll leases taken over from a node that stopped renewing them.', this.leasesTakenOver);
+    metric('pt_cluster_poll_leases_lost_total', 'counter', 'Poll leases this node lost (renewal failed or another node holds it).', this.leasesLost);
+    return out.toString();
   }
 }

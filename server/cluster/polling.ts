@@ -104,7 +104,6 @@ export function attachClusterPolling(service: JobService, node: ClusterNode, opt
       retryHere(msg.jobId, msg.step).catch((err: unknown) => log.warn({ jobId: msg.jobId, err: (err as Error).message }, 'cluster: forwarded retry failed'));
     }),
   ];
-  node.metrics.pollStats = () => ({ followed: manager.stats.followed, polls: manager.stats.polls });
   leases.start();
 
   return {

@@ -228,15 +228,15 @@ describe('cluster on Redis', () => {
       });
       assert.equal(res.status, 201, JSON.stringify(res.body));
       const { ws, snapshot } = await watch(b, 'polled-1');
-      await waitFor(async () => (await metric(a, 'pt_cluster_polls_total')) >= 3, 5000, 'A polls');
+      await waitFor(async () => (await metric(a, 'pt_poll_requests_total')) >= 3, 5000, 'A polls');
       assert.equal(await metric(a, 'pt_cluster_poll_leases'), 1);
       assert.equal(await metric(b, 'pt_cluster_poll_leases'), 0);
-      assert.equal(await metric(b, 'pt_cluster_polls_total'), 0, 'B never polled while A held the lease');
+      assert.equal(await metric(b, 'pt_poll_requests_total'), 0, 'B never polled while A held the lease');
       await a.kill9();
       await waitFor(async () => (await metric(b, 'pt_cluster_poll_leases')) === 1, 6000, 'B takes the lease over');
       const seen = await untilFinished(ws, snapshot, 15_000);
       assert.equal(seen.at(-1)!.status, 'completed');
-      assert.ok((await metric(b, 'pt_cluster_polls_total')) > 0);
+      assert.ok((await metric(b, 'pt_poll_requests_total')) > 0);
       assert.equal(await metric(b, 'pt_cluster_poll_leases_taken_over_total'), 1);
     } finally {
       await upstream.close();
