@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `progress-tracker` command: `serve`, `eta-replay`. The code lives in dist/ (built by `npm run build`).
-import { main } from '../dist/server/cli.js';
+import { main } from '../dist/server/app/cli.js';
 
 main(process.argv.slice(2)).then(
   (code) => {

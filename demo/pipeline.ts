@@ -3,7 +3,7 @@
  * the producer SDK only (no server internals), exactly as a backend team would. The demo server
  * calls `startDemoJob` from `POST /demo/jobs`.
  */
-import { createProducer, isProducerError, type JobHandle, type RetryControl } from '../server/producer.js';
+import { createProducer, isProducerError, type JobHandle, type RetryControl } from '../producer/index.js';
 
 interface Stage {
   id: string;

@@ -3,7 +3,7 @@
  * when the server cannot be reached the last ETA keeps driving a clearly labelled estimate.
  * Everything here is pure (time comes in as an argument) so it is easy to test with a fake clock.
  */
-import type { Eta, Job } from '../server/protocol.js';
+import type { Eta, Job } from '../protocol/index.js';
 
 /** An estimate never claims the job is done: only the server says so. */
 export const MAX_ESTIMATED_PROGRESS = 0.99;

@@ -2,7 +2,7 @@
  * The element's DOM events: lowercase, `progress-` prefixed, bubbling and composed so a page
  * (or `<notification-badge>`) can listen at the document. Typed in HTMLElementEventMap.
  */
-import type { Job } from '../server/protocol.js';
+import type { Job } from '../protocol/index.js';
 import type { ConnectionState, ProgressErrorInfo } from './progress-client.js';
 
 export interface ProgressRetryDetail {

@@ -21,4 +21,4 @@ export { defaultMessages, formatDuration, formatRemaining, type Messages } from 
 export { requestNotificationPermission, notifyIfHidden } from './notifications.js';
 export type { ProgressEventDetails, ProgressRetryDetail } from './events.js';
 export { defineProgressTracker } from './registry.js';
-export type { Job, Step, Eta, JobStatus, StepStatus } from '../server/protocol.js';
+export type { Job, Step, Eta, JobStatus, StepStatus } from '../protocol/index.js';

@@ -2,7 +2,7 @@ import { LitElement, html, type TemplateResult } from 'lit';
 import { property, state } from 'lit/decorators.js';
 import { defaultMessages, formatCount, type Messages } from './format.js';
 import { styles } from './notification-badge.styles.js';
-import type { Job } from '../server/protocol.js';
+import type { Job } from '../protocol/index.js';
 
 /**
  * @tagname notification-badge

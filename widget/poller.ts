@@ -7,7 +7,7 @@
  */
 import { Task } from '@lit/task';
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
-import type { Job } from '../server/protocol.js';
+import type { Job } from '../protocol/index.js';
 
 export interface PollerOptions {
   /** Full URL of the job resource, read before every poll (it follows failover). */

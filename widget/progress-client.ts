@@ -13,8 +13,7 @@
  */
 import { createNanoEvents, type Emitter, type Unsubscribe } from 'nanoevents';
 import { WebSocket as ReconnectingWebSocket } from 'partysocket';
-import type { ClientMessage, Job, ServerMessage } from '../server/protocol.js';
-import { isTerminal } from '../server/protocol.js';
+import { isTerminal, type ClientMessage, type Job, type ServerMessage } from '../protocol/index.js';
 import { deriveApiBase, parseEndpoints, toSocketUrl, type EndpointList } from './endpoints.js';
 import { Poller } from './poller.js';
 

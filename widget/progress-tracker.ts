@@ -2,8 +2,7 @@ import { LitElement, html, nothing, type PropertyValues, type TemplateResult } f
 import { property, state } from 'lit/decorators.js';
 import { classMap } from 'lit/directives/class-map.js';
 import { styleMap } from 'lit/directives/style-map.js';
-import type { Job, Step } from '../server/protocol.js';
-import { isTerminal } from '../server/protocol.js';
+import { isTerminal, type Job, type Step } from '../protocol/index.js';
 import { ConnectionController } from './connection-controller.js';
 import { FinishTimeSmoother, currentStepIndex, estimateProgress, jobDuration } from './estimate.js';
 import { emit } from './events.js';

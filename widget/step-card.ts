@@ -1,6 +1,6 @@
 import { html, nothing, svg, type SVGTemplateResult, type TemplateResult } from 'lit';
 import { styleMap } from 'lit/directives/style-map.js';
-import type { Step, StepStatus } from '../server/protocol.js';
+import type { Step, StepStatus } from '../protocol/index.js';
 import { formatPercent, type Messages } from './format.js';
 
 /**

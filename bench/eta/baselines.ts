@@ -5,7 +5,7 @@
  *  - EMA rate: exponential moving average of the overall progress rate.
  * Before they have anything to go on they answer the mean job duration seen so far.
  */
-import type { Eta, Job } from '../../server/protocol.js';
+import type { Eta, Job } from '../../protocol/index.js';
 import type { TracePredictor } from '../../server/eta/trace.js';
 
 const DEFAULT_MS = 60_000;

@@ -5,7 +5,7 @@
  * parameters and the state so far — never from draws that lie in the future.
  */
 import type { TraceEvent } from '../../server/eta/trace.js';
-import type { Eta } from '../../server/protocol.js';
+import type { Eta } from '../../protocol/index.js';
 import { Random } from './random.js';
 import type { Scenario } from './scenarios.js';
 import { oracleEta, type OracleStep } from './oracle.js';

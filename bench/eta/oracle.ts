@@ -4,7 +4,7 @@
  * load) and what has happened so far. It never looks at draws that lie in the future — a step's
  * actual duration, whether it will fail — so it is the bar for any engine on the same trace.
  */
-import type { Eta } from '../../server/protocol.js';
+import type { Eta } from '../../protocol/index.js';
 import { lognormalMoments, normQuantile, remainingGivenElapsed, sumAsLogNormal, type Moments } from '../../server/eta/lognormal.js';
 
 export type OracleStep = { mu: number; sigma: number; failPerAttempt: number; shape: number } & (

@@ -4,7 +4,7 @@
  * sends messages of the same size. No validation, no store, no ETA engine: that is the point of
  * a ceiling. `docs/benchmarks.md` lists what is and is not equal.
  */
-import type { CreateJobRequest, Job, JobEvent } from '../../server/protocol.js';
+import type { CreateJobRequest, Job, JobEvent } from '../../protocol/index.js';
 
 export function createJob(request: CreateJobRequest, id: string): Job {
   const now = Date.now();

@@ -2,8 +2,8 @@
  * The server under test for `npm run bench:poll`, in its own process so its CPU and memory are
  * measured apart from the fake upstream and the WebSocket clients. Answers `stats` over IPC.
  */
-import { startServer } from '../../server/app.js';
-import { createLogger } from '../../server/log.js';
+import { startServer } from '../../server/app/start-server.js';
+import { createLogger } from '../../server/app/log.js';
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as { secret: string; db: string; polling: Record<string, number> };
 const server = await startServer({

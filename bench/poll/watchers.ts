@@ -6,7 +6,7 @@
  * update that shows step k records `now - changes[k-1]`. `stats` returns the delays.
  */
 import WebSocket from 'ws';
-import type { ServerMessage } from '../../server/protocol.js';
+import type { ServerMessage } from '../../protocol/index.js';
 
 const { url, token, sockets: count } = JSON.parse(process.argv[2]!) as { url: string; token: string; sockets: number };
 const SUBS_PER_SOCKET = 100;

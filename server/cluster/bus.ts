@@ -19,7 +19,7 @@
  *   forwarded to the node that polls it), and job channels also carry retry `control` notices.
  */
 import type { Redis } from 'ioredis';
-import type { Job } from '../protocol.js';
+import type { Job } from '../../protocol/index.js';
 import { watchConnection, type ClusterLogger } from './connection.js';
 import type { ClusterMetrics } from './metrics.js';
 

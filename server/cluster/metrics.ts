@@ -1,7 +1,7 @@
 /**
  * Cluster counters for GET /metrics (Prometheus text), appended after the node's own metrics.
  */
-import { PrometheusText } from '../metrics.js';
+import { PrometheusText } from '../app/metrics.js';
 
 export class ClusterMetrics {
   /** Job channels this node is subscribed to (jobs its own clients follow). */

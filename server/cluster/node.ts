@@ -10,7 +10,7 @@
  * (`isFresh`); otherwise reads go to Redis.
  */
 import { randomBytes } from 'node:crypto';
-import type { Job } from '../protocol.js';
+import type { Job } from '../../protocol/index.js';
 import type { RedisStore } from '../store/redis.js';
 import type { JobRecord } from '../store/store.js';
 import { ClusterBus, type NodeMessage } from './bus.js';

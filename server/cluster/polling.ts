@@ -11,8 +11,8 @@
  *   takes the lease itself.
  * - A graceful shutdown releases the leases, so other nodes take over without waiting a TTL.
  */
-import type { JobService } from '../job-service.js';
-import type { JobSource } from '../protocol.js';
+import type { JobService } from '../core/job-service.js';
+import type { JobSource } from '../../protocol/index.js';
 import { PollManager, type PollManagerOptions } from '../polling/poll-manager.js';
 import { PollLeases } from './lease.js';
 import type { ClusterNode } from './node.js';

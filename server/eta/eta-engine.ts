@@ -8,8 +8,8 @@
  * Per job it keeps only what a running job needs (the current attempt of each step, a few past
  * estimates for calibration); a job is forgotten as soon as it is completed, failed or canceled.
  */
-import { isTerminal, type Eta, type Job, type Step } from '../protocol.js';
-import type { Estimate, Estimator, HistoryStore } from '../estimator.js';
+import { isTerminal, type Eta, type Job, type Step } from '../../protocol/index.js';
+import type { Estimate, Estimator, HistoryStore } from '../core/estimator.js';
 import { DEFAULT_DURATION_TUNING, DurationModel, historyKeyOf, keyOf, type DurationModelTuning, type LevelMark } from './duration-model.js';
 import { lognormalMoments, remainingGivenElapsed, sumAsLogNormal, type LogNormal, type Moments } from './lognormal.js';
 import { AttemptProgress, ProgressShapes, type ShapePoint } from './progress-shape.js';

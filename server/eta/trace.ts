@@ -3,7 +3,7 @@
  * events into the same Job objects the server builds, so replay and benchmark exercise the
  * engine's exact code path with the trace's clock.
  */
-import type { Eta, Job, Step } from '../protocol.js';
+import type { Eta, Job, Step } from '../../protocol/index.js';
 
 export type TraceEvent =
   | { t: number; type: 'job'; jobId: string; kind: string; complexity?: number; steps: Array<{ id: string; complexity?: number }> }

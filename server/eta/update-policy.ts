@@ -4,7 +4,7 @@
  * engine produced was computed (without adding fields to the wire type) to project the shown
  * one forward; an Eta from elsewhere (e.g. loaded from the store) is compared as is.
  */
-import type { Eta } from '../protocol.js';
+import type { Eta } from '../../protocol/index.js';
 
 const computedAt = new WeakMap<Eta, number>();
 

@@ -6,7 +6,7 @@
  * handle answers `poll(job)` with the producer events that bring the job up to date (or a
  * failure), `retry`s the job upstream, and `stop`s.
  */
-import type { Job, JobEvent, JobSource, JobStatus, StepSpec } from '../protocol.js';
+import type { Job, JobEvent, JobSource, JobStatus, StepSpec } from '../../protocol/index.js';
 
 export type PollFailureCode = 'upstream_unreachable' | 'upstream_bad_response';
 

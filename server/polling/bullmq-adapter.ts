@@ -17,7 +17,7 @@
  * created, so servers that do not use BullMQ never need it installed.
  */
 import type { ConnectionOptions, Job as BullJob, Queue, QueueEvents } from 'bullmq';
-import type { Job, JobEvent, StepSpec } from '../protocol.js';
+import type { Job, JobEvent, StepSpec } from '../../protocol/index.js';
 import type { PollOutcome, PolledSource, SourceAdapter } from './adapter.js';
 import type { UpstreamView } from './field-map.js';
 import { eventsFor } from './reconcile.js';

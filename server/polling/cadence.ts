@@ -12,7 +12,7 @@
  * 3. nothing known: a step that has run for t is assumed to run about t more (interval t/4).
  * Past the expected end, the interval restarts at `min` and grows with the overdue time.
  */
-import type { Job } from '../protocol.js';
+import type { Job } from '../../protocol/index.js';
 
 export interface CadenceLimits {
   minIntervalMs: number;

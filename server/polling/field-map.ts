@@ -16,7 +16,7 @@ import {
   type StepsMap,
   type StepSpec,
   type StepStatus,
-} from '../protocol.js';
+} from '../../protocol/index.js';
 
 /** A present but unusable value in the upstream's response. */
 export class UpstreamBadResponse extends Error {

@@ -13,13 +13,13 @@
  * A retry by a user POSTs the source's `retryUrl` (when the failure was the upstream's own),
  * then polling resumes at once.
  */
-import { isTerminal, type Job, type JobError, type JobEvent, type JobSource, type StepSpec } from '../protocol.js';
+import { isTerminal, type Job, type JobError, type JobEvent, type JobSource, type StepSpec } from '../../protocol/index.js';
 import type { PollFailure, PolledSource, SourceAdapter } from './adapter.js';
 import { backoffDelay, nextPollDelay, type CadenceLimits } from './cadence.js';
 import { systemClock, type Clock } from './clock.js';
 import { HttpAdapter } from './http-adapter.js';
 import { PollScheduler } from './scheduler.js';
-import type { JobService } from '../job-service.js';
+import type { JobService } from '../core/job-service.js';
 
 /** Errors this module puts on jobs; a job failed with one of them is still polled and recovers by itself. */
 export const POLLING_ERRORS = ['upstream_unreachable', 'upstream_bad_response'] as const;

@@ -12,7 +12,7 @@
  *   ends the job.
  * - Nothing moves backwards: a completed step stays completed, a failed job waits for a retry.
  */
-import { isTerminal, type Job, type JobEvent, type StepStatus } from '../protocol.js';
+import { isTerminal, type Job, type JobEvent, type StepStatus } from '../../protocol/index.js';
 import type { UpstreamView } from './field-map.js';
 
 /** Job error code used when the upstream itself reports a failure. */

@@ -24,7 +24,7 @@
  * if no node prunes; `pruneFinished` deletes them on time and tells the service which ids went.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { JOB_STATUSES, isTerminal, type Job, type JobStatus } from '../protocol.js';
+import { JOB_STATUSES, isTerminal, type Job, type JobStatus } from '../../protocol/index.js';
 import { SeqConflictError, StoreOpenError, type EventIdEntry, type JobRecord, type Store } from './store.js';
 
 export interface RedisStoreOptions {

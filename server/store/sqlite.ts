@@ -12,7 +12,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { JOB_STATUSES, type JobStatus } from '../protocol.js';
+import { JOB_STATUSES, type JobStatus } from '../../protocol/index.js';
 import { SeqConflictError, StoreOpenError, type EventIdEntry, type JobRecord, type Store } from './store.js';
 
 export interface SqliteStoreOptions {

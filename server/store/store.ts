@@ -3,8 +3,8 @@
  * The job service is the only writer and serializes changes per job; a store only has to make
  * each `save` atomic and durable before its promise resolves (a 202 is sent after it).
  */
-import type { HistoryStore } from '../estimator.js';
-import type { Job, JobSource, JobStatus } from '../protocol.js';
+import type { HistoryStore } from '../core/estimator.js';
+import type { Job, JobSource, JobStatus } from '../../protocol/index.js';
 
 /** A job plus the parts that never go on the wire (webhook URL, polling source with its secrets). */
 export interface JobRecord {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
-import type { Job, JobEvent } from '../../server/protocol.js';
+import type { Job, JobEvent } from '../../protocol/index.js';
 import {
   CHROMIUM_ARGS,
   CHROMIUM_PATH,

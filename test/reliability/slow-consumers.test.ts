@@ -7,7 +7,7 @@
 // again each converges on the latest state (the final status included) of every job it follows.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Job } from '../../server/protocol.js';
+import type { Job } from '../../protocol/index.js';
 import { api, connectWs, eventually, metric, startServerProcess, within, type ServerProcess, type WsClient } from './support.js';
 
 const JOBS = ['slow-a', 'slow-b', 'slow-c'];

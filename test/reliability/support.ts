@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import type { Job, ServerMessage } from '../../server/protocol.js';
+import type { Job, ServerMessage } from '../../protocol/index.js';
 import { ROOT } from '../server/helpers.js';
 
 export * from '../server/helpers.js';

@@ -3,7 +3,7 @@
 // state (the final status included), while a healthy subscriber of the same job sees everything.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Job } from '../../server/protocol.js';
+import type { Job } from '../../protocol/index.js';
 import { api, connectWs, createJob, metric, startServerProcess, waitFor, type ServerProcess } from './helpers.js';
 
 const UPDATES = 4000;

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, describe, test } from 'node:test';
-import type { Job, JobEvent } from '../../server/protocol.js';
+import type { Job, JobEvent } from '../../protocol/index.js';
 import { FakeUpstream, MAPS } from '../fixtures/fake-upstream.js';
 import { startRedis, type RedisServer } from '../fixtures/redis-server.js';
 import { api, connectWs, createJob, metric, startServerProcess, waitFor, type ServerProcess, type WsClient } from './helpers.js';

@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EtaEngine } from '../../server/eta/eta-engine.js';
-import type { HistoryStore } from '../../server/estimator.js';
-import type { Job } from '../../server/protocol.js';
+import type { HistoryStore } from '../../server/core/estimator.js';
+import type { Job } from '../../protocol/index.js';
 import { change, finish, newJob, runJob, seeded } from './eta-helpers.js';
 
 const remainingOfQueued = (engine: EtaEngine, kind: string, steps: Array<{ id: string; complexity?: number }>, now: number, complexity?: number): number => {

@@ -1,5 +1,5 @@
 // Drives the ETA engine the way the job service does, on a virtual clock (no timers, no I/O).
-import type { Job, Step } from '../../server/protocol.js';
+import type { Job, Step } from '../../protocol/index.js';
 import type { EtaEngine } from '../../server/eta/eta-engine.js';
 
 export interface StepPlan {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
-import type { Job, ServerMessage } from '../../server/protocol.js';
+import type { Job, ServerMessage } from '../../protocol/index.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'progress-tracker.js');

@@ -1,8 +1,8 @@
 // The pure job state machine (server/jobs.ts): no server, no clock, just rules.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { applyEvent, applyRetry, createJob, weightedProgress } from '../../server/jobs.js';
-import type { Job, JobEvent } from '../../server/protocol.js';
+import { applyEvent, applyRetry, createJob, weightedProgress } from '../../server/core/job-machine.js';
+import type { Job, JobEvent } from '../../protocol/index.js';
 
 const job0 = () => createJob({ id: 'j', kind: 'k', steps: [{ id: 'a', complexity: 1 }, { id: 'b', complexity: 3 }, { id: 'c' }] }, 1000);
 

@@ -3,7 +3,7 @@
 // eventIds make retries idempotent; bad events get precise codes; polling gets ETags.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Job } from '../../server/protocol.js';
+import type { Job } from '../../protocol/index.js';
 import { api, connectWs, createJob, startServerProcess, type ServerProcess } from './helpers.js';
 
 describe('job lifecycle', () => {

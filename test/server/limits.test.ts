@@ -2,7 +2,7 @@
 // bare 1006), 100 subscriptions per socket, messages per second, JSON text only.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { LIMITS } from '../../server/protocol.js';
+import { LIMITS } from '../../protocol/index.js';
 import { connectWs, createJob, startServerProcess, type ServerProcess } from './helpers.js';
 
 describe('WebSocket limits', () => {

@@ -5,8 +5,8 @@
 // The store is the real SQLite store; only its `save` is made to fail once, like a full disk.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { JobService } from '../../server/job-service.js';
-import { createLogger } from '../../server/log.js';
+import { JobService } from '../../server/core/job-service.js';
+import { createLogger } from '../../server/app/log.js';
 import { SqliteStore } from '../../server/store/sqlite.js';
 import type { Store } from '../../server/store/store.js';
 

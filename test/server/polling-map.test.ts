@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { applyEvent, createJob } from '../../server/jobs.js';
+import { applyEvent, createJob } from '../../server/core/job-machine.js';
 import { VirtualClock } from '../../server/polling/clock.js';
 import { backoffDelay, nextPollDelay, parseRetryAfter } from '../../server/polling/cadence.js';
 import { UpstreamBadResponse, mapResponse, readPath, validateSourceMap } from '../../server/polling/field-map.js';
 import { eventsFor } from '../../server/polling/reconcile.js';
 import { PollScheduler } from '../../server/polling/scheduler.js';
 import { TimerHeap } from '../../server/polling/timer-heap.js';
-import type { Job, JobEvent, StepSpec } from '../../server/protocol.js';
+import type { Job, JobEvent, StepSpec } from '../../protocol/index.js';
 import { MAPS } from '../fixtures/fake-upstream.js';
 
 const STEPS: StepSpec[] = [{ id: 'init' }, { id: 'analysis' }, { id: 'render', complexity: 2 }];

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
-import { startServer, type RunningServer } from '../../server/app.js';
-import { createLogger } from '../../server/log.js';
-import type { HttpJobSource, Job, ServerMessage } from '../../server/protocol.js';
+import { startServer, type RunningServer } from '../../server/app/start-server.js';
+import { createLogger } from '../../server/app/log.js';
+import type { HttpJobSource, Job, ServerMessage } from '../../protocol/index.js';
 import { FakeUpstream, MAPS, type UpstreamShape } from '../fixtures/fake-upstream.js';
 
 const secret = randomBytes(32).toString('base64url');

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import net from 'node:net';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
-import type { ServerMessage } from '../../server/protocol.js';
+import type { ServerMessage } from '../../protocol/index.js';
 import { startDemoJob, DEMO_STAGES, DEMO_FAILING_STAGE } from '../../demo/pipeline.js';
 import {
   createProducer,
@@ -20,7 +20,7 @@ import {
   type ProducerOptions,
   type RetryControl,
   type RetryAttempt,
-} from '../../server/producer.js';
+} from '../../producer/index.js';
 import { startServerProcess, type ServerProcess } from './helpers.js';
 
 let server: ServerProcess;

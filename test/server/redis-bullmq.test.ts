@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { Queue, Worker, type Job as BullJob } from 'bullmq';
-import { startServer, type RunningServer } from '../../server/app.js';
-import { createLogger } from '../../server/log.js';
+import { startServer, type RunningServer } from '../../server/app/start-server.js';
+import { createLogger } from '../../server/app/log.js';
 import { BullmqAdapter, viewOfBullmq } from '../../server/polling/bullmq-adapter.js';
 import { HttpAdapter } from '../../server/polling/http-adapter.js';
-import type { Job } from '../../server/protocol.js';
+import type { Job } from '../../protocol/index.js';
 import { startRedis, type RedisServer } from '../fixtures/redis-server.js';
 import { api, connectWs, mintTestToken, waitFor } from './helpers.js';
 

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { createJob } from '../../server/jobs.js';
-import type { Job } from '../../server/protocol.js';
+import { createJob } from '../../server/core/job-machine.js';
+import type { Job } from '../../protocol/index.js';
 import { RedisStore, type ChangeMessage } from '../../server/store/redis.js';
 import { SeqConflictError, StoreOpenError, type JobRecord } from '../../server/store/store.js';
 import { freePort, startRedis, type RedisServer } from '../fixtures/redis-server.js';

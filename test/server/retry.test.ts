@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { Job } from '../../server/protocol.js';
+import type { Job } from '../../protocol/index.js';
 import { api, connectWs, createJob, startServerProcess, waitFor, type ServerProcess } from './helpers.js';
 
 describe('retry flow', () => {

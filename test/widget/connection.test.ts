@@ -3,7 +3,7 @@
 // and `seq` never going backwards through all of it.
 import { expect, fixture, fixtureCleanup, html } from '@open-wc/testing';
 import '../../widget/define.js';
-import type { Job } from '../../server/protocol.js';
+import type { Job } from '../../protocol/index.js';
 import { ProgressClient, type ConnectionState } from '../../widget/progress-client.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
 import { FAST, STEPS, chaosProxy, createJob, getJob, part, send, sleep, token, visibleText, waitFor, type ChaosProxy } from './helpers.js';

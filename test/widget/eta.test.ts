@@ -2,7 +2,7 @@
 // that does not jitter — with a controllable clock (the element's `clock` property).
 import { expect, fixture, html } from '@open-wc/testing';
 import '../../widget/define.js';
-import type { Eta, Job } from '../../server/protocol.js';
+import type { Eta, Job } from '../../protocol/index.js';
 import { FinishTimeSmoother } from '../../widget/estimate.js';
 import { defaultMessages, formatRemaining } from '../../widget/format.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';

@@ -1,7 +1,7 @@
 // DOM events (bubbling, composed, typed details) and the cancelable retry, against the real server.
 import { expect, fixture, html } from '@open-wc/testing';
 import '../../widget/define.js';
-import type { Job } from '../../server/protocol.js';
+import type { Job } from '../../protocol/index.js';
 import type { ProgressRetryDetail } from '../../widget/events.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
 import { STEPS, createJob, getJob, part, recordEvents, send, serverUrl, sleep, token, waitFor, wsUrl } from './helpers.js';

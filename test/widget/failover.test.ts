@@ -3,7 +3,7 @@
 // real server: taking one proxy fully down is, to the browser, a node going away.
 import { expect, fixture, fixtureCleanup, html } from '@open-wc/testing';
 import '../../widget/define.js';
-import type { Job } from '../../server/protocol.js';
+import type { Job } from '../../protocol/index.js';
 import { parseEndpoints } from '../../widget/endpoints.js';
 import { ProgressClient, type ConnectionState } from '../../widget/progress-client.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';

@@ -1,7 +1,7 @@
 // Shared helpers for the widget's browser tests: talk to the real server (through the test
 // runner's server commands) and wait for user-visible conditions.
 import { executeServerCommand } from '@web/test-runner-commands';
-import type { Job, JobEvent } from '../../server/protocol.js';
+import type { Job, JobEvent } from '../../protocol/index.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
 
 export interface StepInput {

@@ -6,7 +6,7 @@
  * whose buffer exceeds maxBackpressure).
  */
 import uWS from 'uWebSockets.js';
-import type { CreateJobRequest, Job, JobEvent } from '../../../server/protocol.js';
+import type { CreateJobRequest, Job, JobEvent } from '../../../protocol/index.js';
 import { applyEvent, createJob } from '../job-model.js';
 import { readBody } from './http-body.js';
 

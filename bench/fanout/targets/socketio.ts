@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Server } from 'socket.io';
-import type { CreateJobRequest, Job, JobEvent } from '../../../server/protocol.js';
+import type { CreateJobRequest, Job, JobEvent } from '../../../protocol/index.js';
 import { applyEvent, createJob } from '../job-model.js';
 
 const jobs = new Map<string, Job>();

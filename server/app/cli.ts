@@ -6,11 +6,11 @@
  *
  * `main` returns the exit code; it never calls process.exit itself so embedding stays possible.
  */
-import { startServer } from './app.js';
+import { startServer } from './start-server.js';
 import { CONFIG_ENTRIES, ConfigError, loadConfig } from './config.js';
 import { EngineError } from './engine.js';
 import { createLogger } from './log.js';
-import { StoreOpenError } from './store/store.js';
+import { StoreOpenError } from '../store/store.js';
 
 const USAGE = `Usage: progress-tracker <command> [options]
 
@@ -104,7 +104,7 @@ interface EtaReplayModule {
 
 async function etaReplay(): Promise<number> {
   // Built by the ETA engine (server/eta/replay.ts); loaded lazily so `serve` never depends on it.
-  const specifier = './eta/replay.js';
+  const specifier = '../eta/replay.js';
   let mod: EtaReplayModule;
   try {
     mod = (await import(specifier)) as EtaReplayModule;

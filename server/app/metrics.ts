@@ -3,7 +3,7 @@
  * (no label maps, no allocation); gauges are read when scraped.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { JobStatus } from './protocol.js';
+import type { JobStatus } from '../../protocol/index.js';
 
 const LOOP_RESOLUTION_MS = 20;
 

@@ -24,14 +24,12 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { canRead, canRetry, canWrite, type Principal, type Verifier } from './auth.js';
-import type { ServerConfig } from './config.js';
-import { ApiError } from './errors.js';
-import { errorReply, rawQuery, remoteAddress, writeReply } from './http.js';
-import type { JobService, JobView } from './job-service.js';
-import { JOB_ID_PATTERN } from './jobs.js';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
-import { CloseCode, type ErrorCode, type ServerMessage } from './protocol.js';
+import type { ServerConfig } from '../app/config.js';
+import { ApiError, CloseCode, JOB_ID_PATTERN, type ErrorCode, type ServerMessage } from '../../protocol/index.js';
+import { errorReply, rawQuery, remoteAddress, writeReply } from './http-api.js';
+import type { JobService, JobView } from '../core/job-service.js';
+import type { Logger } from '../app/log.js';
+import type { Metrics } from '../app/metrics.js';
 
 /** uWS cuts frames above this with 1006; we enforce the documented, lower limit ourselves. */
 const TRANSPORT_MAX_PAYLOAD = 1024 * 1024;

@@ -18,9 +18,8 @@ import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TemplatedApp } from 'uWebSockets.js';
 import { mintToken } from './auth.js';
-import { ApiError, badRequest, notFound } from './errors.js';
-import { parseJson, route, type HttpContext } from './http.js';
-import { JOB_ID_PATTERN } from './jobs.js';
+import { ApiError, badRequest, JOB_ID_PATTERN, notFound } from '../../protocol/index.js';
+import { parseJson, route, type HttpContext } from './http-api.js';
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

@@ -12,13 +12,11 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { canRead, canRetry, canWrite, coversJob, creationPrefix, type Principal, type Verifier } from './auth.js';
-import type { ServerConfig } from './config.js';
-import { ApiError, badRequest, forbidden, notFound, unauthorized } from './errors.js';
-import type { JobService } from './job-service.js';
-import { JOB_ID_PATTERN, parseCreateJobRequest, parseJobEvent } from './jobs.js';
-import { redactUrl, type Logger } from './log.js';
-import type { Metrics } from './metrics.js';
-import { LIMITS, type JobEvent } from './protocol.js';
+import type { ServerConfig } from '../app/config.js';
+import { ApiError, badRequest, forbidden, JOB_ID_PATTERN, LIMITS, notFound, parseCreateJobRequest, parseJobEvent, unauthorized, type JobEvent } from '../../protocol/index.js';
+import type { JobService } from '../core/job-service.js';
+import { redactUrl, type Logger } from '../app/log.js';
+import type { Metrics } from '../app/metrics.js';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',

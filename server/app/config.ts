@@ -5,7 +5,7 @@
  * fails at start with one clear message instead of at the first request.
  * The table in docs/configuration.md documents each entry.
  */
-import { LIMITS } from './protocol.js';
+import { LIMITS } from '../../protocol/index.js';
 
 export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA';
 const HMAC_ALGORITHMS: readonly JwtAlgorithm[] = ['HS256', 'HS384', 'HS512'];

@@ -1,4 +1,4 @@
-import type { ErrorBody } from '../protocol.js';
+import type { ErrorBody } from '../protocol/index.js';
 import { backoffDelay, parseRetryAfter, sleep, type RetryPolicy } from './backoff.js';
 import { ProducerError } from './errors.js';
 

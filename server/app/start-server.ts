@@ -6,25 +6,25 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { us_listen_socket } from 'uWebSockets.js';
-import { createVerifier } from './auth.js';
+import { createVerifier } from '../transport/auth.js';
 import { resolveConfig, type ServerConfig, type ServerOptions } from './config.js';
-import { registerDemo } from './demo.js';
+import { registerDemo } from '../transport/demo.js';
 import { EngineError, loadEngine, type Engine } from './engine.js';
-import type { Estimator } from './estimator.js';
-import { EtaEngine } from './eta/eta-engine.js';
-import { registerApi, registerNotFound, type HttpContext } from './http.js';
-import { JobService } from './job-service.js';
+import type { Estimator } from '../core/estimator.js';
+import { EtaEngine } from '../eta/eta-engine.js';
+import { registerApi, registerNotFound, type HttpContext } from '../transport/http-api.js';
+import { JobService } from '../core/job-service.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics, PrometheusText } from './metrics.js';
-import { attachPolling, type PollManager, type PollManagerOptions } from './polling/poll-manager.js';
-import { ClusterNode } from './cluster/node.js';
-import { BullmqAdapter, bullmqConnectionFromUrl } from './polling/bullmq-adapter.js';
-import { HttpAdapter } from './polling/http-adapter.js';
-import { attachClusterPolling, type ClusterPolling } from './cluster/polling.js';
-import { RedisStore } from './store/redis.js';
-import { SqliteStore } from './store/sqlite.js';
-import type { Store } from './store/store.js';
-import { WsHub } from './ws-hub.js';
+import { attachPolling, type PollManager, type PollManagerOptions } from '../polling/poll-manager.js';
+import { ClusterNode } from '../cluster/node.js';
+import { BullmqAdapter, bullmqConnectionFromUrl } from '../polling/bullmq-adapter.js';
+import { HttpAdapter } from '../polling/http-adapter.js';
+import { attachClusterPolling, type ClusterPolling } from '../cluster/polling.js';
+import { RedisStore } from '../store/redis.js';
+import { SqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/store.js';
+import { WsHub } from '../transport/ws-hub.js';
 
 async function loadEtaEngine(store: Store, log: Logger): Promise<Estimator> {
   const engine = new EtaEngine({ history: store, onError: (err) => log.warn({ err }, 'ETA engine error') });

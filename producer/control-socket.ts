@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { CloseCode, LIMITS, type Job, type JobStatus, type ServerMessage } from '../protocol.js';
+import { CloseCode, LIMITS, type Job, type JobStatus, type ServerMessage } from '../protocol/index.js';
 import { backoffDelay } from './backoff.js';
 import { ProducerError } from './errors.js';
 

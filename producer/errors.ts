@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../protocol.js';
+import type { ErrorCode } from '../protocol/index.js';
 
 /** Codes the SDK itself uses when the server gave no usable answer. */
 export type ClientErrorCode =

@@ -7,12 +7,12 @@
  * const producer = createProducer({ url: 'http://localhost:8080', token });
  * const job = await producer.createJob({ kind: 'export', steps: [{ id: 'collect' }, { id: 'upload' }] });
  */
-export { createProducer, Producer, type ProducerOptions, type Unsubscribe } from './producer/client.js';
-export { JobHandle, type Failure } from './producer/job-handle.js';
-export { ProducerError, isProducerError, type ClientErrorCode } from './producer/errors.js';
-export type { RetryControl, RetryHandler, ConnectionState } from './producer/control-socket.js';
-export type { RetryPolicy } from './producer/backoff.js';
-export type { RetryAttempt } from './producer/http.js';
+export { createProducer, Producer, type ProducerOptions, type Unsubscribe } from './client.js';
+export { JobHandle, type Failure } from './job-handle.js';
+export { ProducerError, isProducerError, type ClientErrorCode } from './errors.js';
+export type { RetryControl, RetryHandler, ConnectionState } from './control-socket.js';
+export type { RetryPolicy } from './backoff.js';
+export type { RetryAttempt } from './http.js';
 export type {
   CreateJobRequest,
   EventsAccepted,
@@ -22,4 +22,4 @@ export type {
   StepSpec,
   JobStatus,
   ErrorCode,
-} from './protocol.js';
+} from '../protocol/index.js';

@@ -11,9 +11,8 @@
  *   an unknown `kid` at most every 30 s).
  */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { JwtAlgorithm } from './config.js';
-import { ApiError } from './errors.js';
-import { LIMITS, type Scope } from './protocol.js';
+import type { JwtAlgorithm } from '../app/config.js';
+import { ApiError, LIMITS, type Scope } from '../../protocol/index.js';
 
 /**
  * What authorization needs from a verified token. One frozen object per token, shared by every

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { EventsAccepted, Job, JobEvent, JobStatus } from '../protocol.js';
+import type { EventsAccepted, Job, JobEvent, JobStatus } from '../protocol/index.js';
 import type { Producer, Unsubscribe } from './client.js';
 import type { RetryControl, RetryHandler } from './control-socket.js';
 import { ProducerError } from './errors.js';

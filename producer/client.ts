@@ -6,7 +6,7 @@ import {
   type Job,
   type JobEvent,
   type JobStatus,
-} from '../protocol.js';
+} from '../protocol/index.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './backoff.js';
 import { ControlSocket, type ConnectionState, type RetryControl, type RetryHandler } from './control-socket.js';
 import { ProducerError } from './errors.js';

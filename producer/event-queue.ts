@@ -1,4 +1,4 @@
-import type { EventsAccepted, JobEvent } from '../protocol.js';
+import type { EventsAccepted, JobEvent } from '../protocol/index.js';
 import { ProducerError } from './errors.js';
 
 /** A refusal of the events themselves (400 bad event, 409 wrong state, 413 too big), not of the job or token. */

@@ -11,10 +11,8 @@
  * - `job_end` sets the final status; after it only a retry (of a failed job) changes anything;
  * - a retry resets the failed step and the later unfinished steps to pending and queues the job.
  */
-import { ApiError, badRequest } from './errors.js';
 import {
-  EVENT_TYPES,
-  LIMITS,
+  ApiError,
   isTerminal,
   type CreateJobRequest,
   type Job,
@@ -22,7 +20,7 @@ import {
   type JobEvent,
   type JobStatus,
   type Step,
-} from './protocol.js';
+} from '../../protocol/index.js';
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ApiError };
 
@@ -31,154 +29,6 @@ const fail = <T>(status: number, code: ApiError['code'], message: string): Outco
   ok: false,
   error: new ApiError(status, code, message),
 });
-
-/** Job ids travel in URLs and topic names: a conservative alphabet avoids every escaping issue. */
-export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-export const STEP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
-
-const MAX_META_BYTES = 8 * 1024;
-const MAX_RESULT_BYTES = 64 * 1024;
-const MAX_MESSAGE_CHARS = 1000;
-const MAX_EVENT_ID_CHARS = 128;
-
-// ---------------------------------------------------------------------------------------------
-// Validation of untrusted input (shape only; state rules come below)
-// ---------------------------------------------------------------------------------------------
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-
-const jsonBytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
-
-function optionalString(obj: Record<string, unknown>, key: string, max: number, where: string): string | undefined {
-  const v = obj[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw badRequest(`${where}.${key} must be a string`);
-  if (v.length > max) throw badRequest(`${where}.${key} is longer than ${max} characters`);
-  return v;
-}
-
-function complexityOf(v: unknown, where: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 1e6) {
-    throw badRequest(`${where} must be a number > 0 and <= 1e6`);
-  }
-  return v;
-}
-
-/** Checks a `POST /v1/jobs` body; throws ApiError 400 with the first problem found. */
-export function parseCreateJobRequest(body: unknown): CreateJobRequest {
-  if (!isObject(body)) throw badRequest('body must be a JSON object');
-  const req: CreateJobRequest = { kind: '', steps: [] };
-  if (body.id !== undefined) {
-    if (typeof body.id !== 'string' || !JOB_ID_PATTERN.test(body.id)) {
-      throw badRequest('id must match ' + JOB_ID_PATTERN.source);
-    }
-    req.id = body.id;
-  }
-  if (typeof body.kind !== 'string' || body.kind.length === 0 || body.kind.length > 64) {
-    throw badRequest('kind must be a non-empty string of at most 64 characters');
-  }
-  req.kind = body.kind;
-  if (!Array.isArray(body.steps) || body.steps.length === 0) {
-    throw badRequest('steps must be a non-empty array');
-  }
-  if (body.steps.length > LIMITS.maxSteps) throw badRequest(`at most ${LIMITS.maxSteps} steps`);
-  const seen = new Set<string>();
-  for (const [i, raw] of body.steps.entries()) {
-    const where = `steps[${i}]`;
-    if (!isObject(raw)) throw badRequest(`${where} must be an object`);
-    if (typeof raw.id !== 'string' || !STEP_ID_PATTERN.test(raw.id)) {
-      throw badRequest(`${where}.id must match ${STEP_ID_PATTERN.source}`);
-    }
-    if (seen.has(raw.id)) throw badRequest(`${where}.id "${raw.id}" is repeated`);
-    seen.add(raw.id);
-    const label = optionalString(raw, 'label', 200, where);
-    const complexity = complexityOf(raw.complexity, `${where}.complexity`);
-    req.steps.push({ id: raw.id, ...(label !== undefined && { label }), ...(complexity !== undefined && { complexity }) });
-  }
-  const complexity = complexityOf(body.complexity, 'complexity');
-  if (complexity !== undefined) req.complexity = complexity;
-  if (body.meta !== undefined) {
-    if (!isObject(body.meta)) throw badRequest('meta must be an object');
-    if (jsonBytes(body.meta) > MAX_META_BYTES) throw badRequest(`meta is larger than ${MAX_META_BYTES} bytes`);
-    req.meta = body.meta;
-  }
-  if (body.webhook !== undefined) {
-    if (typeof body.webhook !== 'string' || body.webhook.length > 2048) throw badRequest('webhook must be a URL string');
-    let url: URL;
-    try {
-      url = new URL(body.webhook);
-    } catch {
-      throw badRequest('webhook must be an absolute http(s) URL');
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badRequest('webhook must be an http(s) URL');
-    req.webhook = body.webhook;
-  }
-  if (body.source !== undefined) {
-    if (!isObject(body.source) || typeof body.source.type !== 'string') {
-      throw badRequest('source must be an object with a string "type"');
-    }
-    if (jsonBytes(body.source) > 16 * 1024) throw badRequest('source is larger than 16384 bytes');
-    req.source = body.source as CreateJobRequest['source'];
-  }
-  return req;
-}
-
-/** Checks one event's shape; throws ApiError 400 (`bad_request` / `progress_out_of_range`). */
-export function parseJobEvent(raw: unknown, where = 'event'): JobEvent {
-  if (!isObject(raw)) throw badRequest(`${where} must be an object`);
-  if (typeof raw.type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(raw.type)) {
-    throw badRequest(`${where}.type must be one of ${EVENT_TYPES.join(', ')}`);
-  }
-  const event: JobEvent = { type: raw.type as JobEvent['type'] };
-  if (raw.step !== undefined) {
-    if (typeof raw.step !== 'string' || raw.step.length === 0 || raw.step.length > 64) {
-      throw badRequest(`${where}.step must be a step id`);
-    }
-    event.step = raw.step;
-  }
-  if (raw.progress !== undefined) {
-    if (typeof raw.progress !== 'number' || !Number.isFinite(raw.progress) || raw.progress < 0 || raw.progress > 1) {
-      throw new ApiError(400, 'progress_out_of_range', `${where}.progress must be a number in 0..1`);
-    }
-    event.progress = raw.progress;
-  }
-  const message = optionalString(raw, 'message', MAX_MESSAGE_CHARS, where);
-  if (message !== undefined) event.message = message;
-  if (raw.error !== undefined) {
-    const e = raw.error;
-    if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string') {
-      throw badRequest(`${where}.error must be {"code","message","retryable"?}`);
-    }
-    if (e.code.length > 64 || e.message.length > 2000) throw badRequest(`${where}.error is too long`);
-    if (e.retryable !== undefined && typeof e.retryable !== 'boolean') {
-      throw badRequest(`${where}.error.retryable must be a boolean`);
-    }
-    event.error = { code: e.code, message: e.message, ...(e.retryable !== undefined && { retryable: e.retryable }) };
-  }
-  if (raw.status !== undefined) {
-    if (raw.status !== 'completed' && raw.status !== 'failed' && raw.status !== 'canceled') {
-      throw badRequest(`${where}.status must be completed, failed or canceled`);
-    }
-    event.status = raw.status;
-  }
-  if (raw.result !== undefined) {
-    if (jsonBytes(raw.result) > MAX_RESULT_BYTES) throw badRequest(`${where}.result is larger than ${MAX_RESULT_BYTES} bytes`);
-    event.result = raw.result;
-  }
-  if (raw.eventId !== undefined) {
-    if (typeof raw.eventId !== 'string' || raw.eventId.length === 0 || raw.eventId.length > MAX_EVENT_ID_CHARS) {
-      throw badRequest(`${where}.eventId must be a non-empty string of at most ${MAX_EVENT_ID_CHARS} characters`);
-    }
-    event.eventId = raw.eventId;
-  }
-  return event;
-}
-
-// ---------------------------------------------------------------------------------------------
-// State machine
-// ---------------------------------------------------------------------------------------------
 
 /** A new queued job. `req.id` must be set by the caller (the service generates missing ids). */
 export function createJob(req: CreateJobRequest & { id: string }, now: number): Job {

@@ -4,8 +4,8 @@
  * exponential backoff and a per-attempt timeout; delivery runs in the background and never
  * blocks or fails the retry request itself. Any 2xx is success; 4xx other than 408/429 is final.
  */
-import type { Logger } from './log.js';
-import type { RetryWebhook } from './protocol.js';
+import type { Logger } from '../app/log.js';
+import type { RetryWebhook } from '../../protocol/index.js';
 
 export interface WebhookOptions {
   timeoutMs?: number;

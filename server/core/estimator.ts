@@ -4,7 +4,7 @@
  * with each accepted change so the engine can learn from finished steps. Implementations do no
  * I/O except through the HistoryStore they are given.
  */
-import type { Eta, Job } from './protocol.js';
+import type { Eta, Job } from '../../protocol/index.js';
 
 export interface Estimate {
   /** Overall progress 0..1 (weights steps by expected duration once there is history). */

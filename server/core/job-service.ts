@@ -14,12 +14,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { ApiError, notFound } from './errors.js';
+import { ApiError, isTerminal, JOB_ID_PATTERN, LIMITS, notFound, type CreateJobRequest, type Eta, type Job, type JobEvent, type JobStatus } from '../../protocol/index.js';
 import type { Estimate, Estimator } from './estimator.js';
-import { applyEvent, applyRetry, createJob, JOB_ID_PATTERN, weightedProgress } from './jobs.js';
-import type { Logger } from './log.js';
-import { isTerminal, LIMITS, type CreateJobRequest, type Eta, type Job, type JobEvent, type JobStatus } from './protocol.js';
-import { SeqConflictError, type EventIdEntry, type JobRecord, type Store } from './store/store.js';
+import { applyEvent, applyRetry, createJob, weightedProgress } from './job-machine.js';
+import type { Logger } from '../app/log.js';
+import { SeqConflictError, type EventIdEntry, type JobRecord, type Store } from '../store/store.js';
 import { deliverWebhook, type WebhookOptions } from './webhook.js';
 
 /** An immutable published state of a job: the object, its JSON (serialized once) and its ETag. */

@@ -1,0 +1,66 @@
+/**
+ * Bodies of the producer HTTP API (`POST /v1/jobs`, `POST /v1/jobs/{id}/events`, retry) and of
+ * the retry webhook. Validated at runtime by validate.ts; documented in docs/protocol.md.
+ */
+import type { ErrorCode } from './errors.js';
+import type { JobSource } from './source.js';
+
+export interface StepSpec {
+  id: string;
+  label?: string;
+  complexity?: number;
+}
+
+/** Body of `POST /v1/jobs`. */
+export interface CreateJobRequest {
+  id?: string;
+  kind: string;
+  steps: StepSpec[];
+  complexity?: number;
+  meta?: Record<string, unknown>;
+  /** URL the server POSTs `{type:"retry",jobId,step}` to when someone retries the job. */
+  webhook?: string;
+  /** Follow an external job-status service instead of being pushed to (polling adapters). */
+  source?: JobSource;
+}
+
+export const EVENT_TYPES = ['step_start', 'progress', 'step_end', 'step_failed', 'job_end'] as const;
+export type JobEventType = (typeof EVENT_TYPES)[number];
+
+/** One producer event: body (or array element) of `POST /v1/jobs/{id}/events`. */
+export interface JobEvent {
+  type: JobEventType;
+  step?: string;
+  /** 0..1, for `progress` (and optionally `step_start`). */
+  progress?: number;
+  message?: string;
+  error?: { code: string; message: string; retryable?: boolean };
+  /** For `job_end`. */
+  status?: 'completed' | 'failed' | 'canceled';
+  result?: unknown;
+  /** Idempotency key: a repeated eventId changes nothing and answers the seq of its first acceptance. */
+  eventId?: string;
+}
+
+/** 202 answer to `POST /v1/jobs/{id}/events`. */
+export interface EventsAccepted {
+  seq: number;
+}
+
+/** Body of `POST /v1/jobs/{id}/retry`. */
+export interface RetryRequest {
+  step?: string;
+}
+
+/** Every HTTP error body. */
+export interface ErrorBody {
+  error: { code: ErrorCode | string; message: string };
+}
+
+/** POSTed to a job's webhook on retry. */
+export interface RetryWebhook {
+  type: 'retry';
+  jobId: string;
+  step: string;
+  seq: number;
+}

@@ -1,0 +1,34 @@
+/**
+ * The WebSocket protocol (`/v1/ws`, JSON text frames): what clients send, what the server sends,
+ * and the close codes it uses. Client messages are validated by `parseClientMessage`
+ * (validate.ts).
+ */
+import type { ErrorCode } from './errors.js';
+import type { Job } from './job.js';
+
+export type ClientMessage =
+  | { type: 'subscribe'; jobId: string; since?: number }
+  | { type: 'unsubscribe'; jobId: string }
+  | { type: 'retry'; jobId: string; step?: string }
+  | { type: 'ping' };
+
+export type ServerMessage =
+  | { type: 'snapshot'; job: Job }
+  | { type: 'update'; job: Job }
+  | { type: 'control'; action: 'retry'; jobId: string; step: string }
+  | { type: 'error'; code: ErrorCode | string; message: string; jobId?: string }
+  | { type: 'pong' };
+
+/** WebSocket close codes the server uses. */
+export const CloseCode = {
+  /** Server shutting down: reconnect to another node or later. */
+  GoingAway: 1001,
+  /** A frame that is not UTF-8 JSON text. */
+  UnsupportedData: 1003,
+  /** Frame larger than LIMITS.maxMessageBytes. */
+  MessageTooBig: 1009,
+  /** Token expired on a live connection: reconnect with a fresh one. */
+  TokenExpired: 4001,
+  /** Message flood beyond the rate limit. */
+  RateLimited: 4008,
+} as const;

@@ -1,0 +1,198 @@
+/**
+ * Runtime validation of every inbound body and message, shared by the server (which refuses with
+ * these errors), the SDKs and tests. Each parser takes untrusted JSON (already parsed) and returns
+ * a typed value or throws ApiError 400 naming the first problem, with the field's path. Shape
+ * only: whether a change is allowed in the job's current state is the server's state machine.
+ * Browser-safe: no Node imports.
+ */
+import { ApiError, badRequest } from './errors.js';
+import { EVENT_TYPES, type CreateJobRequest, type JobEvent, type RetryRequest } from './http-api.js';
+import { FIELD_LIMITS, JOB_ID_PATTERN, LIMITS, STEP_ID_PATTERN } from './limits.js';
+import type { ClientMessage } from './messages.js';
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const utf8 = new TextEncoder();
+/** UTF-8 size of a value's JSON (TextEncoder, not Buffer: this module runs in browsers too). */
+const jsonBytes = (v: unknown): number => utf8.encode(JSON.stringify(v) ?? '').length;
+
+function optionalString(obj: Record<string, unknown>, key: string, max: number, where: string): string | undefined {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw badRequest(`${where}.${key} must be a string`);
+  if (v.length > max) throw badRequest(`${where}.${key} is longer than ${max} characters`);
+  return v;
+}
+
+function complexityOf(v: unknown, where: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > FIELD_LIMITS.maxComplexity) {
+    throw badRequest(`${where} must be a number > 0 and <= 1e6`);
+  }
+  return v;
+}
+
+/** Checks a `POST /v1/jobs` body; throws ApiError 400 with the first problem found. */
+export function parseCreateJobRequest(body: unknown): CreateJobRequest {
+  if (!isObject(body)) throw badRequest('body must be a JSON object');
+  const req: CreateJobRequest = { kind: '', steps: [] };
+  if (body.id !== undefined) {
+    if (typeof body.id !== 'string' || !JOB_ID_PATTERN.test(body.id)) {
+      throw badRequest('id must match ' + JOB_ID_PATTERN.source);
+    }
+    req.id = body.id;
+  }
+  if (typeof body.kind !== 'string' || body.kind.length === 0 || body.kind.length > FIELD_LIMITS.kindChars) {
+    throw badRequest(`kind must be a non-empty string of at most ${FIELD_LIMITS.kindChars} characters`);
+  }
+  req.kind = body.kind;
+  if (!Array.isArray(body.steps) || body.steps.length === 0) {
+    throw badRequest('steps must be a non-empty array');
+  }
+  if (body.steps.length > LIMITS.maxSteps) throw badRequest(`at most ${LIMITS.maxSteps} steps`);
+  const seen = new Set<string>();
+  for (const [i, raw] of body.steps.entries()) {
+    const where = `steps[${i}]`;
+    if (!isObject(raw)) throw badRequest(`${where} must be an object`);
+    if (typeof raw.id !== 'string' || !STEP_ID_PATTERN.test(raw.id)) {
+      throw badRequest(`${where}.id must match ${STEP_ID_PATTERN.source}`);
+    }
+    if (seen.has(raw.id)) throw badRequest(`${where}.id "${raw.id}" is repeated`);
+    seen.add(raw.id);
+    const label = optionalString(raw, 'label', FIELD_LIMITS.stepLabelChars, where);
+    const complexity = complexityOf(raw.complexity, `${where}.complexity`);
+    req.steps.push({ id: raw.id, ...(label !== undefined && { label }), ...(complexity !== undefined && { complexity }) });
+  }
+  const complexity = complexityOf(body.complexity, 'complexity');
+  if (complexity !== undefined) req.complexity = complexity;
+  if (body.meta !== undefined) {
+    if (!isObject(body.meta)) throw badRequest('meta must be an object');
+    if (jsonBytes(body.meta) > FIELD_LIMITS.metaBytes) throw badRequest(`meta is larger than ${FIELD_LIMITS.metaBytes} bytes`);
+    req.meta = body.meta;
+  }
+  if (body.webhook !== undefined) {
+    if (typeof body.webhook !== 'string' || body.webhook.length > FIELD_LIMITS.webhookUrlChars) throw badRequest('webhook must be a URL string');
+    let url: URL;
+    try {
+      url = new URL(body.webhook);
+    } catch {
+      throw badRequest('webhook must be an absolute http(s) URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badRequest('webhook must be an http(s) URL');
+    req.webhook = body.webhook;
+  }
+  if (body.source !== undefined) {
+    if (!isObject(body.source) || typeof body.source.type !== 'string') {
+      throw badRequest('source must be an object with a string "type"');
+    }
+    if (jsonBytes(body.source) > FIELD_LIMITS.sourceBytes) throw badRequest(`source is larger than ${FIELD_LIMITS.sourceBytes} bytes`);
+    req.source = body.source as CreateJobRequest['source'];
+  }
+  return req;
+}
+
+/** Checks one event's shape; throws ApiError 400 (`bad_request` / `progress_out_of_range`). */
+export function parseJobEvent(raw: unknown, where = 'event'): JobEvent {
+  if (!isObject(raw)) throw badRequest(`${where} must be an object`);
+  if (typeof raw.type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(raw.type)) {
+    throw badRequest(`${where}.type must be one of ${EVENT_TYPES.join(', ')}`);
+  }
+  const event: JobEvent = { type: raw.type as JobEvent['type'] };
+  if (raw.step !== undefined) {
+    if (typeof raw.step !== 'string' || raw.step.length === 0 || raw.step.length > FIELD_LIMITS.stepIdChars) {
+      throw badRequest(`${where}.step must be a step id`);
+    }
+    event.step = raw.step;
+  }
+  if (raw.progress !== undefined) {
+    if (typeof raw.progress !== 'number' || !Number.isFinite(raw.progress) || raw.progress < 0 || raw.progress > 1) {
+      throw new ApiError(400, 'progress_out_of_range', `${where}.progress must be a number in 0..1`);
+    }
+    event.progress = raw.progress;
+  }
+  const message = optionalString(raw, 'message', FIELD_LIMITS.messageChars, where);
+  if (message !== undefined) event.message = message;
+  if (raw.error !== undefined) {
+    const e = raw.error;
+    if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string') {
+      throw badRequest(`${where}.error must be {"code","message","retryable"?}`);
+    }
+    if (e.code.length > FIELD_LIMITS.errorCodeChars || e.message.length > FIELD_LIMITS.errorMessageChars) throw badRequest(`${where}.error is too long`);
+    if (e.retryable !== undefined && typeof e.retryable !== 'boolean') {
+      throw badRequest(`${where}.error.retryable must be a boolean`);
+    }
+    event.error = { code: e.code, message: e.message, ...(e.retryable !== undefined && { retryable: e.retryable }) };
+  }
+  if (raw.status !== undefined) {
+    if (raw.status !== 'completed' && raw.status !== 'failed' && raw.status !== 'canceled') {
+      throw badRequest(`${where}.status must be completed, failed or canceled`);
+    }
+    event.status = raw.status;
+  }
+  if (raw.result !== undefined) {
+    if (jsonBytes(raw.result) > FIELD_LIMITS.resultBytes) throw badRequest(`${where}.result is larger than ${FIELD_LIMITS.resultBytes} bytes`);
+    event.result = raw.result;
+  }
+  if (raw.eventId !== undefined) {
+    if (typeof raw.eventId !== 'string' || raw.eventId.length === 0 || raw.eventId.length > FIELD_LIMITS.eventIdChars) {
+      throw badRequest(`${where}.eventId must be a non-empty string of at most ${FIELD_LIMITS.eventIdChars} characters`);
+    }
+    event.eventId = raw.eventId;
+  }
+  return event;
+}
+
+/**
+ * The body of `POST /v1/jobs/{id}/events`: one event or an array of at most
+ * LIMITS.maxEventsPerRequest (an array's problems name their index: `events[3].type …`).
+ */
+export function parseEventsBody(body: unknown): JobEvent[] {
+  if (!Array.isArray(body)) return [parseJobEvent(body)];
+  if (body.length > LIMITS.maxEventsPerRequest) throw badRequest(`at most ${LIMITS.maxEventsPerRequest} events per request`);
+  return body.map((e, i) => parseJobEvent(e, `events[${i}]`));
+}
+
+/** The body of `POST /v1/jobs/{id}/retry` (may be empty: `undefined`). */
+export function parseRetryRequest(body: unknown): RetryRequest {
+  if (body === undefined) return {};
+  if (!isObject(body)) throw badRequest('body must be {"step"?}');
+  if (body.step !== undefined && typeof body.step !== 'string') throw badRequest('step must be a string');
+  return body.step !== undefined ? { step: body.step } : {};
+}
+
+/** A refused client message: the error to send back, and the job it concerned when known. */
+export class ClientMessageError extends ApiError {
+  constructor(
+    message: string,
+    readonly jobId?: string,
+  ) {
+    super(400, 'bad_request', message);
+  }
+}
+
+/** One WebSocket client message (already JSON-parsed); throws ClientMessageError. */
+export function parseClientMessage(msg: unknown): ClientMessage {
+  if (!isObject(msg)) throw new ClientMessageError('message must be a JSON object with a "type"');
+  switch (msg.type) {
+    case 'ping':
+      return { type: 'ping' };
+    case 'subscribe':
+    case 'unsubscribe':
+    case 'retry': {
+      const { type, jobId } = msg;
+      if (typeof jobId !== 'string' || !JOB_ID_PATTERN.test(jobId)) throw new ClientMessageError(`${type} needs a valid "jobId"`);
+      if (type === 'unsubscribe') return { type, jobId };
+      if (type === 'subscribe') {
+        if (msg.since === undefined) return { type, jobId };
+        if (typeof msg.since !== 'number' || !Number.isFinite(msg.since)) throw new ClientMessageError('"since" must be a number', jobId);
+        return { type, jobId, since: msg.since };
+      }
+      if (msg.step === undefined) return { type, jobId };
+      if (typeof msg.step !== 'string') throw new ClientMessageError('"step" must be a string', jobId);
+      return { type, jobId, step: msg.step };
+    }
+    default:
+      throw new ClientMessageError('unknown message type (expected subscribe, unsubscribe, retry or ping)');
+  }
+}
