@@ -3,8 +3,8 @@
 // test for network trouble). One browser page at a time: the machine has 2 shared cores.
 import { esbuildPlugin } from '@web/dev-server-esbuild';
 import { chromeLauncher } from '@web/test-runner-chrome';
-import { progressServerPlugin } from './test/widget/server-plugin.mjs';
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from './test/chromium.mjs';
+import { progressServerPlugin } from './test/fixtures/widget-server-plugin.mjs';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from './test/fixtures/chromium.mjs';
 
 export default {
   rootDir: '.',
@@ -30,5 +30,5 @@ export default {
       },
     }),
   ],
-  plugins: [esbuildPlugin({ ts: true, tsconfig: 'tsconfig.json', target: 'es2022' }), progressServerPlugin()],
+  plugins: [esbuildPlugin({ ts: true, tsconfig: 'tsconfig.base.json', target: 'es2022' }), progressServerPlugin()],
 };

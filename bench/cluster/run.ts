@@ -20,7 +20,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startRedis, type RedisServer } from '../../test/fixtures/redis-server.js';
-import { api, connectWs, ROOT, startServerProcess, type ServerProcess, type WsClient } from '../../test/server/helpers.js';
+import { api, connectWs, ROOT, startServerProcess, type ServerProcess, type WsClient } from '../../test/fixtures/server-process.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 20);
 const SUBS = Number(process.env.BENCH_SUBS ?? 5);

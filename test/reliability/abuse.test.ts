@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { LIMITS, type ServerMessage } from '../../protocol/index.js';
-import { api, connectWs, metric, startServerProcess, UpgradeRefused, within, type ServerProcess, type WsClient } from './support.js';
+import { api, connectWs, metric, startServerProcess, UpgradeRefused, within, type ServerProcess, type WsClient } from '../fixtures/reliability.js';
 
 const MAX_PER_IP = 40;
 

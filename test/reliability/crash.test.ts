@@ -20,7 +20,7 @@ import {
   within,
   startServerProcess,
   type ServerProcess,
-} from './support.js';
+} from '../fixtures/reliability.js';
 
 const JOBS = 200;
 const STEPS = ['plan', 'build', 'ship'];

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { ERROR_CODES as PROTOCOL_ERROR_CODES, type ServerMessage } from '../../protocol/index.js';
-import { api, connectWs, createJob, seededRandom, startServerProcess, within, type ServerProcess, type WsClient } from './support.js';
+import { api, connectWs, createJob, seededRandom, startServerProcess, within, type ServerProcess, type WsClient } from '../fixtures/reliability.js';
 
 const SEED = 0x5eed_2026;
 const WS_FRAMES = 90_000;

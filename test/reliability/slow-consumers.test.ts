@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Job } from '../../protocol/index.js';
-import { api, connectWs, eventually, metric, startServerProcess, within, type ServerProcess, type WsClient } from './support.js';
+import { api, connectWs, eventually, metric, startServerProcess, within, type ServerProcess, type WsClient } from '../fixtures/reliability.js';
 
 const JOBS = ['slow-a', 'slow-b', 'slow-c'];
 const SLOW = 10;

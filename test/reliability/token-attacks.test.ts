@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { createPublicKey, createSign } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportPKCS8, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
-import { api, connectWs, mintTestToken, startServerProcess, UpgradeRefused, unsignedToken, type ServerProcess } from './support.js';
+import { api, connectWs, mintTestToken, startServerProcess, UpgradeRefused, unsignedToken, type ServerProcess } from '../fixtures/reliability.js';
 
 const ISSUER = 'https://issuer.test';
 const AUD = 'progress-tracker';

@@ -2,7 +2,7 @@
 // tokens, and a disallowed Origin, before anything else happens. Authorization is per job.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { api, connectWs, createJob, mintTestToken, startServerProcess, unsignedToken, UpgradeRefused, type ServerProcess } from './helpers.js';
+import { api, connectWs, createJob, mintTestToken, startServerProcess, unsignedToken, UpgradeRefused, type ServerProcess } from '../fixtures/server-process.js';
 
 describe('auth', () => {
   let server: ServerProcess;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Job } from '../../protocol/index.js';
-import { api, connectWs, createJob, metric, startServerProcess, waitFor, type ServerProcess } from './helpers.js';
+import { api, connectWs, createJob, metric, startServerProcess, waitFor, type ServerProcess } from '../fixtures/server-process.js';
 
 const UPDATES = 4000;
 /** Server default (config.ts DEFAULT_LIMITS.maxBackpressureBytes). */

@@ -10,7 +10,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import type { Job, JobEvent } from '../../protocol/index.js';
 import { FakeUpstream, MAPS } from '../fixtures/fake-upstream.js';
 import { startRedis, type RedisServer } from '../fixtures/redis-server.js';
-import { api, connectWs, createJob, metric, startServerProcess, waitFor, type ServerProcess, type WsClient } from './helpers.js';
+import { api, connectWs, createJob, metric, startServerProcess, waitFor, type ServerProcess, type WsClient } from '../fixtures/server-process.js';
 
 let redis: RedisServer;
 const secret = randomBytes(32).toString('base64url');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Job } from '../../protocol/index.js';
-import { api, connectWs, createJob, startServerProcess } from './helpers.js';
+import { api, connectWs, createJob, startServerProcess } from '../fixtures/server-process.js';
 
 describe('durability', () => {
   test('kill -9 right after a 202, restart: the job, its steps and its seq are there', async () => {

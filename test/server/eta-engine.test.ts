@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { EtaEngine } from '../../server/eta/eta-engine.js';
 import type { HistoryStore } from '../../server/core/estimator.js';
 import type { Job } from '../../protocol/index.js';
-import { change, finish, newJob, runJob, seeded } from './eta-helpers.js';
+import { change, finish, newJob, runJob, seeded } from '../fixtures/eta-jobs.js';
 
 const remainingOfQueued = (engine: EtaEngine, kind: string, steps: Array<{ id: string; complexity?: number }>, now: number, complexity?: number): number => {
   const job = newJob(kind, steps, now, complexity);

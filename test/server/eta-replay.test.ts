@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
-const WRAPPER = fileURLToPath(new URL('./fixtures/eta-replay-cli.ts', import.meta.url));
+const WRAPPER = fileURLToPath(new URL('../fixtures/eta-replay-cli.ts', import.meta.url));
 
 function startReplay() {
   return spawn(process.execPath, ['--import', 'tsx', WRAPPER], { stdio: ['pipe', 'pipe', 'pipe'] });

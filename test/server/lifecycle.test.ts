@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Job } from '../../protocol/index.js';
-import { api, connectWs, createJob, startServerProcess, type ServerProcess } from './helpers.js';
+import { api, connectWs, createJob, startServerProcess, type ServerProcess } from '../fixtures/server-process.js';
 
 describe('job lifecycle', () => {
   let server: ServerProcess;

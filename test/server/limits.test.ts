@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LIMITS } from '../../protocol/index.js';
-import { connectWs, createJob, startServerProcess, type ServerProcess } from './helpers.js';
+import { connectWs, createJob, startServerProcess, type ServerProcess } from '../fixtures/server-process.js';
 
 describe('WebSocket limits', () => {
   let server: ServerProcess;

@@ -14,7 +14,7 @@ import { BullmqAdapter, viewOfBullmq } from '../../server/polling/bullmq-adapter
 import { HttpAdapter } from '../../server/polling/http-adapter.js';
 import type { Job } from '../../protocol/index.js';
 import { startRedis, type RedisServer } from '../fixtures/redis-server.js';
-import { api, connectWs, mintTestToken, waitFor } from './helpers.js';
+import { api, connectWs, mintTestToken, waitFor } from '../fixtures/server-process.js';
 
 let redis: RedisServer;
 let server: RunningServer;

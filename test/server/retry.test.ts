@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Job } from '../../protocol/index.js';
-import { api, connectWs, createJob, startServerProcess, waitFor, type ServerProcess } from './helpers.js';
+import { api, connectWs, createJob, startServerProcess, waitFor, type ServerProcess } from '../fixtures/server-process.js';
 
 describe('retry flow', () => {
   let server: ServerProcess;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ROOT } from './helpers.js';
+import { ROOT } from '../fixtures/server-process.js';
 
 function serve(env: Record<string, string>, args: string[] = []) {
   const res = spawnSync(process.execPath, [join(ROOT, 'bin', 'progress-tracker.js'), 'serve', ...args], {

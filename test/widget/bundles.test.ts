@@ -3,7 +3,7 @@
 // Properties go in (steps array, tokenProvider function), events come out, against the real server.
 import { expect } from '@open-wc/testing';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { createJob, send, serverUrl, token, waitFor, wsUrl } from './helpers.js';
+import { createJob, send, serverUrl, token, waitFor, wsUrl } from '../fixtures/widget-page.js';
 
 const STEPS3 = [
   { id: 'fetch', label: 'Fetch' },

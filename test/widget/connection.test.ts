@@ -6,7 +6,7 @@ import '../../widget/define.js';
 import type { Job } from '../../protocol/index.js';
 import { ProgressClient, type ConnectionState } from '../../widget/progress-client.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { FAST, STEPS, chaosProxy, createJob, getJob, part, send, sleep, token, visibleText, waitFor, type ChaosProxy } from './helpers.js';
+import { FAST, STEPS, chaosProxy, createJob, getJob, part, send, sleep, token, visibleText, waitFor, type ChaosProxy } from '../fixtures/widget-page.js';
 
 interface Watched {
   el: ProgressTracker;

@@ -6,7 +6,7 @@ import type { Eta, Job } from '../../protocol/index.js';
 import { FinishTimeSmoother } from '../../widget/estimate.js';
 import { defaultMessages, formatRemaining } from '../../widget/format.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { createJob, getJob, part, send, uniqueId, visibleText } from './helpers.js';
+import { createJob, getJob, part, send, uniqueId, visibleText } from '../fixtures/widget-page.js';
 
 /** A running job from the real server (one step in progress), with `eta` set as the server would. */
 async function runningJob(eta: Eta | null): Promise<Job> {

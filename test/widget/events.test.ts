@@ -4,7 +4,7 @@ import '../../widget/define.js';
 import type { Job } from '../../protocol/index.js';
 import type { ProgressRetryDetail } from '../../widget/events.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { STEPS, createJob, getJob, part, recordEvents, send, serverUrl, sleep, token, waitFor, wsUrl } from './helpers.js';
+import { STEPS, createJob, getJob, part, recordEvents, send, serverUrl, sleep, token, waitFor, wsUrl } from '../fixtures/widget-page.js';
 
 async function failedJob(): Promise<{ job: Job; el: ProgressTracker; events: CustomEvent[]; host: HTMLElement }> {
   const job = await createJob();

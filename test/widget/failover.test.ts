@@ -7,7 +7,7 @@ import type { Job } from '../../protocol/index.js';
 import { parseEndpoints } from '../../widget/endpoints.js';
 import { ProgressClient, type ConnectionState } from '../../widget/progress-client.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { FAST, STEPS, chaosProxy, createJob, part, send, token, waitFor, type ChaosProxy } from './helpers.js';
+import { FAST, STEPS, chaosProxy, createJob, part, send, token, waitFor, type ChaosProxy } from '../fixtures/widget-page.js';
 
 const increasing = (seqs: number[]) => seqs.every((s, i) => i === 0 || s > seqs[i - 1]!);
 

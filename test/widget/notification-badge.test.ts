@@ -4,7 +4,7 @@ import { sendKeys } from '@web/test-runner-commands';
 import '../../widget/define.js';
 import type { NotificationBadge } from '../../widget/notification-badge.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { createJob, send, serverUrl, token, waitFor, wsUrl } from './helpers.js';
+import { createJob, send, serverUrl, token, waitFor, wsUrl } from '../fixtures/widget-page.js';
 
 async function tracker(container: HTMLElement, cls: string): Promise<{ el: ProgressTracker; jobId: string }> {
   const job = await createJob([{ id: 's', label: 'Step' }]);

@@ -5,7 +5,7 @@ import { executeServerCommand, sendMouse } from '@web/test-runner-commands';
 import '../../widget/define.js';
 import { requestNotificationPermission } from '../../widget/notifications.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { createJob, send, serverUrl, sleep, token, waitFor, wsUrl } from './helpers.js';
+import { createJob, send, serverUrl, sleep, token, waitFor, wsUrl } from '../fixtures/widget-page.js';
 
 const RealNotification = window.Notification;
 let shown: { title: string; body?: string; tag?: string }[] = [];

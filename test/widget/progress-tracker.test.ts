@@ -3,7 +3,7 @@ import { expect, fixture, html } from '@open-wc/testing';
 import { emulateMedia, executeServerCommand } from '@web/test-runner-commands';
 import '../../widget/define.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { STEPS, createJob, part, parts, send, serverUrl, token, visibleText, waitFor, wsUrl } from './helpers.js';
+import { STEPS, createJob, part, parts, send, serverUrl, token, visibleText, waitFor, wsUrl } from '../fixtures/widget-page.js';
 
 async function mount(jobId: string, extra?: (el: ProgressTracker) => void): Promise<ProgressTracker> {
   const src = wsUrl(await serverUrl());

@@ -21,7 +21,7 @@ import {
   type RetryControl,
   type RetryAttempt,
 } from '../../producer/index.js';
-import { startServerProcess, type ServerProcess } from './helpers.js';
+import { startServerProcess, type ServerProcess } from '../fixtures/server-process.js';
 
 let server: ServerProcess;
 const producers: Producer[] = [];
