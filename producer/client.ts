@@ -1,3 +1,10 @@
+/**
+ * The Producer: the SDK's entry point, holding what a process shares across its jobs (the HTTP
+ * context, the `onRetry` WebSockets, the open JobHandles). It implements JobTransport for its
+ * handles, so job-handle.ts never imports this file and the SDK's imports have no cycle (only
+ * index.ts imports client.ts). Like every file here, it imports nothing outside producer/ but
+ * protocol/, Node built-ins and `ws`: the SDK ships without the server.
+ */
 import { randomUUID } from 'node:crypto';
 import {
   LIMITS,
@@ -7,11 +14,17 @@ import {
   type JobEvent,
   type JobStatus,
 } from '../protocol/index.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './backoff.js';
-import { ControlSocket, type ConnectionState, type RetryControl, type RetryHandler } from './control-socket.js';
+import {
+  ControlSocket,
+  type ConnectionState,
+  type RetryControl,
+  type RetryHandler,
+  type Unsubscribe,
+} from './control-socket.js';
 import { ProducerError } from './errors.js';
 import { requestJson, type HttpContext, type RetryAttempt } from './http.js';
-import { JobHandle } from './job-handle.js';
+import { JobHandle, type JobTransport } from './job-handle.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.js';
 
 export interface ProducerOptions {
   /** The server's base URL, e.g. `https://progress.example.com` (a path prefix is kept). */
@@ -49,9 +62,6 @@ export interface ProducerOptions {
   fetch?: typeof fetch;
 }
 
-/** Removes a listener. */
-export type Unsubscribe = () => void;
-
 /**
  * A client for the progress-tracker producer API. Create one per process with
  * {@link createProducer}, and {@link Producer.close} it on shutdown.
@@ -59,7 +69,7 @@ export type Unsubscribe = () => void;
  * Every write is safe to retry: jobs get a client-side id and events an `eventId`, so the SDK
  * retries transient failures itself and the server never applies an event twice.
  */
-export class Producer {
+export class Producer implements JobTransport {
   private readonly http: HttpContext;
   private readonly abort = new AbortController();
   private readonly wsUrl: string;
@@ -208,7 +218,7 @@ export class Producer {
     this.handles.clear();
   }
 
-  // ---- used by JobHandle -----------------------------------------------------------------
+  // ---- JobTransport: used by JobHandle ---------------------------------------------------
 
   /** @internal */
   watch(jobId: string, handler: RetryHandler): Unsubscribe {

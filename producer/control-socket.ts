@@ -1,6 +1,12 @@
+/**
+ * The SDK's side of `onRetry`: WebSocket connections to `/v1/ws` that subscribe to the producer's
+ * jobs and turn the server's `control` messages into RetryControl calls. A producer must hear
+ * about every retry exactly once even across reconnects, so a socket also infers a retry it
+ * missed while down from the job's snapshot. Reconnect backoff is protocol/timing.ts's, like
+ * every other client's.
+ */
 import WebSocket from 'ws';
-import { CloseCode, LIMITS, type Job, type JobStatus, type ServerMessage } from '../protocol/index.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay, CloseCode, LIMITS, type Job, type JobStatus, type ServerMessage } from '../protocol/index.js';
 import { ProducerError } from './errors.js';
 
 /** A retry request for a job, delivered to `onRetry` handlers. */
@@ -18,6 +24,9 @@ export interface RetryControl {
 }
 
 export type RetryHandler = (control: RetryControl) => void | Promise<void>;
+
+/** Removes a listener. */
+export type Unsubscribe = () => void;
 
 /** The socket's state, for `onConnection`. */
 export type ConnectionState = 'connecting' | 'open' | 'closed';
@@ -80,7 +89,7 @@ export class ControlSocket {
    * Listen for retries of `jobId`. `knownStatus` is what the producer last reported (say
    * `failed`), so a retry that happened before the first snapshot is not missed.
    */
-  watch(jobId: string, handler: RetryHandler, knownStatus?: JobStatus): () => void {
+  watch(jobId: string, handler: RetryHandler, knownStatus?: JobStatus): Unsubscribe {
     let w = this.watches.get(jobId);
     if (!w) {
       w = { handlers: new Set(), lastStatus: knownStatus, controlSinceState: false };
@@ -245,8 +254,8 @@ export class ControlSocket {
   private scheduleReconnect(): void {
     if (this.closed || this.reconnectTimer) return;
     const delay = backoffDelay(this.failures++, {
-      minDelayMs: this.opts.minDelayMs ?? 250,
-      maxDelayMs: this.opts.maxDelayMs ?? 15_000,
+      baseMs: this.opts.minDelayMs ?? 250,
+      maxMs: this.opts.maxDelayMs ?? 15_000,
     });
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;

@@ -1,6 +1,13 @@
-import type { ErrorBody } from '../protocol/index.js';
-import { backoffDelay, parseRetryAfter, sleep, type RetryPolicy } from './backoff.js';
+/**
+ * The SDK's one way to make an HTTP request: JSON in and out, a fresh bearer token and a timeout
+ * per attempt, and retries of transient failures. Backoff, `Retry-After` and sleep are
+ * protocol/timing.ts's (one copy for every client of the protocol); the numbers are
+ * retry-policy.ts's. Retrying is only correct for requests that are safe to repeat: the Producer
+ * makes its writes so with client-generated job ids and eventIds.
+ */
+import { backoffDelay, parseRetryAfter, sleep, type ErrorBody } from '../protocol/index.js';
 import { ProducerError } from './errors.js';
+import { MAX_RETRY_AFTER_MS, type RetryPolicy } from './retry-policy.js';
 
 /** What every HTTP call needs; built once by the Producer. */
 export interface HttpContext {
@@ -67,7 +74,7 @@ export async function requestJson<T>(
       const res = await send(ctx, method, path, body);
       if (res.ok) return { status: res.status, body: (await readJson(res)) as T, attempts: attempt + 1 };
       error = await toError(res);
-      retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+      retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), Date.now(), MAX_RETRY_AFTER_MS);
       if (res.status === 401 && ctx.refreshableToken && !refreshedFor401) {
         // The token may have expired in flight: one immediate retry with a fresh one.
         refreshedFor401 = true;
@@ -79,7 +86,8 @@ export async function requestJson<T>(
       else throw err;
     }
     if (!error.retryable || attempt >= ctx.retry.retries) throw error;
-    const delayMs = retryAfterMs ?? backoffDelay(attempt, ctx.retry);
+    const delayMs =
+      retryAfterMs ?? backoffDelay(attempt, { baseMs: ctx.retry.minDelayMs, maxMs: ctx.retry.maxDelayMs });
     ctx.onRetryAttempt?.({ method, path, attempt: attempt + 1, delayMs, error });
     try {
       await sleep(delayMs, ctx.signal);

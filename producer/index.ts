@@ -7,11 +7,11 @@
  * const producer = createProducer({ url: 'http://localhost:8080', token });
  * const job = await producer.createJob({ kind: 'export', steps: [{ id: 'collect' }, { id: 'upload' }] });
  */
-export { createProducer, Producer, type ProducerOptions, type Unsubscribe } from './client.js';
+export { createProducer, Producer, type ProducerOptions } from './client.js';
 export { JobHandle, type Failure } from './job-handle.js';
 export { ProducerError, isProducerError, type ClientErrorCode } from './errors.js';
-export type { RetryControl, RetryHandler, ConnectionState } from './control-socket.js';
-export type { RetryPolicy } from './backoff.js';
+export type { RetryControl, RetryHandler, ConnectionState, Unsubscribe } from './control-socket.js';
+export type { RetryPolicy } from './retry-policy.js';
 export type { RetryAttempt } from './http.js';
 export type {
   CreateJobRequest,

@@ -1,9 +1,31 @@
+/**
+ * One job as its producer sees it: typed methods for the protocol's events, sent in call order
+ * through an EventQueue, and the job's retries. A handle does not know the Producer: it needs
+ * only the three things JobTransport declares, which the Producer implements, so the dependency
+ * points one way (client.ts imports this file, never the reverse).
+ */
 import { randomUUID } from 'node:crypto';
-import type { EventsAccepted, Job, JobEvent, JobStatus } from '../protocol/index.js';
-import type { Producer, Unsubscribe } from './client.js';
-import type { RetryControl, RetryHandler } from './control-socket.js';
+import {
+  ApiError,
+  parseJobEvent,
+  type EventsAccepted,
+  type Job,
+  type JobEvent,
+  type JobStatus,
+} from '../protocol/index.js';
+import type { RetryControl, RetryHandler, Unsubscribe } from './control-socket.js';
 import { ProducerError } from './errors.js';
 import { EventQueue } from './event-queue.js';
+
+/** What a {@link JobHandle} needs from its producer (implemented by `Producer`). */
+export interface JobTransport {
+  /** Sends a job's events in one request (`POST /v1/jobs/{id}/events`). */
+  post(jobId: string, events: JobEvent[]): Promise<EventsAccepted>;
+  /** Calls `handler` on every retry of the job until unsubscribed. */
+  watch(jobId: string, handler: RetryHandler): Unsubscribe;
+  /** The handle reported a status (failed, or a final one) that the sockets may not have seen. */
+  noteStatus(jobId: string, status: JobStatus): void;
+}
 
 /** Why a step or job failed. `retryable` (default true) tells users whether Retry can help. */
 export interface Failure {
@@ -33,10 +55,10 @@ export class JobHandle {
   /** @internal Use `producer.createJob()` or `producer.job(id)`. */
   constructor(
     readonly id: string,
-    private readonly producer: Producer,
+    private readonly transport: JobTransport,
     maxBatch: number,
   ) {
-    this.queue = new EventQueue((events) => producer.post(id, events), maxBatch);
+    this.queue = new EventQueue((events) => transport.post(id, events), maxBatch);
   }
 
   /** Starts (or, after a retry, restarts) a step; the first start makes the job `running`. */
@@ -51,9 +73,7 @@ export class JobHandle {
    * step is replaced by the newest value.
    */
   async progress(progress: number, options: { step?: string; message?: string } = {}): Promise<EventsAccepted> {
-    if (!(progress >= 0 && progress <= 1)) {
-      throw new ProducerError('progress_out_of_range', `progress must be within 0..1, got ${progress}`);
-    }
+    checkProgress(progress);
     return this.send({ type: 'progress', step: this.stepOf(options.step), progress, message: options.message });
   }
 
@@ -116,9 +136,9 @@ export class JobHandle {
     });
   }
 
-  /** Calls `handler` whenever someone retries this job. See {@link Producer.onRetry}. */
+  /** Calls `handler` whenever someone retries this job. See `Producer.onRetry`. */
   onRetry(handler: RetryHandler): Unsubscribe {
-    return this.producer.watch(this.id, (control) => {
+    return this.transport.watch(this.id, (control) => {
       this.status = 'queued';
       this.currentStep = undefined;
       return handler(control);
@@ -159,6 +179,20 @@ export class JobHandle {
 
   private setStatus(status: JobStatus): void {
     this.status = status;
-    this.producer.noteStatus(this.id, status);
+    this.transport.noteStatus(this.id, status);
+  }
+}
+
+/**
+ * Refuses a progress value outside 0..1 at the call, before it is queued, with the protocol's own
+ * rule (validate.ts, the server's check) so the SDK and the server cannot disagree. Status 0: no
+ * request was made.
+ */
+function checkProgress(progress: number): void {
+  try {
+    parseJobEvent({ type: 'progress', progress });
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    throw new ProducerError(err.code, `progress must be within 0..1, got ${progress}`);
   }
 }
