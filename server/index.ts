@@ -1,10 +1,11 @@
 /**
  * The server's public API, for embedding and for the other parts of the project
- * (polling adapters, ETA engine, tests). The wire types are in protocol.ts.
+ * (polling adapters, ETA engine, tests). The wire protocol (protocol/) is re-exported.
  */
 export { startServer, type RunningServer, type StartServerOptions } from './app/start-server.js';
 export { loadConfig, resolveConfig, ConfigError, parseDuration, type ServerConfig, type ServerLimits, type ServerOptions } from './app/config.js';
 export { JobService, complexityEstimator, type JobView, type RetryNotice, type EventsResult, type JobServiceEvents, type JobServiceOptions } from './core/job-service.js';
+export { singleNode, ClusterFreshness, type Freshness } from './core/freshness.js';
 export { applyEvent, applyRetry, createJob, weightedProgress, type Outcome } from './core/job-machine.js';
 export { createVerifier, mintToken, canRead, canWrite, canRetry, grantCovers, type Principal, type Verifier, type MintOptions } from './transport/auth.js';
 export { loadEngine, EngineError, type Engine } from './app/engine.js';

@@ -1,15 +1,20 @@
 /**
- * Server configuration from the environment, with CLI flags mirroring every variable
- * (`--jwt-secret` for PT_JWT_SECRET, ...). A flag wins over the variable. Every problem is
- * collected and reported at once, with the variable's name, so a misconfigured deployment
- * fails at start with one clear message instead of at the first request.
- * The table in docs/configuration.md documents each entry.
+ * Server configuration: one schema entry per setting (its variable, its CLI flag, default, parser
+ * and check) and one resolver. The CLI reads the environment and flags (`loadConfig`; a flag wins
+ * over the variable), embedding code passes options (`resolveConfig`); both end in the same
+ * checks, so a misconfigured deployment fails at start with every problem listed at once, each
+ * named by its variable and flag. docs/configuration.md documents each entry.
+ *
+ * The resolved config is final: demo mode's generated secret and algorithm are decided here, and
+ * nothing changes the config after resolution.
  */
+import { randomBytes } from 'node:crypto';
 import { LIMITS } from '../../protocol/index.js';
 
 export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA';
 const HMAC_ALGORITHMS: readonly JwtAlgorithm[] = ['HS256', 'HS384', 'HS512'];
 const PUBLIC_KEY_ALGORITHMS: readonly JwtAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** HS256 needs a key at least as long as its hash (RFC 7518 §3.2): 32 bytes. */
 export const MIN_SECRET_BYTES = 32;
@@ -28,6 +33,8 @@ export interface ServerConfig {
   /** Exact origins allowed for WebSocket upgrades and CORS; empty = any. */
   allowedOrigins: string[];
   demo: boolean;
+  /** Demo mode without a configured secret: `jwtSecret` was generated for this run. */
+  demoSecretGenerated?: boolean;
   logLevel: string;
   /** How long finished jobs are kept (ms). */
   retentionMs: number;
@@ -71,6 +78,9 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxConnectionsPerIp: 1000,
 };
 
+/** Options for `startServer`: any config entry, the rest defaulted. */
+export type ServerOptions = Partial<Omit<ServerConfig, 'limits'>> & { limits?: Partial<ServerLimits> };
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
@@ -78,45 +88,150 @@ export class ConfigError extends Error {
   }
 }
 
-/** One configuration entry: its variable, its flag, and whether the flag takes no value. */
-interface Entry {
+// ---------------------------------------------------------------------------------------------
+// The schema
+// ---------------------------------------------------------------------------------------------
+
+/** The settings a variable or flag can set: ServerConfig's own fields, and one limit. */
+type Settable = Omit<ServerConfig, 'limits' | 'demoSecretGenerated'> & { maxConnectionsPerIp: number };
+type Key = keyof Settable;
+
+interface Setting<K extends Key> {
   env: string;
   flag: string;
-  boolean?: boolean;
+  /** A flag without a value (`--demo`). */
+  boolean?: true;
+  default?: Settable[K];
+  /** The variable's or flag's text → value; throws a message saying what is expected. */
+  parse(text: string): Settable[K];
+  /** What is wrong with a value, however it was given. */
+  check?(value: Settable[K]): string | undefined;
 }
 
-export const CONFIG_ENTRIES = {
-  port: { env: 'PORT', flag: '--port' },
-  host: { env: 'HOST', flag: '--host' },
-  jwtSecret: { env: 'PT_JWT_SECRET', flag: '--jwt-secret' },
-  jwksUrl: { env: 'PT_JWKS_URL', flag: '--jwks-url' },
-  jwtIssuer: { env: 'PT_JWT_ISSUER', flag: '--jwt-issuer' },
-  jwtAudience: { env: 'PT_JWT_AUDIENCE', flag: '--jwt-audience' },
-  jwtAlgorithms: { env: 'PT_JWT_ALGORITHMS', flag: '--jwt-algorithms' },
-  db: { env: 'PT_DB', flag: '--db' },
-  dbSync: { env: 'PT_DB_SYNC', flag: '--db-sync' },
-  allowedOrigins: { env: 'PT_ALLOWED_ORIGINS', flag: '--allowed-origins' },
-  demo: { env: 'PT_DEMO', flag: '--demo', boolean: true },
-  logLevel: { env: 'LOG_LEVEL', flag: '--log-level' },
-  retention: { env: 'PT_RETENTION', flag: '--retention' },
-  etaTick: { env: 'PT_ETA_TICK', flag: '--eta-tick' },
-  allowFallback: { env: 'PT_ALLOW_FALLBACK', flag: '--allow-fallback', boolean: true },
-  trustProxy: { env: 'PT_TRUST_PROXY', flag: '--trust-proxy', boolean: true },
-  maxConnectionsPerIp: { env: 'PT_MAX_CONNECTIONS_PER_IP', flag: '--max-connections-per-ip' },
-  redisUrl: { env: 'PT_REDIS_URL', flag: '--redis-url' },
-  redisPrefix: { env: 'PT_REDIS_PREFIX', flag: '--redis-prefix' },
-  nodeId: { env: 'PT_NODE_ID', flag: '--node-id' },
-  pollLeaseTtl: { env: 'PT_POLL_LEASE_TTL', flag: '--poll-lease-ttl' },
-  bullmqUrl: { env: 'PT_BULLMQ_URL', flag: '--bullmq-url' },
-} satisfies Record<string, Entry>;
+/** Parse failures carry the expectation; the resolver prefixes the setting's name. */
+const expected = (what: string, text: string): never => {
+  throw new Error(`must be ${what}, got "${text}"`);
+};
 
-type Key = keyof typeof CONFIG_ENTRIES;
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const FALSE = new Set(['', '0', 'false', 'no', 'off']);
+
+const text = (t: string): string => t;
+const bool = (t: string): boolean => (TRUE.has(t.toLowerCase()) ? true : FALSE.has(t.toLowerCase()) ? false : expected('1/true or 0/false', t));
+const int = (min: number, max: number) => (t: string): number => {
+  const n = Number(t);
+  return Number.isInteger(n) && n >= min && n <= max ? n : expected(`an integer in ${min}..${max}`, t);
+};
+const duration = (what: string) => (t: string): number => parseDuration(t) ?? expected(what, t);
+const list = (t: string): string[] => t.split(',').map((s) => s.trim()).filter(Boolean);
+const oneOf = <T extends string>(values: readonly T[]) => (t: string): T => {
+  const v = t.toLowerCase() as T;
+  return values.includes(v) ? v : expected(values.join(', ').replace(/, ([^,]*)$/, ' or $1'), t);
+};
+const redisUrlCheck = (v: string | undefined) => (v !== undefined && !/^rediss?:\/\/[^\s]+$/.test(v) ? 'must be a redis:// or rediss:// URL' : undefined);
+
+const setting = <K extends Key>(s: Setting<K>): Setting<K> => s;
+
+export const CONFIG_ENTRIES = {
+  port: setting<'port'>({ env: 'PORT', flag: '--port', default: 8080, parse: int(0, 65535) }),
+  host: setting<'host'>({ env: 'HOST', flag: '--host', default: '127.0.0.1', parse: text }),
+  jwtSecret: setting<'jwtSecret'>({
+    env: 'PT_JWT_SECRET',
+    flag: '--jwt-secret',
+    parse: text,
+    check: (v) =>
+      v !== undefined && new TextEncoder().encode(v).length < MIN_SECRET_BYTES
+        ? `must be at least ${MIN_SECRET_BYTES} bytes of high-entropy secret (e.g. \`openssl rand -base64 48\`)`
+        : undefined,
+  }),
+  jwksUrl: setting<'jwksUrl'>({
+    env: 'PT_JWKS_URL',
+    flag: '--jwks-url',
+    parse: text,
+    check: (v) => (v !== undefined && !/^https?:$/.test(urlProtocol(v)) ? `must be an http(s) URL, got "${v}"` : undefined),
+  }),
+  jwtIssuer: setting<'jwtIssuer'>({ env: 'PT_JWT_ISSUER', flag: '--jwt-issuer', parse: text }),
+  jwtAudience: setting<'jwtAudience'>({ env: 'PT_JWT_AUDIENCE', flag: '--jwt-audience', default: 'progress-tracker', parse: text }),
+  jwtAlgorithms: setting<'jwtAlgorithms'>({
+    env: 'PT_JWT_ALGORITHMS',
+    flag: '--jwt-algorithms',
+    parse: (t) => list(t) as JwtAlgorithm[],
+    check: (v) => {
+      const known: readonly string[] = [...HMAC_ALGORITHMS, ...PUBLIC_KEY_ALGORITHMS];
+      const unknown = v?.filter((a) => !known.includes(a));
+      return unknown?.length ? `unsupported algorithm "${unknown[0]}" (known: ${known.join(', ')})` : undefined;
+    },
+  }),
+  db: setting<'db'>({ env: 'PT_DB', flag: '--db', default: './data/progress.db', parse: text }),
+  dbSync: setting<'dbSync'>({ env: 'PT_DB_SYNC', flag: '--db-sync', default: 'full', parse: oneOf(['full', 'normal'] as const) }),
+  allowedOrigins: setting<'allowedOrigins'>({
+    env: 'PT_ALLOWED_ORIGINS',
+    flag: '--allowed-origins',
+    default: [],
+    parse: list,
+    check: (v) => {
+      const bad = v?.find((origin) => urlOrigin(origin) !== origin);
+      return bad !== undefined ? `"${bad}" is not an origin like https://app.example.com (scheme://host[:port], no path or trailing slash)` : undefined;
+    },
+  }),
+  demo: setting<'demo'>({ env: 'PT_DEMO', flag: '--demo', boolean: true, default: false, parse: bool }),
+  logLevel: setting<'logLevel'>({ env: 'LOG_LEVEL', flag: '--log-level', default: 'info', parse: oneOf(LOG_LEVELS) }),
+  retentionMs: setting<'retentionMs'>({
+    env: 'PT_RETENTION',
+    flag: '--retention',
+    default: 86_400_000,
+    parse: duration('a duration like 24h, 30m, 7d (at least 1s)'),
+    check: (v) => (v !== undefined && v < 1000 ? 'must be a duration like 24h, 30m, 7d (at least 1s)' : undefined),
+  }),
+  etaTickMs: setting<'etaTickMs'>({
+    env: 'PT_ETA_TICK',
+    flag: '--eta-tick',
+    default: 1000,
+    parse: duration('0 (off) or a duration of at least 100ms like 1s'),
+    check: (v) => (v !== undefined && v !== 0 && v < 100 ? 'must be 0 (off) or a duration of at least 100ms like 1s' : undefined),
+  }),
+  allowFallback: setting<'allowFallback'>({ env: 'PT_ALLOW_FALLBACK', flag: '--allow-fallback', boolean: true, default: false, parse: bool }),
+  trustProxy: setting<'trustProxy'>({ env: 'PT_TRUST_PROXY', flag: '--trust-proxy', boolean: true, default: false, parse: bool }),
+  maxConnectionsPerIp: setting<'maxConnectionsPerIp'>({
+    env: 'PT_MAX_CONNECTIONS_PER_IP',
+    flag: '--max-connections-per-ip',
+    default: DEFAULT_LIMITS.maxConnectionsPerIp,
+    parse: int(1, 1_000_000),
+  }),
+  redisUrl: setting<'redisUrl'>({ env: 'PT_REDIS_URL', flag: '--redis-url', parse: text, check: redisUrlCheck }),
+  redisPrefix: setting<'redisPrefix'>({
+    env: 'PT_REDIS_PREFIX',
+    flag: '--redis-prefix',
+    default: 'pt:',
+    parse: text,
+    check: (v) => (v !== undefined && !/^[A-Za-z0-9_.:{}-]{0,64}$/.test(v) ? 'must be at most 64 letters, digits or _ . : { } -' : undefined),
+  }),
+  nodeId: setting<'nodeId'>({
+    env: 'PT_NODE_ID',
+    flag: '--node-id',
+    parse: text,
+    check: (v) => (v !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(v) ? 'must be 1-64 letters, digits or _ . -' : undefined),
+  }),
+  pollLeaseTtlMs: setting<'pollLeaseTtlMs'>({
+    env: 'PT_POLL_LEASE_TTL',
+    flag: '--poll-lease-ttl',
+    default: 10_000,
+    parse: duration('a duration between 300ms and 10m'),
+    check: (v) => (v !== undefined && (v < 300 || v > 600_000) ? 'must be a duration between 300ms and 10m' : undefined),
+  }),
+  bullmqUrl: setting<'bullmqUrl'>({ env: 'PT_BULLMQ_URL', flag: '--bullmq-url', parse: text, check: redisUrlCheck }),
+} satisfies { [K in Key]: Setting<K> };
+
+const ENTRIES = Object.entries(CONFIG_ENTRIES) as [Key, Setting<Key>][];
+const nameOf = (key: Key): string => `${CONFIG_ENTRIES[key].env} (${CONFIG_ENTRIES[key].flag})`;
+
+// ---------------------------------------------------------------------------------------------
+// Resolution
+// ---------------------------------------------------------------------------------------------
 
 /** Parses `--flag value`, `--flag=value` and boolean `--flag`; unknown flags are errors. */
 export function parseFlags(argv: readonly string[]): { values: Partial<Record<Key, string>>; problems: string[] } {
-  const byFlag = new Map<string, [Key, Entry]>(
-    (Object.entries(CONFIG_ENTRIES) as [Key, Entry][]).map(([key, entry]) => [entry.flag, [key, entry]]),
-  );
+  const byFlag = new Map(ENTRIES.map(([key, entry]) => [entry.flag, [key, entry] as const]));
   const values: Partial<Record<Key, string>> = {};
   const problems: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -137,9 +252,6 @@ export function parseFlags(argv: readonly string[]): { values: Partial<Record<Ke
   return { values, problems };
 }
 
-const TRUE = new Set(['1', 'true', 'yes', 'on']);
-const FALSE = new Set(['', '0', 'false', 'no', 'off']);
-
 /** `24h`, `30m`, `90s`, `7d`, `500ms` or a number of milliseconds. */
 export function parseDuration(text: string): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(text);
@@ -149,199 +261,82 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(Number(m[1]) * factor);
 }
 
-/**
- * The configuration from `env` overridden by `argv` flags. Throws ConfigError listing every
- * problem. Demo mode without a secret leaves `jwtSecret` unset: the app generates one.
- */
+/** The configuration from `env` overridden by `argv` flags. Throws ConfigError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): ServerConfig {
   const { values: flags, problems } = parseFlags(argv);
-  const raw = (key: Key): string | undefined => {
-    const v = flags[key] ?? env[CONFIG_ENTRIES[key].env];
-    return v === undefined ? undefined : v.trim();
-  };
-  const name = (key: Key) => `${CONFIG_ENTRIES[key].env} (${CONFIG_ENTRIES[key].flag})`;
-  const bool = (key: Key): boolean => {
-    const v = (raw(key) ?? '').toLowerCase();
-    if (TRUE.has(v)) return true;
-    if (!FALSE.has(v)) problems.push(`${name(key)} must be 1/true or 0/false, got "${v}"`);
-    return false;
-  };
-  const int = (key: Key, fallback: number, min: number, max: number): number => {
-    const v = raw(key);
-    if (v === undefined || v === '') return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      problems.push(`${name(key)} must be an integer in ${min}..${max}, got "${v}"`);
-      return fallback;
-    }
-    return n;
-  };
-
-  const port = int('port', 8080, 0, 65535);
-  const host = raw('host') || '127.0.0.1';
-  const demo = bool('demo');
-  const allowFallback = bool('allowFallback');
-  const trustProxy = bool('trustProxy');
-
-  const jwtSecret = raw('jwtSecret') || undefined;
-  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret, 'utf8') < MIN_SECRET_BYTES) {
-    problems.push(
-      `${name('jwtSecret')} must be at least ${MIN_SECRET_BYTES} bytes of high-entropy secret (e.g. \`openssl rand -base64 48\`)`,
-    );
-  }
-  const jwksUrl = raw('jwksUrl') || undefined;
-  if (jwksUrl !== undefined) {
+  const options: Partial<Record<Key, unknown>> = {};
+  for (const [key, entry] of ENTRIES) {
+    const raw = (flags[key] ?? env[entry.env])?.trim();
+    // An empty variable means unset (a boolean's empty text is "off", which is its default).
+    if (raw === undefined || raw === '') continue;
     try {
-      const url = new URL(jwksUrl);
-      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error();
-    } catch {
-      problems.push(`${name('jwksUrl')} must be an http(s) URL, got "${jwksUrl}"`);
+      options[key] = entry.parse(raw);
+    } catch (err) {
+      problems.push(`${nameOf(key)} ${(err as Error).message}`);
     }
   }
-  if (!jwtSecret && !jwksUrl && !demo) {
+  const { maxConnectionsPerIp, ...rest } = options as Partial<Settable>;
+  return resolve({ ...rest, ...(maxConnectionsPerIp !== undefined && { limits: { maxConnectionsPerIp } }) }, problems);
+}
+
+/** A complete config from programmatic options (no environment). Throws ConfigError on the same problems as `loadConfig`. */
+export function resolveConfig(options: ServerOptions): ServerConfig {
+  return resolve(options, []);
+}
+
+function resolve(options: ServerOptions, problems: string[]): ServerConfig {
+  const given: Partial<Settable> = { ...options, ...(options.limits?.maxConnectionsPerIp !== undefined && { maxConnectionsPerIp: options.limits.maxConnectionsPerIp }) };
+  const values: Partial<Record<Key, unknown>> = {};
+  for (const [key, entry] of ENTRIES) {
+    const value = given[key] !== undefined ? given[key] : entry.default;
+    const problem = entry.check?.(value as never);
+    if (problem) problems.push(`${nameOf(key)} ${problem}`);
+    if (value !== undefined) values[key] = value;
+  }
+  const { maxConnectionsPerIp, ...fields } = values as Settable;
+  const config: ServerConfig = { ...fields, limits: { ...DEFAULT_LIMITS, ...options.limits, maxConnectionsPerIp } };
+  // A config resolved before (the CLI's) keeps saying where its secret came from.
+  if (options.demoSecretGenerated) config.demoSecretGenerated = true;
+
+  // Token verification: at least one key; algorithms follow the keys unless listed.
+  if (!config.jwtSecret && !config.jwksUrl && !config.demo) {
     problems.push(
       `no way to verify tokens: set PT_JWT_SECRET (HS256, >= ${MIN_SECRET_BYTES} bytes) or PT_JWKS_URL (RS256/ES256), or run the demo with PT_DEMO=1 (--demo)`,
     );
   }
-
-  let jwtAlgorithms: JwtAlgorithm[] = [];
-  const algText = raw('jwtAlgorithms');
-  if (algText) {
-    for (const alg of algText.split(',').map((a) => a.trim()).filter(Boolean)) {
-      const known = [...HMAC_ALGORITHMS, ...PUBLIC_KEY_ALGORITHMS] as string[];
-      if (!known.includes(alg)) problems.push(`${name('jwtAlgorithms')}: unsupported algorithm "${alg}" (known: ${known.join(', ')})`);
-      else if (HMAC_ALGORITHMS.includes(alg as JwtAlgorithm) && !jwtSecret && !demo) problems.push(`${name('jwtAlgorithms')}: ${alg} needs PT_JWT_SECRET`);
-      else if (PUBLIC_KEY_ALGORITHMS.includes(alg as JwtAlgorithm) && !jwksUrl) problems.push(`${name('jwtAlgorithms')}: ${alg} needs PT_JWKS_URL`);
-      else jwtAlgorithms.push(alg as JwtAlgorithm);
+  const hmacKey = config.jwtSecret !== undefined || config.demo;
+  if (given.jwtAlgorithms?.length) {
+    for (const alg of given.jwtAlgorithms) {
+      if (HMAC_ALGORITHMS.includes(alg) && !hmacKey) problems.push(`${nameOf('jwtAlgorithms')}: ${alg} needs PT_JWT_SECRET`);
+      if (PUBLIC_KEY_ALGORITHMS.includes(alg) && !config.jwksUrl) problems.push(`${nameOf('jwtAlgorithms')}: ${alg} needs PT_JWKS_URL`);
     }
+    config.jwtAlgorithms = [...new Set(given.jwtAlgorithms)];
   } else {
-    if (jwtSecret || demo) jwtAlgorithms.push('HS256');
-    if (jwksUrl) jwtAlgorithms.push('RS256', 'ES256');
+    config.jwtAlgorithms = [...(hmacKey ? (['HS256'] as const) : []), ...(config.jwksUrl ? (['RS256', 'ES256'] as const) : [])];
   }
-  jwtAlgorithms = [...new Set(jwtAlgorithms)];
-
-  const allowedOrigins = (raw('allowedOrigins') ?? '')
-    .split(',')
-    .map((o) => o.trim())
-    .filter(Boolean);
-  for (const origin of allowedOrigins) {
-    let ok = false;
-    try {
-      ok = new URL(origin).origin === origin;
-    } catch {
-      /* reported below */
-    }
-    if (!ok) problems.push(`${name('allowedOrigins')}: "${origin}" is not an origin like https://app.example.com (scheme://host[:port], no path or trailing slash)`);
-  }
-
-  const retentionText = raw('retention') || '24h';
-  const retentionMs = parseDuration(retentionText);
-  if (retentionMs === undefined || retentionMs < 1000) {
-    problems.push(`${name('retention')} must be a duration like 24h, 30m, 7d (at least 1s), got "${retentionText}"`);
-  }
-
-  const etaTickText = raw('etaTick') || '1s';
-  const etaTickMs = parseDuration(etaTickText);
-  if (etaTickMs === undefined || (etaTickMs !== 0 && etaTickMs < 100)) {
-    problems.push(`${name('etaTick')} must be 0 (off) or a duration of at least 100ms like 1s, got "${etaTickText}"`);
-  }
-
-  const dbSync = (raw('dbSync') || 'full').toLowerCase();
-  if (dbSync !== 'full' && dbSync !== 'normal') problems.push(`${name('dbSync')} must be full or normal, got "${dbSync}"`);
-
-  const logLevel = (raw('logLevel') || 'info').toLowerCase();
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
-    problems.push(`${name('logLevel')} must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
-  }
-
-  const maxConnectionsPerIp = int('maxConnectionsPerIp', DEFAULT_LIMITS.maxConnectionsPerIp, 1, 1_000_000);
-
-  // Cluster on Redis (docs/cluster.md): absent = the embedded SQLite default, unchanged.
-  const redisUrl = raw('redisUrl') || undefined;
-  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) {
-    problems.push(`${name('redisUrl')} must be a redis:// or rediss:// URL`);
-  }
-  const bullmqUrl = raw('bullmqUrl') || undefined;
-  if (bullmqUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(bullmqUrl)) {
-    problems.push(`${name('bullmqUrl')} must be a redis:// or rediss:// URL`);
-  }
-  const redisPrefix = raw('redisPrefix') ?? 'pt:';
-  if (!/^[A-Za-z0-9_.:{}-]{0,64}$/.test(redisPrefix)) problems.push(`${name('redisPrefix')} must be at most 64 letters, digits or _ . : { } -`);
-  const nodeId = raw('nodeId') || undefined;
-  if (nodeId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(nodeId)) problems.push(`${name('nodeId')} must be 1-64 letters, digits or _ . -`);
-  const leaseText = raw('pollLeaseTtl') || '10s';
-  const pollLeaseTtlMs = parseDuration(leaseText);
-  if (pollLeaseTtlMs === undefined || pollLeaseTtlMs < 300 || pollLeaseTtlMs > 600_000) {
-    problems.push(`${name('pollLeaseTtl')} must be a duration between 300ms and 10m, got "${leaseText}"`);
-  }
-
   if (problems.length > 0) throw new ConfigError(problems);
-  const config: ServerConfig = {
-    port,
-    host,
-    jwtAudience: raw('jwtAudience') || 'progress-tracker',
-    jwtAlgorithms,
-    db: raw('db') || './data/progress.db',
-    dbSync: dbSync as 'full' | 'normal',
-    allowedOrigins,
-    demo,
-    logLevel,
-    retentionMs: retentionMs!,
-    etaTickMs: etaTickMs!,
-    allowFallback,
-    trustProxy,
-    redisPrefix,
-    pollLeaseTtlMs: pollLeaseTtlMs!,
-    limits: { ...DEFAULT_LIMITS, maxConnectionsPerIp },
-  };
-  if (redisUrl) config.redisUrl = redisUrl;
-  if (bullmqUrl) config.bullmqUrl = bullmqUrl;
-  if (nodeId) config.nodeId = nodeId;
-  if (jwtSecret) config.jwtSecret = jwtSecret;
-  if (jwksUrl) config.jwksUrl = jwksUrl;
-  const issuer = raw('jwtIssuer');
-  if (issuer) config.jwtIssuer = issuer;
+
+  // Demo mode without a secret: one generated for this run (demo tokens are minted with it).
+  if (config.demo && !config.jwtSecret) {
+    config.jwtSecret = randomBytes(48).toString('base64url');
+    config.demoSecretGenerated = true;
+    if (!config.jwtAlgorithms.includes('HS256')) config.jwtAlgorithms.push('HS256');
+  }
   return config;
 }
 
-/** Options for `startServer`: any config entry, the rest defaulted (see `loadConfig`). */
-export type ServerOptions = Partial<Omit<ServerConfig, 'limits'>> & { limits?: Partial<ServerLimits> };
+function urlProtocol(url: string): string {
+  try {
+    return new URL(url).protocol;
+  } catch {
+    return '';
+  }
+}
 
-/**
- * A complete config from programmatic options (no environment). Throws ConfigError on the same
- * problems `loadConfig` reports.
- */
-export function resolveConfig(options: ServerOptions): ServerConfig {
-  const problems: string[] = [];
-  const config: ServerConfig = {
-    port: 8080,
-    host: '127.0.0.1',
-    jwtAudience: 'progress-tracker',
-    jwtAlgorithms: [],
-    db: './data/progress.db',
-    dbSync: 'full',
-    allowedOrigins: [],
-    demo: false,
-    logLevel: 'info',
-    retentionMs: 86_400_000,
-    etaTickMs: 1000,
-    allowFallback: false,
-    trustProxy: false,
-    redisPrefix: 'pt:',
-    pollLeaseTtlMs: 10_000,
-    ...options,
-    limits: { ...DEFAULT_LIMITS, ...options.limits },
-  };
-  if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret, 'utf8') < MIN_SECRET_BYTES) {
-    problems.push(`jwtSecret must be at least ${MIN_SECRET_BYTES} bytes`);
+function urlOrigin(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
   }
-  if (!config.jwtSecret && !config.jwksUrl && !config.demo) {
-    problems.push('no way to verify tokens: give jwtSecret or jwksUrl, or enable demo');
-  }
-  if (config.jwtAlgorithms.length === 0) {
-    if (config.jwtSecret || config.demo) config.jwtAlgorithms.push('HS256');
-    if (config.jwksUrl) config.jwtAlgorithms.push('RS256', 'ES256');
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
-  return config;
 }

@@ -20,16 +20,11 @@
  */
 import type { Redis } from 'ioredis';
 import type { Job } from '../../protocol/index.js';
+import { jobChannel, nodeChannel, type JobChannelMessage, type NodeMessage } from '../store/redis-channels.js';
 import { watchConnection, type ClusterLogger } from './connection.js';
 import type { ClusterMetrics } from './metrics.js';
 
-/** Messages on a job channel: a committed state (from the store) or a retry notice. */
-export type JobChannelMessage =
-  | { n: string; t: 'u'; job: Job }
-  | { n: string; t: 'c'; jobId: string; step: string };
-
-/** Messages on a node channel. */
-export type NodeMessage = { n: string; t: 'retry'; jobId: string; step?: string };
+export type { NodeMessage };
 
 export interface BusHandlers {
   /** A newer state of a followed job, committed by another node. */
@@ -81,8 +76,8 @@ export class ClusterBus {
     this.unwatch.push(watchConnection(this.sub, 'bus', options.log, options.metrics, () => void this.recovered()));
   }
 
-  private channel = (jobId: string) => `${this.o.prefix}ch:${jobId}`;
-  private nodeChannel = (nodeId: string) => `${this.o.prefix}node:${nodeId}`;
+  private channel = (jobId: string) => jobChannel(this.o.prefix, jobId);
+  private nodeChannel = (nodeId: string) => nodeChannel(this.o.prefix, nodeId);
 
   async start(): Promise<void> {
     await this.sub.connect();

@@ -121,15 +121,11 @@ export class ClusterNode {
 
   private async resync(ids: readonly string[]): Promise<void> {
     if (!this.service || ids.length === 0) return;
-    const pipe = this.store.client.pipeline();
-    for (const id of ids) pipe.hget(this.store.jobKey(id), 'rec');
-    const replies = (await pipe.exec()) ?? [];
-    replies.forEach(([err, text]) => {
-      if (err || typeof text !== 'string') return;
+    for (const record of await this.store.getMany(ids)) {
+      if (!record) continue;
       this.metrics.resyncReads++;
-      const record = JSON.parse(text) as JobRecord;
       if (this.bus.delivered(record.job.id, record.job.seq) && this.service!.applyRemote(record.job, record)) this.metrics.resyncUpdates++;
-    });
+    }
   }
 }
 

@@ -2,31 +2,40 @@
  * The job service: the one place where jobs change. HTTP handlers, the WebSocket hub and the
  * polling adapters (server/polling/) all go through it, so every change follows the same path:
  *
- *   serialize per job → state machine (jobs.ts) → estimate (Estimator) → enqueue the save (Store)
- *   → [commit] → cache → emit `update` (the hub publishes it once to the job's topic) → observe
+ *   JobWriter.change (ordered per job) → state machine (job-machine.ts) → estimate (Estimator)
+ *   → JobWriter.write (Store) → [commit] → JobCache → emit `update` (the hub publishes it once
+ *   to the job's topic) → observe (the estimator learns)
  *
- * Nothing is acknowledged or published before the store has committed it. Changes to one job are
- * applied one at a time in arrival order; different jobs proceed independently. A single node
- * pipelines a job's changes (see `change`); a cluster waits for each commit before the next.
- *
- * Each change is serialized to JSON exactly once (`JobView.json`); every socket, HTTP poll and
- * snapshot reuses that string.
+ * Nothing is acknowledged or published before the store has committed it. Whether the cached
+ * state is the truth (one node) or must be checked against the store (a cluster) is the
+ * Freshness strategy's call (freshness.ts). Listeners (hub, polling, webhooks, cluster) are wired
+ * in assembly (server/app/start-server.ts).
  */
-import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { ApiError, isTerminal, JOB_ID_PATTERN, LIMITS, notFound, type CreateJobRequest, type Eta, type Job, type JobEvent, type JobStatus } from '../../protocol/index.js';
-import type { Estimate, Estimator } from './estimator.js';
-import { applyEvent, applyRetry, createJob, weightedProgress } from './job-machine.js';
+import {
+  ApiError,
+  clamp01,
+  isTerminal,
+  JOB_ID_PATTERN,
+  LIMITS,
+  notFound,
+  type CreateJobRequest,
+  type Eta,
+  type Job,
+  type JobEvent,
+  type JobStatus,
+} from '../../protocol/index.js';
 import type { Logger } from '../app/log.js';
 import { SeqConflictError, type EventIdEntry, type JobRecord, type Store } from '../store/store.js';
-import { deliverWebhook, type WebhookOptions } from './webhook.js';
+import type { Estimate, Estimator } from './estimator.js';
+import { changedMeaningfully } from './eta-update-policy.js';
+import { singleNode, type Freshness } from './freshness.js';
+import { JobCache, type CacheEntry } from './job-cache.js';
+import { applyEvent, applyRetry, createJob, weightedProgress } from './job-machine.js';
+import { viewOf, type JobView } from './job-view.js';
+import { JobWriter } from './job-writer.js';
 
-/** An immutable published state of a job: the object, its JSON (serialized once) and its ETag. */
-export interface JobView {
-  readonly job: Job;
-  readonly json: string;
-  readonly etag: string;
-}
+export type { JobView } from './job-view.js';
 
 export interface RetryNotice {
   jobId: string;
@@ -65,56 +74,20 @@ export interface JobServiceOptions {
   tickMs?: number;
   /** Keep finished jobs this long (ms). Default 24 h. */
   retentionMs?: number;
-  webhook?: WebhookOptions;
   /** Finished jobs kept in memory for fast polls and snapshots (running ones always are). */
   finishedCacheSize?: number;
-  /**
-   * Set when other server nodes change the same jobs (Redis, docs/cluster.md). The cached state of
-   * a job is then trusted only while `isFresh(id)` (the node hears the job's changes live); other
-   * reads go to the store, saves are seq-checked and a lost race is re-applied on the fresh state,
-   * and ETA re-estimates run on the node that committed a job's latest change.
-   */
-  cluster?: {
-    isFresh(id: string): boolean;
-    /** Counts saves that lost a race to another node. */
-    onConflict?(id: string): void;
-  };
+  /** Whether the cache is the truth: `singleNode` (default) or a ClusterFreshness (docs/cluster.md). */
+  freshness?: Freshness;
 }
 
-/** A save that lost a race is re-applied this many times on the fresh state before giving up (503). */
-const MAX_CONFLICT_RETRIES = 10;
-
-/** The estimator used until the ETA engine is plugged in: complexity-weighted progress, no ETA. */
+/** The estimator used without the ETA engine: complexity-weighted progress, no ETA. */
 export const complexityEstimator: Estimator = {
   estimate: (job: Job): Estimate => ({ progress: weightedProgress(job), eta: null }),
   observe: () => undefined,
-  changedMeaningfully: (shown: Eta | null, next: Eta | null) => {
-    if (shown === null || next === null) return shown !== next;
-    const diff = Math.abs(shown.remainingMs - next.remainingMs);
-    return diff > 1000 && diff > 0.1 * Math.max(shown.remainingMs, next.remainingMs);
-  },
+  changedMeaningfully: (shown: Eta | null, next: Eta | null) => changedMeaningfully(shown, next),
 };
 
-const etagOf = (job: Job) => `"${job.createdAt.toString(36)}.${job.seq}"`;
-const viewOf = (job: Job): JobView => ({ job, json: JSON.stringify(job), etag: etagOf(job) });
-const isActive = (status: JobStatus) => status === 'queued' || status === 'running';
-
-type Listener<K extends keyof JobServiceEvents> = JobServiceEvents[K];
-
-interface CacheEntry {
-  record: JobRecord;
-  view: JobView;
-}
-
-/** A job's latest applied state while some of its writes still wait for their commit. */
-interface Head {
-  record: JobRecord;
-  inFlight: number;
-  /** The latest write's outcome: FIFO commits make it the outcome of all of them. */
-  last: Promise<unknown>;
-  /** eventIds of uncommitted changes (the store does not know them yet) → their seq. */
-  events: Map<string, number>;
-}
+type Listeners = { [K in keyof JobServiceEvents]: Set<JobServiceEvents[K]> };
 
 export class JobService {
   readonly estimator: Estimator;
@@ -122,22 +95,11 @@ export class JobService {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly options: JobServiceOptions;
-  /** Running/queued jobs stay; finished ones are kept LRU up to finishedCacheSize. */
-  private readonly cache = new Map<string, CacheEntry>();
-  private readonly chains = new Map<string, Promise<unknown>>();
-  private readonly heads = new Map<string, Head>();
-  private readonly writes = new Set<Promise<unknown>>();
-  /** Cluster mode: running jobs whose latest state this node committed (it runs their ETA tick). */
-  private readonly lastWriter = new Set<string>();
-  private readonly listeners: { [K in keyof JobServiceEvents]: Set<Listener<K>> } = {
-    created: new Set(),
-    update: new Set(),
-    retry: new Set(),
-    pruned: new Set(),
-  };
+  private readonly fresh: Freshness;
+  private readonly cache: JobCache;
+  private readonly writer: JobWriter;
+  private readonly listeners: Listeners = { created: new Set(), update: new Set(), retry: new Set(), pruned: new Set() };
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly webhooks = new AbortController();
-  private readonly pendingWebhooks = new Set<Promise<unknown>>();
   private closed = false;
 
   constructor(options: JobServiceOptions) {
@@ -146,6 +108,22 @@ export class JobService {
     this.log = options.log;
     this.estimator = options.estimator ?? complexityEstimator;
     this.now = options.now ?? Date.now;
+    this.fresh = options.freshness ?? singleNode;
+    this.cache = new JobCache(options.finishedCacheSize);
+    this.writer = new JobWriter({
+      store: this.store,
+      freshness: this.fresh,
+      log: this.log,
+      onCommitted: (record, view, prev) => {
+        // A newer state from another node may already be here: never go back.
+        const cached = this.cache.peek(record.job.id);
+        if (cached && cached.record.job.seq > record.job.seq) return;
+        this.fresh.committed(record.job);
+        this.cache.set(record, view);
+        this.emit('update', view, prev.job);
+      },
+      reload: (id) => this.reload(id),
+    });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -155,7 +133,7 @@ export class JobService {
   /** Loads running jobs, prunes expired ones, starts the ETA tick and the retention timer. */
   async start(): Promise<void> {
     for (const record of await this.store.listByStatus(['queued', 'running'], 100_000)) {
-      this.remember(record, viewOf(record.job));
+      this.cache.set(record, viewOf(record.job));
     }
     await this.prune();
     const tickMs = this.options.tickMs ?? 1000;
@@ -165,29 +143,17 @@ export class JobService {
     this.timers.push(setInterval(() => void this.prune(), every).unref());
   }
 
-  /** Stops timers, waits for in-flight changes and lets webhooks finish their current attempt. */
+  /** Stops timers and waits for in-flight changes. */
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
-    await Promise.allSettled([...this.chains.values()]);
-    await Promise.allSettled([...this.writes]);
-    this.webhooks.abort();
-    await Promise.allSettled([...this.pendingWebhooks]);
+    await this.writer.settled();
   }
 
   on<K extends keyof JobServiceEvents>(event: K, listener: JobServiceEvents[K]): () => void {
     const set = this.listeners[event] as Set<JobServiceEvents[K]>;
     set.add(listener);
     return () => void set.delete(listener);
-  }
-
-  /** Shorthand for `on('retry', ...)`: how a producer-side adapter learns it should resume. */
-  onRetry(listener: JobServiceEvents['retry']): () => void {
-    return this.on('retry', listener);
-  }
-
-  onUpdate(listener: JobServiceEvents['update']): () => void {
-    return this.on('update', listener);
   }
 
   private emit<K extends keyof JobServiceEvents>(event: K, ...args: Parameters<JobServiceEvents[K]>): void {
@@ -204,30 +170,9 @@ export class JobService {
   // Reads
   // ------------------------------------------------------------------------------------------
 
-  /** The latest state from memory, if the job is cached (always true for running jobs). */
+  /** The latest state from memory, if the job is cached and current (always true for running jobs on one node). */
   peek(id: string): JobView | undefined {
-    if (this.options.cluster && !this.options.cluster.isFresh(id)) return undefined;
-    return this.cache.get(id)?.view;
-  }
-
-  /**
-   * A state another node committed (cluster mode): cached and published to local subscribers when
-   * newer than what this node has. Returns whether it was newer.
-   */
-  applyRemote(job: Job, record?: JobRecord): boolean {
-    const cached = this.cache.get(job.id);
-    if (cached && cached.record.job.seq >= job.seq) return false;
-    const view = viewOf(job);
-    if (!cached) {
-      // Local sockets following a job got its snapshot through get(), which cached it: an uncached
-      // job has no local audience yet. Keep the full record when we have it; the snapshot follows.
-      if (record) this.remember(record, view);
-      return true;
-    }
-    this.remember({ ...cached.record, job }, view);
-    this.lastWriter.delete(job.id);
-    this.emit('update', view, cached.record.job);
-    return true;
+    return this.fresh.isFresh(id) ? this.cache.peek(id)?.view : undefined;
   }
 
   async get(id: string): Promise<JobView | undefined> {
@@ -241,11 +186,28 @@ export class JobService {
 
   /** Queued and running jobs (polling adapters resume following their sources from these). */
   activeRecords(): Readonly<JobRecord>[] {
-    return [...this.cache.values()].filter((e) => isActive(e.record.job.status)).map((e) => e.record);
+    return this.cache.activeRecords();
   }
 
   async countByStatus(): Promise<Record<JobStatus, number>> {
     return this.store.countByStatus();
+  }
+
+  /**
+   * A state another node committed (cluster mode): cached and published to local subscribers when
+   * newer than what this node has. Returns whether it was newer.
+   */
+  applyRemote(job: Job, record?: JobRecord): boolean {
+    const cached = this.cache.peek(job.id);
+    if (cached && cached.record.job.seq >= job.seq) return false;
+    if (!cached) {
+      // Local sockets following a job got its snapshot through get(), which cached it: an uncached
+      // job has no local audience yet. Keep the full record when we have it; the snapshot follows.
+      if (record) this.cache.set(record, viewOf(job));
+      return true;
+    }
+    this.caughtUp(cached, { ...cached.record, job });
+    return true;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -266,11 +228,11 @@ export class JobService {
     const record: JobRecord = { job };
     if (req.webhook) record.webhook = req.webhook;
     if (req.source) record.source = req.source;
-    return this.serialize(id, async () => {
-      const inserted = await this.persist(() => this.store.insert(record));
+    return this.writer.serialize(id, async () => {
+      const inserted = await this.writer.persist(() => this.store.insert(record));
       if (!inserted) throw new ApiError(409, 'duplicate_job', `a job with id "${id}" already exists`);
       const view = viewOf(job);
-      this.remember(record, view);
+      this.cache.set(record, view);
       this.observe(undefined, job, now);
       this.emit('created', view, record);
       return view;
@@ -288,7 +250,7 @@ export class JobService {
     if (events.length > LIMITS.maxEventsPerRequest) {
       throw new ApiError(400, 'bad_request', `at most ${LIMITS.maxEventsPerRequest} events per request`);
     }
-    return this.change(id, async () => {
+    return this.writer.change(id, async () => {
       const base = await this.head(id);
       if (!base) throw notFound(`job ${id} not found`);
       const now = this.now();
@@ -302,7 +264,7 @@ export class JobService {
       for (const [i, event] of events.entries()) {
         if (event.eventId !== undefined) {
           const first =
-            seenInBatch.get(event.eventId) ?? this.heads.get(id)?.events.get(event.eventId) ?? (await this.store.findEvent(id, event.eventId));
+            seenInBatch.get(event.eventId) ?? this.writer.pendingEvent(id, event.eventId) ?? (await this.store.findEvent(id, event.eventId));
           if (first !== undefined) {
             duplicates++;
             duplicateSeq = first;
@@ -323,16 +285,16 @@ export class JobService {
       }
       if (steps.length === 0) {
         // Acknowledged once what it saw (its originals included) is committed, or fails with it.
-        const pending = this.heads.get(id)?.last;
+        const pending = this.writer.lastSave(id);
         return async () => {
           await pending;
-          const cached = this.cache.get(id);
+          const cached = this.cache.peek(id);
           const view = cached?.record.job.seq === start.seq ? cached.view : viewOf(start);
           return { seq: events.length === 1 ? duplicateSeq : start.seq, applied: 0, duplicates, view };
         };
       }
       this.withEstimate(job, now);
-      const durable = this.write(base, job, accepted);
+      const durable = this.writer.write(base, job, accepted);
       return async () => {
         const view = await durable;
         let prev = start;
@@ -345,19 +307,14 @@ export class JobService {
     });
   }
 
-  /** Same as applyEvents: the entry point for polling adapters feeding upstream changes. */
-  ingest(id: string, events: readonly JobEvent[]): Promise<EventsResult> {
-    return this.applyEvents(id, events);
-  }
-
   /**
-   * Retries a failed job from `step` (default: its first failed step). Notifies the producer
-   * through `retry` listeners (the hub sends `control` messages) and the job's webhook.
+   * Retries a failed job from `step` (default: its first failed step). `retry` listeners tell the
+   * producer (the hub's `control` messages, the job's webhook, a polled job's upstream).
    * Throws ApiError 409 `nothing_to_retry` when nothing failed.
    */
   async retry(id: string, step?: string): Promise<RetryNotice> {
     this.assertOpen();
-    return this.change(id, async () => {
+    return this.writer.change(id, async () => {
       const base = await this.head(id);
       if (!base) throw notFound(`job ${id} not found`);
       const now = this.now();
@@ -365,14 +322,12 @@ export class JobService {
       if (!outcome.ok) throw outcome.error;
       const { job, step: from } = outcome.value;
       this.withEstimate(job, now);
-      const durable = this.write(base, job, []);
+      const durable = this.writer.write(base, job, []);
       return async () => {
         const view = await durable;
         this.observe(base.job, job, now);
         const notice: RetryNotice = { jobId: id, step: from, seq: job.seq, view };
-        const record = this.cache.get(id)?.record ?? { ...base, job };
-        this.emit('retry', notice, record);
-        if (record.webhook) this.sendWebhook(record.webhook, notice);
+        this.emit('retry', notice, this.cache.peek(id)?.record ?? { ...base, job });
         return notice;
       };
     });
@@ -383,11 +338,9 @@ export class JobService {
     if (this.closed) return;
     const now = this.now();
     const work: Promise<unknown>[] = [];
-    for (const [id, { record }] of this.cache) {
-      if (record.job.status !== 'running') continue;
-      // In a cluster the node that committed a job's latest change re-estimates it, so ticks never
-      // race another node's events (a race would be resolved, but costs a round trip).
-      if (this.options.cluster && !this.lastWriter.has(id)) continue;
+    for (const { record } of this.cache.values()) {
+      const id = record.job.id;
+      if (record.job.status !== 'running' || !this.fresh.ticksHere(id)) continue;
       let estimate: Estimate;
       try {
         estimate = this.estimator.estimate(record.job, now);
@@ -396,16 +349,17 @@ export class JobService {
         continue;
       }
       if (!this.estimator.changedMeaningfully(record.job.eta, estimate.eta)) continue;
+      const reestimate = async () => {
+        const current = this.writer.head(id) ?? this.cache.peek(id)?.record;
+        // A change since (events, another node) was estimated when applied; the next tick looks again.
+        if (!current || current.job.seq !== record.job.seq) return async () => undefined;
+        const prev = current.job;
+        const job: Job = { ...prev, seq: prev.seq + 1, updatedAt: now, progress: clamp01(estimate.progress), eta: estimate.eta };
+        const durable = this.writer.write(current, job, []);
+        return async () => void (await durable);
+      };
       work.push(
-        this.change(id, async () => {
-          const current = this.heads.get(id)?.record ?? this.cache.get(id)?.record;
-          // A change since (events, another node) was estimated when applied; the next tick looks again.
-          if (!current || current.job.seq !== record.job.seq) return async () => undefined;
-          const prev = current.job;
-          const job: Job = { ...prev, seq: prev.seq + 1, updatedAt: now, progress: clamp01(estimate.progress), eta: estimate.eta };
-          const durable = this.write(current, job, []);
-          return async () => void (await durable);
-        }, false).catch((err) => {
+        this.writer.change(id, reestimate, false).catch((err) => {
           // A lost race in a cluster: the other node's newer state wins, the next tick re-estimates.
           if (err instanceof SeqConflictError) this.cache.delete(id);
           else this.log.error({ err, jobId: id }, 'ETA update failed');
@@ -424,7 +378,7 @@ export class JobService {
       if (ids.length === 0) return ids;
       for (const id of ids) {
         this.cache.delete(id);
-        this.lastWriter.delete(id);
+        this.fresh.superseded(id);
       }
       this.log.info({ count: ids.length }, 'pruned finished jobs past retention');
       this.emit('pruned', ids);
@@ -443,83 +397,49 @@ export class JobService {
     if (this.closed) throw new ApiError(503, 'internal', 'server is shutting down');
   }
 
-  /** Runs `fn` after every earlier change to the same job has finished. */
-  private serialize<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.chains.get(id) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const settled = run.catch(() => undefined);
-    this.chains.set(id, settled);
-    void settled.then(() => {
-      if (this.chains.get(id) === settled) this.chains.delete(id);
-    });
-    return run;
-  }
-
-  /**
-   * Runs one change of job `id`. `apply` runs serialized per job against the job's head (its
-   * latest applied state), enqueues the write and returns `finish`, which waits for that write's
-   * commit. On a single node the next change is applied as soon as the write is enqueued, so a
-   * busy job gets many changes into one group commit (server/store/sqlite.ts) instead of one per
-   * loop turn; commits are FIFO, so each request is answered and published in seq order. In a
-   * cluster (the store may refuse a save and the change is re-applied on the fresh state) the
-   * next change waits for the commit.
-   */
-  private change<T>(id: string, apply: () => Promise<() => Promise<T>>, reapplyOnConflict = true): Promise<T> {
-    if (!this.options.cluster) return this.serialize(id, apply).then((finish) => finish());
-    const run = async () => (await apply())();
-    return this.serialize(id, reapplyOnConflict ? () => this.onFreshState(id, run) : run);
-  }
-
   /** The state the next change applies to: the latest applied (maybe not yet committed) one. */
   private async head(id: string): Promise<JobRecord | undefined> {
-    return this.heads.get(id)?.record ?? (await this.entry(id))?.record;
+    return this.writer.head(id) ?? (await this.entry(id))?.record;
   }
 
   private async entry(id: string): Promise<CacheEntry | undefined> {
-    let cached = this.cache.get(id);
-    if (cached && this.options.cluster && !this.options.cluster.isFresh(id)) {
+    const cached = this.cache.get(id);
+    if (cached && !this.fresh.isFresh(id)) {
       // Another node may have changed it: the store has the truth.
       const stored = await this.store.get(id);
       if (!stored) {
         this.cache.delete(id);
         return undefined;
       }
-      cached = this.cache.get(id) ?? cached;
-      if (stored.job.seq > cached.record.job.seq) return this.caughtUp(cached, stored);
+      const current = this.cache.peek(id) ?? cached;
+      return stored.job.seq > current.record.job.seq ? this.caughtUp(current, stored) : current;
     }
-    if (cached) {
-      if (!isActive(cached.record.job.status)) {
-        // LRU: refresh the position of finished jobs on access.
-        this.cache.delete(id);
-        this.cache.set(id, cached);
-      }
-      return cached;
-    }
+    if (cached) return cached;
     if (!JOB_ID_PATTERN.test(id)) return undefined;
     const record = await this.store.get(id);
     if (!record) return undefined;
     // Another call may have loaded it while we waited.
-    const raced = this.cache.get(id);
-    if (raced) return raced;
-    return this.remember(record, viewOf(record.job));
+    return this.cache.peek(id) ?? this.cache.set(record, viewOf(record.job));
   }
 
-  private remember(record: JobRecord, view: JobView): CacheEntry {
-    const entry = { record, view };
-    this.cache.delete(record.job.id);
-    this.cache.set(record.job.id, entry);
-    const limit = this.options.finishedCacheSize ?? 10_000;
-    if (this.cache.size > limit) {
-      let finished = 0;
-      for (const e of this.cache.values()) if (!isActive(e.record.job.status)) finished++;
-      for (const [id, e] of this.cache) {
-        if (finished <= limit) break;
-        if (!isActive(e.record.job.status)) {
-          this.cache.delete(id);
-          finished--;
-        }
-      }
-    }
+  /** After a lost race: the cache catches up with the store (or forgets a deleted job). */
+  private async reload(id: string): Promise<void> {
+    const cached = this.cache.peek(id);
+    const stored = await this.store.get(id).catch(() => undefined);
+    if (!stored) this.cache.delete(id);
+    else if (!cached) this.cache.set(stored, viewOf(stored.job));
+    else if (stored.job.seq > cached.record.job.seq) this.caughtUp(cached, stored);
+  }
+
+  /**
+   * A newer state than the cached one, committed elsewhere (another node; its bus message may
+   * still be on the way). Local subscribers get it now (the full state covers anything in
+   * between); the bus message arriving later is dropped as not newer.
+   */
+  private caughtUp(cached: CacheEntry, stored: JobRecord): CacheEntry {
+    const entry = this.cache.set(stored, viewOf(stored.job));
+    this.fresh.superseded(stored.job.id);
+    this.emit('update', entry.view, cached.record.job);
     return entry;
   }
 
@@ -547,119 +467,4 @@ export class JobService {
       this.log.error({ err, jobId: next.id }, 'estimator.observe failed');
     }
   }
-
-  /**
-   * Makes `job` the head and enqueues its save now; the promise resolves once it is committed,
-   * cached and published. Nothing is visible before the store committed. When a write fails, the
-   * store refuses every later write of the job (each expects its predecessor's seq), so they fail
-   * too, and the head goes back to the last committed state (the cache).
-   */
-  private write(base: JobRecord, job: Job, eventIds: readonly EventIdEntry[]): Promise<JobView> {
-    const id = job.id;
-    const next: JobRecord = { ...base, job };
-    let head = this.heads.get(id);
-    if (!head) this.heads.set(id, (head = { record: next, inFlight: 0, last: Promise.resolve(), events: new Map() }));
-    const mine = head;
-    mine.record = next;
-    mine.inFlight++;
-    const settle = () => {
-      mine.inFlight--;
-      for (const e of eventIds) mine.events.delete(e.eventId);
-    };
-    const durable = this.persist(() => this.store.save(next, eventIds, base.job.seq)).then(
-      () => {
-        settle();
-        if (mine.inFlight === 0 && this.heads.get(id) === mine) this.heads.delete(id);
-        const view = viewOf(job);
-        const cached = this.cache.get(id);
-        if (this.options.cluster) {
-          // A newer state from another node may already be here: never go back.
-          if (cached && cached.record.job.seq > job.seq) return view;
-          if (job.status === 'running') this.lastWriter.add(id);
-          else this.lastWriter.delete(id);
-        } else if (cached) {
-          assert.equal(cached.record.job.seq, base.job.seq, `job ${id}: commits out of seq order`);
-        }
-        this.remember(next, view);
-        this.emit('update', view, base.job);
-        return view;
-      },
-      (err: unknown) => {
-        settle();
-        if (this.heads.get(id) === mine) this.heads.delete(id);
-        if (err instanceof SeqConflictError && !this.options.cluster) {
-          throw new ApiError(503, 'internal', 'an earlier change of this job could not be stored; nothing was applied, retry later');
-        }
-        throw err;
-      },
-    );
-    for (const e of eventIds) mine.events.set(e.eventId, e.seq);
-    const tracked = durable.catch(() => undefined);
-    mine.last = durable;
-    this.writes.add(tracked);
-    void tracked.then(() => this.writes.delete(tracked));
-    return durable;
-  }
-
-  private async persist<T>(write: () => Promise<T>): Promise<T> {
-    try {
-      return await write();
-    } catch (err) {
-      if (err instanceof SeqConflictError) throw err; // handled by onFreshState
-      this.log.error({ err }, 'store write failed');
-      throw new ApiError(503, 'internal', 'the change could not be stored; nothing was applied, retry later');
-    }
-  }
-
-  /**
-   * Cluster mode: the store has a newer state than this node's cache (another node changed the
-   * job and its message is still on the way). Local subscribers get it now (the full state covers
-   * anything in between); the bus message arriving later is dropped as not newer.
-   */
-  private caughtUp(cached: CacheEntry, stored: JobRecord): CacheEntry {
-    const view = viewOf(stored.job);
-    const entry = this.remember(stored, view);
-    this.lastWriter.delete(stored.job.id);
-    this.emit('update', view, cached.record.job);
-    return entry;
-  }
-
-  /**
-   * Runs a change; when its save lost a race to another node (cluster mode), drops the cached
-   * state and runs it again on the fresh one. Events are re-checked against that state, so a
-   * change that no longer applies gets its ordinary 400/409, and a repeated eventId its first seq.
-   */
-  private async onFreshState<T>(id: string, change: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await change();
-      } catch (err) {
-        if (!(err instanceof SeqConflictError)) throw err;
-        this.options.cluster?.onConflict?.(id);
-        const cached = this.cache.get(id);
-        const stored = await this.store.get(id).catch(() => undefined);
-        if (!stored) this.cache.delete(id);
-        else if (!cached) this.remember(stored, viewOf(stored.job));
-        else if (stored.job.seq > cached.record.job.seq) this.caughtUp(cached, stored);
-        if (attempt >= MAX_CONFLICT_RETRIES) {
-          this.log.error({ jobId: id }, 'job kept changing on other nodes; change not applied');
-          throw new ApiError(503, 'internal', 'the job is changing concurrently on other nodes; nothing was applied, retry later');
-        }
-      }
-    }
-  }
-
-  private sendWebhook(url: string, notice: RetryNotice): void {
-    const delivery = deliverWebhook(
-      url,
-      { type: 'retry', jobId: notice.jobId, step: notice.step, seq: notice.seq },
-      this.log,
-      this.options.webhook,
-      this.webhooks.signal,
-    );
-    this.pendingWebhooks.add(delivery);
-    void delivery.finally(() => this.pendingWebhooks.delete(delivery));
-  }
 }
-
-const clamp01 = (n: number) => (Number.isFinite(n) ? Math.min(1, Math.max(0, n)) : 0);

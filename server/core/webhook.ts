@@ -3,9 +3,13 @@
  * not connected over the WebSocket still learns it should resume. A few attempts with
  * exponential backoff and a per-attempt timeout; delivery runs in the background and never
  * blocks or fails the retry request itself. Any 2xx is success; 4xx other than 408/429 is final.
+ *
+ * `RetryWebhooks` is a `retry` listener of the job service, wired in assembly like the hub.
  */
+import { sleep, type RetryWebhook } from '../../protocol/index.js';
 import type { Logger } from '../app/log.js';
-import type { RetryWebhook } from '../../protocol/index.js';
+import type { JobRecord } from '../store/store.js';
+import type { RetryNotice } from './job-service.js';
 
 export interface WebhookOptions {
   timeoutMs?: number;
@@ -44,7 +48,7 @@ export async function deliverWebhook(
     } catch (err) {
       log.warn({ jobId: payload.jobId, url: target, attempt, err: (err as Error).message }, 'retry webhook failed');
     }
-    if (attempt < attempts) await sleep(backoffMs * 2 ** (attempt - 1), signal);
+    if (attempt < attempts) await sleep(backoffMs * 2 ** (attempt - 1), signal).catch(() => undefined);
   }
   return false;
 }
@@ -59,12 +63,26 @@ function safeUrl(url: string): string {
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
+/** Sends each retry of a job that has a `webhook` to it; `close` ends deliveries at their current attempt. */
+export class RetryWebhooks {
+  private readonly abort = new AbortController();
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly options: WebhookOptions = {},
+  ) {}
+
+  readonly onRetry = (notice: RetryNotice, record: Readonly<JobRecord>): void => {
+    if (!record.webhook || this.abort.signal.aborted) return;
+    const payload: RetryWebhook = { type: 'retry', jobId: notice.jobId, step: notice.step, seq: notice.seq };
+    const delivery = deliverWebhook(record.webhook, payload, this.log, this.options, this.abort.signal);
+    this.pending.add(delivery);
+    void delivery.finally(() => this.pending.delete(delivery));
+  };
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    await Promise.allSettled([...this.pending]);
+  }
 }

@@ -18,7 +18,7 @@ import { RetryStats } from './retry-stats.js';
 import { IntervalCalibration } from './calibration.js';
 import { blendWithObservation } from './live-blend.js';
 import { PacePosterior } from './job-pace.js';
-import { changedMeaningfully, stampEta } from './update-policy.js';
+import { changedMeaningfully, stampEta } from '../core/eta-update-policy.js';
 import { parseHistorySample, type HistorySample } from './history-sample.js';
 
 export interface EtaTuning {

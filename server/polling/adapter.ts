@@ -44,8 +44,18 @@ export interface PolledSource {
   stop(): void;
 }
 
+/** Where an adapter that is pushed to (rather than polling) applies what it hears: the job service. */
+export interface JobSink {
+  get(id: string): Promise<Job | undefined>;
+  applyEvents(id: string, events: JobEvent[]): Promise<unknown>;
+}
+
 export interface SourceAdapter<S extends JobSource = JobSource> {
   readonly type: string;
+  /** Pushed adapters (BullMQ's QueueEvents) get the job service here when polling is attached. */
+  attach?(sink: JobSink): void;
+  /** Releases connections (the poll manager closes its adapters). */
+  close?(): Promise<void>;
   /** Checks a source at job creation. Returns a message for a 400, or null when valid. */
   validate(source: unknown, steps: readonly StepSpec[]): string | null;
   start(jobId: string, source: S): PolledSource;

@@ -17,8 +17,8 @@
  * created, so servers that do not use BullMQ never need it installed.
  */
 import type { ConnectionOptions, Job as BullJob, Queue, QueueEvents } from 'bullmq';
-import type { Job, JobEvent, StepSpec } from '../../protocol/index.js';
-import type { PollOutcome, PolledSource, SourceAdapter } from './adapter.js';
+import { clamp01, type Job, type JobEvent, type StepSpec } from '../../protocol/index.js';
+import type { JobSink, PollOutcome, PolledSource, SourceAdapter } from './adapter.js';
 import type { UpstreamView } from './field-map.js';
 import { eventsFor } from './reconcile.js';
 
@@ -34,11 +34,6 @@ export interface BullmqSource {
   [key: string]: unknown;
 }
 
-/** Where pushed changes go: the job service (`attachBullmq` wires it). */
-export interface BullmqSink {
-  get(id: string): Promise<Job | undefined>;
-  applyEvents(id: string, events: JobEvent[]): Promise<unknown>;
-}
 
 export interface BullmqAdapterOptions {
   /** ioredis options or connection for BullMQ's Redis (may differ from PT_REDIS_URL). */
@@ -78,7 +73,6 @@ export function viewOfBullmq(state: string, progress: unknown, failedReason?: st
   return view;
 }
 
-const clamp01 = (n: number) => Math.min(1, Math.max(0, n));
 /** QueueEvents hands the return value over as the JSON text BullMQ stored. */
 const parseMaybe = (v: unknown): unknown => {
   if (typeof v !== 'string') return v;
@@ -104,7 +98,7 @@ export class BullmqAdapter implements SourceAdapter<BullmqSource> {
   private readonly queues = new Map<string, { queue: Queue; events: QueueEvents }>();
   /** `${queue}\n${bullJobId}` → followed job. */
   private readonly followed = new Map<string, Followed>();
-  private sink?: BullmqSink;
+  private sink?: JobSink;
 
   private constructor(
     private readonly bull: BullmqModule,
@@ -124,7 +118,7 @@ export class BullmqAdapter implements SourceAdapter<BullmqSource> {
   }
 
   /** Where QueueEvents changes are applied (the job service). */
-  attach(sink: BullmqSink): void {
+  attach(sink: JobSink): void {
     this.sink = sink;
   }
 

@@ -12,7 +12,7 @@
  * 3. nothing known: a step that has run for t is assumed to run about t more (interval t/4).
  * Past the expected end, the interval restarts at `min` and grows with the overdue time.
  */
-import type { Job } from '../../protocol/index.js';
+import { clamp, type Job } from '../../protocol/index.js';
 
 export interface CadenceLimits {
   minIntervalMs: number;
@@ -23,8 +23,6 @@ export interface CadenceLimits {
 export const REMAINING_FRACTION = 0.25;
 /** Below this step progress, the rate is too noisy to extrapolate. */
 const MIN_PROGRESS_FOR_RATE = 0.03;
-
-const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
 
 /** Expected milliseconds until the running step ends (negative when overdue), or undefined if no step runs. */
 export function expectedStepRemainingMs(job: Job, now: number, progressSeenAt?: number): number | undefined {
@@ -65,32 +63,4 @@ export function nextPollDelay(job: Job, now: number, limits: CadenceLimits, prog
   }
   if (remaining > 0) return Math.round(clamp(remaining * REMAINING_FRACTION, min, max));
   return Math.round(clamp(-remaining * REMAINING_FRACTION, min, max));
-}
-
-export interface BackoffOptions {
-  baseMs: number;
-  maxMs: number;
-  /** 0..1 source of randomness (injectable for tests). */
-  random?: () => number;
-}
-
-/**
- * Exponential backoff with jitter after `failures` consecutive failures (1 = first failure):
- * base·2^(failures-1), capped, then a random value in its upper half, so many jobs failing
- * together (one upstream down) do not come back in lockstep.
- */
-export function backoffDelay(failures: number, opts: BackoffOptions): number {
-  const random = opts.random ?? Math.random;
-  const exp = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.max(0, Math.min(30, failures - 1)));
-  return Math.round(exp / 2 + (random() * exp) / 2);
-}
-
-/** Parses `Retry-After` (seconds or an HTTP date) into milliseconds from `now`; undefined when absent or invalid. */
-export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const at = Date.parse(trimmed);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
 }

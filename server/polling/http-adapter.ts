@@ -6,9 +6,8 @@
  * Header values are secrets: they are sent upstream only, never put in messages, logs or the API.
  * URLs in messages are reduced to origin + path (query strings often carry keys too).
  */
-import type { HttpJobSource, Job, JobStatus, StepSpec } from '../../protocol/index.js';
+import { parseRetryAfter, type HttpJobSource, type Job, type JobStatus, type StepSpec } from '../../protocol/index.js';
 import type { PollFailure, PollOutcome, PolledSource, SourceAdapter } from './adapter.js';
-import { parseRetryAfter } from './cadence.js';
 import { UpstreamBadResponse, mapResponse, validateSourceMap, type UpstreamView } from './field-map.js';
 import { eventsFor } from './reconcile.js';
 

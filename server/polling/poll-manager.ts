@@ -13,13 +13,12 @@
  * A retry by a user POSTs the source's `retryUrl` (when the failure was the upstream's own),
  * then polling resumes at once.
  */
-import { isTerminal, type Job, type JobError, type JobEvent, type JobSource, type StepSpec } from '../../protocol/index.js';
+import { backoffDelay, isTerminal, type Job, type JobError, type JobEvent, type JobSource, type StepSpec } from '../../protocol/index.js';
 import type { PollFailure, PolledSource, SourceAdapter } from './adapter.js';
-import { backoffDelay, nextPollDelay, type CadenceLimits } from './cadence.js';
+import { nextPollDelay, type CadenceLimits } from './cadence.js';
 import { systemClock, type Clock } from './clock.js';
 import { HttpAdapter } from './http-adapter.js';
 import { PollScheduler } from './scheduler.js';
-import type { JobService } from '../core/job-service.js';
 
 /** Errors this module puts on jobs; a job failed with one of them is still polled and recovers by itself. */
 export const POLLING_ERRORS = ['upstream_unreachable', 'upstream_bad_response'] as const;
@@ -216,17 +215,20 @@ export class PollManager {
     if (this.followed.get(jobId) === f) this.scheduler.schedule(jobId, f.handle.hostKey, 0);
   }
 
-  private readonly closers: Array<() => void> = [];
-  /** Runs `fn` on close (detaching service listeners). */
-  onClose(fn: () => void): void {
+  private readonly closers: Array<() => void | Promise<void>> = [];
+  /** Runs `fn` on close (detaching service listeners, releasing leases). */
+  onClose(fn: () => void | Promise<void>): void {
     this.closers.push(fn);
   }
 
-  close(): void {
-    for (const fn of this.closers.splice(0)) fn();
+  /** Stops every poll; resolves once the `onClose` functions have finished. */
+  async close(): Promise<void> {
+    const closers = this.closers.splice(0);
     for (const f of this.followed.values()) f.handle.stop();
     this.followed.clear();
     this.scheduler.close();
+    for (const fn of closers) await fn();
+    await Promise.allSettled([...this.adapters.values()].map((a) => a.close?.()));
   }
 
   /** One poll of one job; answers the delay until the next, or null to stop. */
@@ -260,7 +262,7 @@ export class PollManager {
       const failure = outcome.failure;
       const show = failure.code === 'upstream_bad_response' || after - f.failingSince >= this.o.unreachableAfterMs;
       if (show && !isTerminal(job.status)) await this.failJob(jobId, failure);
-      const backoff = backoffDelay(f.failures, { baseMs: Math.max(this.o.backoffBaseMs, f.limits.minIntervalMs), maxMs: this.o.backoffMaxMs, random: this.random });
+      const backoff = backoffDelay(f.failures - 1, { baseMs: Math.max(this.o.backoffBaseMs, f.limits.minIntervalMs), maxMs: this.o.backoffMaxMs, random: this.random });
       if (failure.retryAfterMs !== undefined) return Math.max(f.limits.minIntervalMs, Math.min(this.o.maxRetryAfterMs, failure.retryAfterMs));
       return backoff;
     }
@@ -340,36 +342,4 @@ export class PollManager {
       // already finished by someone else
     }
   }
-}
-
-/**
- * Ties a poll manager to the job service: follows every job created with a `source` (and the
- * queued/running ones loaded at start), hears retries, forgets pruned jobs. Call after
- * `service.start()`; `manager.close()` detaches it.
- */
-export function attachPolling(service: JobService, options: Omit<PollManagerOptions, 'service'> = {}): PollManager {
-  const manager = new PollManager({
-    ...options,
-    service: {
-      get: async (id) => (await service.get(id))?.job,
-      applyEvents: async (id, events) => (await service.ingest(id, events)).view.job,
-      retry: async (id, step) => (await service.retry(id, step)).view.job,
-    },
-  });
-  const detach = [
-    service.on('created', (view, record) => {
-      if (record.source) manager.follow(view.job.id, record.source);
-    }),
-    service.on('retry', (notice, record) => {
-      if (record.source) void manager.onRetry(notice.jobId, notice.step, record.source);
-    }),
-    service.on('pruned', (ids) => {
-      for (const id of ids) manager.unfollow(id);
-    }),
-  ];
-  manager.onClose(() => detach.forEach((off) => off()));
-  for (const record of service.activeRecords()) {
-    if (record.source) manager.follow(record.job.id, record.source);
-  }
-  return manager;
 }

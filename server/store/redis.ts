@@ -9,7 +9,7 @@
  *   {p}st:<status>     sorted set: job ids in that status, scored by updatedAt
  *   {p}hist:<key>      list: ETA history samples, trimmed to maxPerKey ("<n>|<json>")
  *   {p}hist:keys       set of history keys; {p}hist:n the global sample counter
- *   {p}ch:<id>         pub/sub channel: every committed change of the job (see server/cluster/bus.ts)
+ *   {p}ch:<id>         pub/sub channel: every committed change of the job (./redis-channels.ts)
  *
  * Atomicity: `save` is one Lua script that checks the stored seq, writes the record, moves the id
  * between status indexes, records eventIds, sets or clears the retention TTL and PUBLISHes the new
@@ -25,6 +25,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { JOB_STATUSES, isTerminal, type Job, type JobStatus } from '../../protocol/index.js';
+import { jobChannel, type ChangeMessage } from './redis-channels.js';
 import { SeqConflictError, StoreOpenError, type EventIdEntry, type JobRecord, type Store } from './store.js';
 
 export interface RedisStoreOptions {
@@ -46,13 +47,6 @@ export interface RedisStoreOptions {
   connectTimeoutMs?: number;
   /** Extra ioredis options. */
   redis?: RedisOptions;
-}
-
-/** One published change: `{"n":<node>,"t":"u","job":<Job>}`. */
-export interface ChangeMessage {
-  n: string;
-  t: 'u';
-  job: Job;
 }
 
 /** What Redis says about its persistence (undefined fields: CONFIG is disabled, e.g. managed Redis). */
@@ -211,8 +205,6 @@ export class RedisStore implements Store {
   jobKey = (id: string) => `${this.prefix}job:${id}`;
   private evKey = (id: string) => `${this.prefix}ev:${id}`;
   private stKey = (status: JobStatus) => `${this.prefix}st:${status}`;
-  /** The pub/sub channel carrying every committed change of one job. */
-  channel = (id: string) => `${this.prefix}ch:${id}`;
 
   async insert(record: JobRecord): Promise<boolean> {
     const { job } = record;
@@ -230,7 +222,7 @@ export class RedisStore implements Store {
     const args: Array<string | number> = [
       this.jobKey(job.id), this.evKey(job.id), ...JOB_STATUSES.map(this.stKey),
       job.id, expectedSeq ?? '', job.seq, job.status, job.updatedAt, JSON.stringify(record), ttl,
-      this.publish ? this.channel(job.id) : '', message,
+      this.publish ? jobChannel(this.prefix, job.id) : '', message,
     ];
     for (const e of eventIds) args.push(e.eventId, e.seq);
     const [outcome, stored] = await this.redis.ptSave(...args);
@@ -240,6 +232,14 @@ export class RedisStore implements Store {
   async get(id: string): Promise<JobRecord | undefined> {
     const text = await this.redis.hget(this.jobKey(id), 'rec');
     return text === null ? undefined : (JSON.parse(text) as JobRecord);
+  }
+
+  async getMany(ids: readonly string[]): Promise<Array<JobRecord | undefined>> {
+    if (ids.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hget(this.jobKey(id), 'rec');
+    const replies = (await pipe.exec()) ?? [];
+    return replies.map(([err, text]) => (err || typeof text !== 'string' ? undefined : (JSON.parse(text) as JobRecord)));
   }
 
   /** The stored seq only (cheap freshness check). */

@@ -203,6 +203,10 @@ export class SqliteStore implements Store {
     return text === undefined ? undefined : (JSON.parse(text) as JobRecord);
   }
 
+  async getMany(ids: readonly string[]): Promise<Array<JobRecord | undefined>> {
+    return Promise.all(ids.map((id) => this.get(id)));
+  }
+
   async findEvent(jobId: string, eventId: string): Promise<number | undefined> {
     return this.stmt.findEvent.get(jobId, eventId) as number | undefined;
   }

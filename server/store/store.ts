@@ -31,6 +31,8 @@ export interface Store extends HistoryStore {
    */
   save(record: JobRecord, eventIds?: readonly EventIdEntry[], expectedSeq?: number): Promise<void>;
   get(id: string): Promise<JobRecord | undefined>;
+  /** Several jobs in one round trip, in the order asked (undefined where a job does not exist). */
+  getMany(ids: readonly string[]): Promise<Array<JobRecord | undefined>>;
   /** The seq a job's eventId produced when it was first accepted. */
   findEvent(jobId: string, eventId: string): Promise<number | undefined>;
   /** Jobs in the given states (used at start to resume running jobs and their polling). */

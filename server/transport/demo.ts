@@ -19,7 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TemplatedApp } from 'uWebSockets.js';
 import { mintToken } from './auth.js';
 import { ApiError, badRequest, JOB_ID_PATTERN, notFound } from '../../protocol/index.js';
-import { parseJson, route, type HttpContext } from './http-api.js';
+import { parseJson, route, type HttpContext } from './uws-http.js';
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

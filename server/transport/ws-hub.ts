@@ -25,8 +25,8 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { canRead, canRetry, canWrite, type Principal, type Verifier } from './auth.js';
 import type { ServerConfig } from '../app/config.js';
-import { ApiError, CloseCode, JOB_ID_PATTERN, type ErrorCode, type ServerMessage } from '../../protocol/index.js';
-import { errorReply, rawQuery, remoteAddress, writeReply } from './http-api.js';
+import { ApiError, ClientMessageError, CloseCode, parseClientMessage, type ClientMessage, type ErrorCode, type ServerMessage } from '../../protocol/index.js';
+import { errorReply, rawQuery, remoteAddress, writeReply } from './uws-http.js';
 import type { JobService, JobView } from '../core/job-service.js';
 import type { Logger } from '../app/log.js';
 import type { Metrics } from '../app/metrics.js';
@@ -105,16 +105,12 @@ export class WsHub {
       return { total, max };
     };
     this.unbind.push(
-      service.onUpdate((view) => {
+      service.on('update', (view) => {
         // One serialization, one publish: uWS fans out to every subscriber in native code.
         app.publish(jobTopic(view.job.id), updateMessage(view), false, false);
         metrics.published++;
       }),
-      service.onRetry((notice) => {
-        const msg: ServerMessage = { type: 'control', action: 'retry', jobId: notice.jobId, step: notice.step };
-        app.publish(controlTopic(notice.jobId), JSON.stringify(msg), false, false);
-        metrics.published++;
-      }),
+      service.on('retry', (notice) => this.deliverControl(notice.jobId, notice.step)),
     );
   }
 
@@ -320,40 +316,29 @@ export class WsHub {
       return;
     }
     d.flood = 0;
-    let msg: unknown;
+    let msg: ClientMessage;
     try {
-      msg = JSON.parse(Buffer.from(message).toString('utf8'));
-    } catch {
+      msg = parseClientMessage(JSON.parse(Buffer.from(message).toString('utf8')));
+    } catch (err) {
+      if (err instanceof ClientMessageError) return this.error(ws, err.code, err.message, err.jobId);
       return this.error(ws, 'bad_request', 'message is not valid JSON');
     }
-    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
-      return this.error(ws, 'bad_request', 'message must be a JSON object with a "type"');
-    }
-    const m = msg as { type?: unknown; jobId?: unknown; step?: unknown; since?: unknown };
-    switch (m.type) {
+    switch (msg.type) {
       case 'ping':
         this.send(ws, '{"type":"pong"}');
         return;
-      case 'subscribe':
       case 'unsubscribe':
-      case 'retry': {
-        if (typeof m.jobId !== 'string' || !JOB_ID_PATTERN.test(m.jobId)) {
-          return this.error(ws, 'bad_request', `${m.type} needs a valid "jobId"`);
-        }
-        if (m.type === 'unsubscribe') return this.unsubscribe(ws, d, m.jobId);
-        if (m.type === 'subscribe') {
-          if (m.since !== undefined && (typeof m.since !== 'number' || !Number.isFinite(m.since))) {
-            return this.error(ws, 'bad_request', '"since" must be a number', m.jobId);
-          }
-          this.subscribe(ws, d, m.jobId).catch((err) => this.fail(ws, err, m.jobId as string));
-          return;
-        }
-        if (m.step !== undefined && typeof m.step !== 'string') return this.error(ws, 'bad_request', '"step" must be a string', m.jobId);
-        this.retry(ws, d, m.jobId, m.step as string | undefined).catch((err) => this.fail(ws, err, m.jobId as string));
+        return this.unsubscribe(ws, d, msg.jobId);
+      case 'subscribe': {
+        const { jobId } = msg;
+        this.subscribe(ws, d, jobId).catch((err) => this.fail(ws, err, jobId));
         return;
       }
-      default:
-        return this.error(ws, 'bad_request', 'unknown message type (expected subscribe, unsubscribe, retry or ping)');
+      case 'retry': {
+        const { jobId, step } = msg;
+        this.retry(ws, d, jobId, step).catch((err) => this.fail(ws, err, jobId));
+        return;
+      }
     }
   }
 

@@ -22,7 +22,7 @@ async function setup(failSaveNumber?: number) {
   const service = new JobService({ store, log: createLogger('silent'), tickMs: 0 });
   await service.start();
   const published: number[] = [];
-  service.onUpdate((view) => published.push(view.job.seq));
+  service.on('update', (view) => published.push(view.job.seq));
   await service.create({ id: 'p1', kind: 'k', steps: [{ id: 's1' }] });
   await service.applyEvents('p1', [{ type: 'step_start', step: 's1' }]);
   return { service, sqlite, published, close: async () => { await service.close(); await sqlite.close(); } };

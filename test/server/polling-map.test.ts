@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { applyEvent, createJob } from '../../server/core/job-machine.js';
 import { VirtualClock } from '../../server/polling/clock.js';
-import { backoffDelay, nextPollDelay, parseRetryAfter } from '../../server/polling/cadence.js';
+import { nextPollDelay } from '../../server/polling/cadence.js';
 import { UpstreamBadResponse, mapResponse, readPath, validateSourceMap } from '../../server/polling/field-map.js';
 import { eventsFor } from '../../server/polling/reconcile.js';
 import { PollScheduler } from '../../server/polling/scheduler.js';
@@ -234,16 +234,6 @@ describe('cadence', () => {
     assert.equal(nextPollDelay(job, 2_000, limits), 1000);
   });
 
-  test('backoff doubles with jitter in the upper half, capped; Retry-After parses both forms', () => {
-    const opts = { baseMs: 1000, maxMs: 60_000 };
-    assert.equal(backoffDelay(1, { ...opts, random: () => 0 }), 500);
-    assert.equal(backoffDelay(1, { ...opts, random: () => 1 }), 1000);
-    assert.equal(backoffDelay(4, { ...opts, random: () => 1 }), 8000);
-    assert.equal(backoffDelay(40, { ...opts, random: () => 1 }), 60_000);
-    assert.equal(parseRetryAfter('3', 0), 3000);
-    assert.equal(parseRetryAfter(new Date(10_000).toUTCString(), 4000), 6000);
-    assert.equal(parseRetryAfter('soon', 0), undefined);
-  });
 });
 
 describe('scheduler (virtual time)', () => {

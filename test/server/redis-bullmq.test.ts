@@ -32,15 +32,10 @@ before(async () => {
     tickMs: 0,
     polling: { adapters: [new HttpAdapter(), adapter] },
   });
-  adapter.attach({
-    get: async (id) => (await server.jobs.get(id))?.job,
-    applyEvents: (id, events) => server.jobs.ingest(id, events),
-  });
 });
 
 after(async () => {
-  await server?.close();
-  await adapter?.close();
+  await server?.close(); // closes the adapter too
   await redis?.stop();
 });
 

@@ -9,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createJob } from '../../server/core/job-machine.js';
 import type { Job } from '../../protocol/index.js';
-import { RedisStore, type ChangeMessage } from '../../server/store/redis.js';
+import { jobChannel, type ChangeMessage } from '../../server/store/redis-channels.js';
+import { RedisStore } from '../../server/store/redis.js';
 import { SeqConflictError, StoreOpenError, type JobRecord } from '../../server/store/store.js';
 import { freePort, startRedis, type RedisServer } from '../fixtures/redis-server.js';
 
@@ -161,7 +162,7 @@ describe('RedisStore', () => {
     const sub = new Redis(redis.url);
     const got: ChangeMessage[] = [];
     sub.on('message', (_ch, text: string) => got.push(JSON.parse(text) as ChangeMessage));
-    await sub.subscribe(store.channel('pub'));
+    await sub.subscribe(jobChannel(store.prefix, 'pub'));
     let job = newJob('pub');
     await store.insert({ job, webhook: 'https://secret.test/hook' });
     for (let i = 0; i < 20; i++) {
