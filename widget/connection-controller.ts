@@ -1,7 +1,9 @@
 /**
- * Ties a ProgressClient's lifetime to an element's: the socket opens on hostConnected and
- * closes on hostDisconnected, so an element removed from the page leaves no network activity
- * behind. A change of job/src/api replaces the client.
+ * Ties a ProgressClient's lifetime to an element's, driven by the host's lifecycle alone (the
+ * host never calls in): the socket opens on hostConnected and closes on hostDisconnected, so an
+ * element removed from the page leaves no network activity behind; hostUpdate (before each host
+ * update, after the host's willUpdate) re-reads job/src/api and replaces the client when they
+ * name another job or other servers.
  */
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import type { Unsubscribe } from 'nanoevents';
@@ -46,18 +48,30 @@ export class ConnectionController implements ReactiveController {
     this._client?.close();
   }
 
-  /** Re-read the host's configuration: replace the client when the job or endpoint changed. */
+  /**
+   * Before every host update: a new job or other servers replace the client. Only then — an
+   * update for anything else (a tick of the countdown, a new state) leaves the client alone;
+   * in particular it does not reopen one that closed itself because the job ended.
+   */
+  hostUpdate(): void {
+    if (this.configKey() !== this.key) this.sync();
+  }
+
+  /**
+   * Re-read the host's configuration: replace the client when the job or endpoint changed, and
+   * open it while the host is connected. hostConnected and hostUpdate call it; a host never
+   * needs to (it stays public for existing callers).
+   */
   sync(): void {
-    const { job } = this.host;
-    const src = parseEndpoints(this.host.src);
-    const api = parseEndpoints(this.host.api);
-    // Compared as lists: a new array with the same URLs keeps the connection.
-    const key = job && src.length > 0 ? `${job}\n${src.join(' ')}\n${api.join(' ')}` : '';
+    const key = this.configKey();
     if (key !== this.key) {
       this.dispose();
       this.key = key;
       if (key) {
         const host = this.host;
+        const { job } = host;
+        const src = parseEndpoints(host.src);
+        const api = parseEndpoints(host.api);
         const client = new ProgressClient({
           ...host.connectionOptions,
           jobId: job,
@@ -78,6 +92,13 @@ export class ConnectionController implements ReactiveController {
       }
     }
     if (this.connected) this._client?.open();
+  }
+
+  /** Job and endpoint lists, compared as lists: a new array with the same URLs keeps the connection. '' = nothing to follow. */
+  private configKey(): string {
+    const { job } = this.host;
+    const src = parseEndpoints(this.host.src);
+    return job && src.length > 0 ? `${job}\n${src.join(' ')}\n${parseEndpoints(this.host.api).join(' ')}` : '';
   }
 
   private dispose(): void {

@@ -1,13 +1,11 @@
 /**
  * HTTP polling of `GET /v1/jobs/{id}`: the fallback when the WebSocket cannot be opened.
- * One @lit/task run per poll (its AbortSignal cancels a request made stale by stop(), and its
- * call-id guard drops late answers); conditional requests with ETag so an unchanged job costs
- * a 304; the interval follows the ETA (fast near the end, slow for long jobs) and backs off
- * while the server is unreachable.
+ * One AbortController per poll (a poll started by pollNow() or stop() aborts the request still
+ * under way, so a stale answer is never reported); conditional requests with ETag so an
+ * unchanged job costs a 304; the interval follows the ETA (fast near the end, slow for long
+ * jobs) and backs off while the server is unreachable.
  */
-import { Task } from '@lit/task';
-import type { ReactiveController, ReactiveControllerHost } from 'lit';
-import type { Job } from '../protocol/index.js';
+import { clamp, type Job } from '../protocol/index.js';
 
 export interface PollerOptions {
   /** Full URL of the job resource, read before every poll (it follows failover). */
@@ -26,31 +24,15 @@ export interface PollerOptions {
   maxIntervalMs: number;
 }
 
-/** A host for the Task outside of any element: Task only needs these to report status. */
-class DetachedHost implements ReactiveControllerHost {
-  addController(_c: ReactiveController): void {}
-  removeController(_c: ReactiveController): void {}
-  requestUpdate(): void {}
-  get updateComplete(): Promise<boolean> {
-    return Promise.resolve(true);
-  }
-}
-
-type PollResult = 'changed' | 'not-modified';
-
 export class Poller {
-  private readonly task: Task<[string | undefined], PollResult>;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The request under way (or the last one); aborted by the next poll and by stop(). */
+  private request: AbortController | undefined;
   private etag: string | undefined;
   private failures = 0;
   private running = false;
 
-  constructor(private readonly options: PollerOptions) {
-    this.task = new Task<[string | undefined], PollResult>(new DetachedHost(), {
-      autoRun: false,
-      task: ([etag], { signal }) => this.fetchOnce(etag, signal),
-    });
-  }
+  constructor(private readonly options: PollerOptions) {}
 
   get active(): boolean {
     return this.running;
@@ -67,7 +49,8 @@ export class Poller {
     this.running = false;
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.task.abort();
+    this.request?.abort();
+    this.request = undefined;
   }
 
   /** Poll now (e.g. the page became visible again). */
@@ -78,16 +61,26 @@ export class Poller {
   }
 
   private async poll(): Promise<void> {
+    this.request?.abort();
+    const request = (this.request = new AbortController());
     try {
-      await this.task.run([this.etag]);
+      await this.fetchOnce(this.etag, request.signal);
     } catch {
-      // Reported through the callbacks in fetchOnce.
+      // Reported through the callbacks in fetchOnce (an aborted request: not at all).
     }
-    if (!this.running) return;
+    // Stopped, or superseded by a newer poll that schedules the next one itself.
+    if (!this.running || this.request !== request) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.poll(), this.nextDelay());
   }
 
+  /**
+   * The wait before the next poll. Deliberately not protocol's backoffDelay (equal jitter:
+   * 50–100% of the ceiling): polling is a steady cadence, not only a retry, so one symmetric
+   * ±20% jitter applies to every interval — ETA-paced, backed off or slowed while hidden — and
+   * keeps its mean where it was set; while unreachable the interval doubles from the minimum
+   * (at most 64×) up to the maximum.
+   */
   private nextDelay(): number {
     const { minIntervalMs: min, maxIntervalMs: max } = this.options;
     let delay: number;
@@ -96,14 +89,14 @@ export class Poller {
     } else {
       const remaining = this.options.remainingMs();
       // A tenth of the remaining time: about ten polls until the end, more often near it.
-      delay = remaining === null ? min * 2 : Math.min(max, Math.max(min, remaining / 10));
+      delay = remaining === null ? min * 2 : clamp(remaining / 10, min, max);
     }
     if (typeof document !== 'undefined' && document.visibilityState === 'hidden') delay = Math.min(max, delay * 3);
     // ±20% jitter so many clients do not poll in lockstep.
     return Math.round(delay * (0.8 + Math.random() * 0.4));
   }
 
-  private async fetchOnce(etag: string | undefined, signal: AbortSignal): Promise<PollResult> {
+  private async fetchOnce(etag: string | undefined, signal: AbortSignal): Promise<void> {
     const headers: Record<string, string> = { Accept: 'application/json' };
     const token = await this.options.getToken();
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -119,7 +112,7 @@ export class Poller {
     }
     this.failures = 0;
     this.options.onReachable();
-    if (res.status === 304) return 'not-modified';
+    if (res.status === 304) return;
     if (!res.ok) {
       let code = `http_${res.status}`;
       let message = res.statusText || `HTTP ${res.status}`;
@@ -128,15 +121,16 @@ export class Poller {
         if (body.error?.code) code = body.error.code;
         if (body.error?.message) message = body.error.message;
       } catch {
-        // Not JSON: keep the status line.
+        // Not JSON (or aborted meanwhile: checked below): keep the status line.
       }
+      if (signal.aborted) throw signal.reason;
       this.options.onHttpError(res.status, code, message);
-      return 'not-modified';
+      return;
     }
     const body = (await res.json()) as Job | { job: Job };
     const job = 'job' in body && body.job && typeof body.job === 'object' ? body.job : (body as Job);
+    if (signal.aborted) throw signal.reason;
     this.etag = res.headers.get('ETag') ?? undefined;
     this.options.onJob(job);
-    return 'changed';
   }
 }

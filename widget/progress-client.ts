@@ -13,8 +13,9 @@
  */
 import { createNanoEvents, type Emitter, type Unsubscribe } from 'nanoevents';
 import { WebSocket as ReconnectingWebSocket } from 'partysocket';
-import { isTerminal, type ClientMessage, type Job, type ServerMessage } from '../protocol/index.js';
+import { isTerminal, sleep, type ClientMessage, type Job, type ServerMessage } from '../protocol/index.js';
 import { deriveApiBase, parseEndpoints, toSocketUrl, type EndpointList } from './endpoints.js';
+import { isNewer } from './job-order.js';
 import { Poller } from './poller.js';
 
 export { deriveApiBase, parseEndpoints, type EndpointList } from './endpoints.js';
@@ -81,11 +82,6 @@ export interface ProgressClientOptions {
   /** WebSocket implementation (default: globalThis.WebSocket; polling only when missing). */
   WebSocket?: typeof WebSocket | null;
 }
-
-const sameEta = (a: Job['eta'], b: Job['eta']) =>
-  a === b || (!!a && !!b && a.remainingMs === b.remainingMs && a.low === b.low && a.high === b.high);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class ProgressClient {
   readonly jobId: string;
@@ -240,13 +236,8 @@ export class ProgressClient {
   ingest(job: Job): boolean {
     if (job.id !== this.jobId) return false;
     const shown = this._job;
-    if (shown) {
-      if (job.seq < shown.seq) return false;
-      // Same seq: only a fresher re-estimate of the ETA is news.
-      if (job.seq === shown.seq && (job.updatedAt < shown.updatedAt || (job.updatedAt === shown.updatedAt && sameEta(job.eta, shown.eta)))) {
-        return false;
-      }
-    }
+    // The same rule as the element's `snapshot` setter (job-order.ts).
+    if (!isNewer(job, shown)) return false;
     this._job = job;
     if (!isTerminal(job.status)) this.retryInFlight = false;
     this.emitter.emit('update', job);
@@ -290,6 +281,8 @@ export class ProgressClient {
     const socket = new ReconnectingWebSocket(
       // partysocket awaits this before every attempt: a fresh token each time, plus jitter
       // (its own backoff has none) so a fleet of clients does not reconnect in lockstep.
+      // Not protocol's backoffDelay: partysocket already waits its own exponential delay
+      // (min·grow^n up to max); this only adds 0–50% of the first delay on top of it.
       async () => {
         if (this.socketFailures > 0) await sleep(Math.random() * min * 0.5);
         const url = toSocketUrl(this.srcs[this.srcIndex]!);

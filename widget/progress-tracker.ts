@@ -7,6 +7,7 @@ import { ConnectionController } from './connection-controller.js';
 import { FinishTimeSmoother, currentStepIndex, estimateProgress, jobDuration } from './estimate.js';
 import { emit } from './events.js';
 import { defaultMessages, formatDuration, formatPercent, formatRemaining, type Messages } from './format.js';
+import { isNewer } from './job-order.js';
 import { LiveAnnouncer } from './live-announcer.js';
 import { notifyIfHidden } from './notifications.js';
 import type { ConnectionState, ProgressClient, ProgressClientOptions, ProgressErrorInfo, TokenProvider } from './progress-client.js';
@@ -175,8 +176,9 @@ export class ProgressTracker extends LitElement {
   set snapshot(job: Job | undefined) {
     if (!job) return;
     const client = this.connection.client;
+    // With a client for this job, the client decides (and emits); without one, the same rule here.
     if (client && client.jobId === job.id) client.ingest(job);
-    else if (!this._job || job.seq > this._job.seq || (job.seq === this._job.seq && job.updatedAt > this._job.updatedAt)) {
+    else if (isNewer(job, this._job)) {
       const prev = this._job;
       this.show(job);
       if (isTerminal(job.status) && (!prev || prev.seq !== job.seq)) {
@@ -209,14 +211,13 @@ export class ProgressTracker extends LitElement {
   }
 
   protected override willUpdate(changed: PropertyValues<this>): void {
-    if (changed.has('job') || changed.has('src') || changed.has('api')) {
-      if (changed.has('job') && this._job && this._job.id !== this.job) {
-        this._job = undefined;
-        this._notice = undefined;
-        this.smoother.reset();
-        this.shownProgress = 0;
-      }
-      this.connection.sync();
+    // A different job: forget the old one's state. (Lit runs willUpdate before the controllers'
+    // hostUpdate, so the connection's new client is seeded from the state kept here, not the old job's.)
+    if (changed.has('job') && this._job && this._job.id !== this.job) {
+      this._job = undefined;
+      this._notice = undefined;
+      this.smoother.reset();
+      this.shownProgress = 0;
     }
   }
 
