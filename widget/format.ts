@@ -35,6 +35,8 @@ export interface Messages {
   announceOffline: string;
   retry: string;
   retryStep: (label: string) => string;
+  /** The Retry button while the server has not answered yet. */
+  retrying: string;
   failedStep: (label: string) => string;
   defaultLabel: string;
   /** `<notification-badge>` accessible name. */
@@ -74,6 +76,7 @@ export const defaultMessages: Messages = {
   announceOffline: 'Server unreachable, showing an estimate',
   retry: 'Retry',
   retryStep: (label) => `Retry from “${label}”`,
+  retrying: 'Retrying…',
   failedStep: (label) => `Failed at “${label}”`,
   defaultLabel: 'Job progress',
   // Starts with the visible count, so the accessible name matches what is seen (WCAG 2.5.3).

@@ -262,6 +262,10 @@ export const styles = css`
     color: var(--_bg);
     cursor: pointer;
   }
+  .retry[aria-disabled='true'] {
+    cursor: progress;
+    opacity: 0.75;
+  }
   .retry:focus-visible {
     outline: 2px solid var(--_accent);
     outline-offset: 2px;

@@ -1,3 +1,4 @@
+import { Task, TaskStatus } from '@lit/task';
 import { LitElement, html, nothing, type PropertyValues, type TemplateResult } from 'lit';
 import { property, state } from 'lit/decorators.js';
 import { classMap } from 'lit/directives/class-map.js';
@@ -13,6 +14,9 @@ import { notifyIfHidden } from './notifications.js';
 import type { ConnectionState, ProgressClient, ProgressClientOptions, ProgressErrorInfo, TokenProvider } from './progress-client.js';
 import { styles } from './progress-tracker.styles.js';
 import { stepCard, stepIcon } from './step-card.js';
+
+/** How long the Retry button waits for the server's answer before it can be pressed again. */
+const RETRY_ANSWER_TIMEOUT_MS = 15_000;
 
 export interface StepSpec {
   id: string;
@@ -225,14 +229,43 @@ export class ProgressTracker extends LitElement {
     this.updateTicker();
   }
 
+  /**
+   * The user's retry, from the click until the server answers: the job leaves `failed` (or the
+   * request is refused, or 15 s pass). While pending the button says so and ignores clicks, so a
+   * retry is never sent twice.
+   */
+  private readonly retryTask = new Task(this, {
+    autoRun: false,
+    task: async ([step]: [string | undefined], { signal }) => {
+      const client = this.connection.client;
+      if (!client) return;
+      const answered = new Promise<void>((resolve) => {
+        const done = () => {
+          offs.forEach((off) => off());
+          clearTimeout(timer);
+          resolve();
+        };
+        const offs = [
+          client.on('update', (job) => job.status !== 'failed' && done()),
+          client.on('error', (e) => !e.job && done()),
+        ];
+        const timer = setTimeout(done, RETRY_ANSWER_TIMEOUT_MS);
+        signal.addEventListener('abort', done, { once: true });
+      });
+      await client.retry(step);
+      await answered;
+    },
+  });
+
   /** Retry the failed job from its failed step (what the Retry button does). */
   retry(): void {
+    if (this.retryTask.status === TaskStatus.PENDING) return;
     const job = this._job;
     const step = job?.error?.step ?? job?.steps.find((s) => s.status === 'failed')?.id;
     const proceed = emit(this, 'progress-retry', { jobId: this.job || job?.id || '', step, job }, true);
     if (!proceed) return;
     this._notice = undefined;
-    void this.connection.client?.retry(step);
+    void this.retryTask.run([step]);
   }
 
   private show(job: Job): void {
@@ -410,6 +443,8 @@ export class ProgressTracker extends LitElement {
     const error = job.error ?? failedStep?.error;
     const retryable = job.status === 'failed' && error?.retryable !== false;
     const stepLabel = failedStep?.label;
+    // Focus stays on the button while the retry is under way (aria-disabled, not disabled).
+    const retrying = this.retryTask.status === TaskStatus.PENDING;
     return html`<div part="error" class="error" role="group" aria-label=${job.status === 'failed' ? m.failed : m.canceled}>
       <span class="error-icon" aria-hidden="true">${stepIcon('failed')}</span>
       <div class="error-text">
@@ -417,8 +452,14 @@ export class ProgressTracker extends LitElement {
         <span part="error-message" class="error-message">${error?.message ?? (job.status === 'canceled' ? m.canceled : m.failed)}</span>
       </div>
       ${retryable
-        ? html`<button part="retry" class="retry" type="button" @click=${() => this.retry()}>
-            ${stepLabel ? m.retryStep(stepLabel) : m.retry}
+        ? html`<button
+            part="retry"
+            class="retry"
+            type="button"
+            aria-disabled=${retrying ? 'true' : 'false'}
+            @click=${() => this.retry()}
+          >
+            ${retrying ? m.retrying : stepLabel ? m.retryStep(stepLabel) : m.retry}
           </button>`
         : nothing}
     </div>`;

@@ -77,9 +77,17 @@ describe('events', () => {
     expect(el.snapshot!.status).to.equal('failed');
   });
 
-  it('Retry (not canceled) resumes the job from the failed step over the socket', async () => {
+  it('Retry (not canceled) resumes the job from the failed step over the socket; a second press while it is under way sends nothing', async () => {
     const { job, el, events } = await failedJob();
     part(el, 'retry')!.click();
+    await el.updateComplete;
+    // Until the server answers (a network round trip, after this render), the button says so,
+    // keeps focus (aria-disabled) and ignores presses.
+    const button = part(el, 'retry')!;
+    expect(button.getAttribute('aria-disabled')).to.equal('true');
+    expect(button.textContent!.trim()).to.equal('Retrying…');
+    button.click();
+    expect(events.filter((e) => e.type === 'progress-retry').length).to.equal(1);
     expect(events.some((e) => e.type === 'progress-retry' && e.cancelable)).to.equal(true);
     // The server re-queues the job from the failed step and tells the producer.
     await waitFor(() => el.snapshot?.status === 'queued', 'queued again after retry', 15_000);
