@@ -1,5 +1,5 @@
 // Browser tests for widget/: real Chromium (Debian's /usr/bin/chromium), TypeScript through
-// esbuild, and the REAL server started by test/widget/server-plugin.mjs (with a chaos proxy per
+// esbuild, and the REAL server started by test/fixtures/widget-server-plugin.mjs (with a chaos proxy per
 // test for network trouble). One browser page at a time: the machine has 2 shared cores.
 import { esbuildPlugin } from '@web/dev-server-esbuild';
 import { chromeLauncher } from '@web/test-runner-chrome';

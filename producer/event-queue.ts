@@ -16,11 +16,12 @@ interface Pending {
 }
 
 /**
- * Sends one job's events strictly in order, one request at a time. Events queued while a
- * request is in flight go out together in the next one (an array body), and a `progress`
- * event replaces a still-unsent `progress` for the same step: a burst of progress calls costs
- * one request, and the server never sees them out of order. A batch the server refuses is
- * re-sent event by event, so one bad call fails alone.
+ * Sends one job's events strictly in order, one request at a time. Events queued within one turn
+ * of the event loop, or while a request is in flight, go out together in the next request (an
+ * array body, applied by the server as one atomic batch and one commit), and a `progress`
+ * event replaces a still-unsent `progress` for the same step: a burst of calls costs one
+ * request, and the server never sees them out of order. A batch the server refuses is re-sent
+ * event by event, so one bad call fails alone.
  */
 export class EventQueue {
   private readonly queue: Pending[] = [];
@@ -40,7 +41,8 @@ export class EventQueue {
       } else {
         this.queue.push({ event, settle: [{ resolve, reject }] });
       }
-      this.flushing ??= this.flush();
+      // The first event of a turn waits for the turn's end, so the rest of the turn joins it.
+      this.flushing ??= new Promise<void>((turnEnd) => setImmediate(turnEnd)).then(() => this.flush());
     });
   }
 

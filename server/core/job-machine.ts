@@ -3,7 +3,7 @@
  * job and returns a new one (inputs are never mutated) or an ApiError saying precisely why the
  * change is refused. Every accepted change adds exactly 1 to `seq`.
  *
- * Rules (docs/protocol.md "Job state machine"):
+ * Rules (docs/protocol.md, `POST /v1/jobs/{id}/events`):
  * - the first `step_start` makes a queued job `running`;
  * - `progress` needs a running step and a value in 0..1;
  * - `step_end` completes a running (or still pending) step;

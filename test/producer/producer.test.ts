@@ -145,6 +145,21 @@ describe('producer SDK', () => {
     assert.ok(posts < 10, `expected the burst to be batched, got ${posts} POSTs`);
   });
 
+  test('the events of one turn go out in one request', async () => {
+    const bodies: unknown[] = [];
+    const p = await producer({
+      fetch: (input, init) => {
+        if (String(input).endsWith('/events')) bodies.push(JSON.parse(String(init?.body)));
+        return fetch(input, init);
+      },
+    });
+    const job = await p.createJob({ kind: 'turn', steps: STEPS });
+    await Promise.all([job.startStep('fetch'), job.progress(0.5), job.endStep('fetch'), job.startStep('build')]);
+    assert.equal(bodies.length, 1, 'one POST for the four calls');
+    assert.deepEqual((bodies[0] as Array<{ type: string }>).map((e) => e.type), ['step_start', 'progress', 'step_end', 'step_start']);
+    assert.equal((await p.getJob(job.id)).steps[1]!.status, 'running');
+  });
+
   test('one bad call in a batch fails alone', async () => {
     const p = await producer();
     const job = await p.createJob({ kind: 'mixed', steps: STEPS });

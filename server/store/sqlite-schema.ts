@@ -1,0 +1,176 @@
+/**
+ * The SQLite store's file format and its writes, shared by the two threads that use the file:
+ * the event loop reads (WAL lets readers run beside the writer) and the writer thread
+ * (sqlite-write-worker.ts) commits. Every write goes through `runWriteBatch`: one transaction
+ * per batch, so one fsync covers every change in it (group commit).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import type { JobStatus } from '../../protocol/index.js';
+import { StoreOpenError, type EventIdEntry, type JobRecord } from './store.js';
+
+export const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS event_ids (
+  job_id TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (job_id, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT NOT NULL,
+  sample TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_key ON history(key, id);
+`;
+
+export type Synchronous = 'full' | 'normal';
+
+/** Opens (and on first use creates) the database; every problem becomes a StoreOpenError that says what to do. */
+export function openDatabase(path: string, synchronous: Synchronous, { create }: { create: boolean }): Database.Database {
+  const where = path === ':memory:' ? 'in-memory database' : `database file ${resolve(path)}`;
+  try {
+    if (create && path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+  } catch (err) {
+    throw new StoreOpenError(`cannot create the directory for ${where}: ${(err as Error).message}`);
+  }
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path);
+    // Reading the header proves the file is SQLite; a write transaction proves we can write it.
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = OFF');
+    if (create) {
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version > SCHEMA_VERSION) {
+        throw new Error(`schema version ${version} is newer than this server understands (${SCHEMA_VERSION})`);
+      }
+      db.exec('BEGIN IMMEDIATE');
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      db.exec('COMMIT');
+      const check = db.pragma('quick_check(1)', { simple: true });
+      if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`);
+    }
+    return db;
+  } catch (err) {
+    try {
+      db?.close();
+    } catch {
+      /* already unusable */
+    }
+    const e = err as Error & { code?: string };
+    const hint =
+      e.code === 'SQLITE_NOTADB' || e.code === 'SQLITE_CORRUPT'
+        ? ' (the file is corrupt or not a SQLite database: restore it from a backup or point PT_DB elsewhere)'
+        : e.code === 'SQLITE_READONLY' || e.code === 'SQLITE_CANTOPEN' || e.code === 'SQLITE_PERM'
+          ? ' (check that the file and its directory are writable by this user)'
+          : '';
+    throw new StoreOpenError(`cannot use ${where}: ${e.message}${e.code ? ` [${e.code}]` : ''}${hint}`);
+  }
+}
+
+/** A job as stored: indexed columns plus the record's JSON (serialized on the event loop, once). */
+export interface JobRow {
+  id: string;
+  status: JobStatus;
+  seq: number;
+  updatedAt: number;
+  finishedAt: number | null;
+  record: string;
+}
+
+const FINISHED: readonly JobStatus[] = ['completed', 'failed', 'canceled'];
+
+export function rowOf(record: JobRecord): JobRow {
+  const { job } = record;
+  return {
+    id: job.id,
+    status: job.status,
+    seq: job.seq,
+    updatedAt: job.updatedAt,
+    finishedAt: FINISHED.includes(job.status) ? job.updatedAt : null,
+    record: JSON.stringify(record),
+  };
+}
+
+/** Finished jobs deleted per prune write (keeps each transaction short). */
+export const PRUNE_BATCH = 1000;
+
+/** One write of a batch. */
+export type WriteOp =
+  | { op: 'insert'; row: JobRow }
+  | { op: 'save'; row: JobRow; eventIds: readonly EventIdEntry[]; expectedSeq: number | undefined }
+  | { op: 'history'; key: string; sample: string; maxPerKey: number }
+  | { op: 'prune'; before: number };
+
+/**
+ * What each write answers: insert → whether the id was new; save → null, or the stored seq
+ * (undefined: no job) when `expectedSeq` did not match; history → null; prune → the deleted ids.
+ */
+export type WriteResult = boolean | null | { conflict: number | undefined } | string[];
+
+export function prepareWrites(db: Database.Database): (ops: readonly WriteOp[]) => WriteResult[] {
+  const s = {
+    insert: db.prepare(
+      'INSERT OR IGNORE INTO jobs (id, status, seq, updated_at, finished_at, record) VALUES (@id, @status, @seq, @updatedAt, @finishedAt, @record)',
+    ),
+    save: db.prepare(
+      'INSERT INTO jobs (id, status, seq, updated_at, finished_at, record) VALUES (@id, @status, @seq, @updatedAt, @finishedAt, @record) ' +
+        'ON CONFLICT(id) DO UPDATE SET status = excluded.status, seq = excluded.seq, updated_at = excluded.updated_at, finished_at = excluded.finished_at, record = excluded.record',
+    ),
+    seq: db.prepare('SELECT seq FROM jobs WHERE id = ?').pluck(),
+    addEvent: db.prepare('INSERT OR IGNORE INTO event_ids (job_id, event_id, seq) VALUES (?, ?, ?)'),
+    finishedBefore: db.prepare(`SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ${PRUNE_BATCH}`).pluck(),
+    deleteJob: db.prepare('DELETE FROM jobs WHERE id = ?'),
+    deleteEvents: db.prepare('DELETE FROM event_ids WHERE job_id = ?'),
+    appendHistory: db.prepare('INSERT INTO history (key, sample) VALUES (?, ?)'),
+    trimHistory: db.prepare('DELETE FROM history WHERE key = ? AND id NOT IN (SELECT id FROM history WHERE key = ? ORDER BY id DESC LIMIT ?)'),
+  };
+  const one = (w: WriteOp): WriteResult => {
+    switch (w.op) {
+      case 'insert':
+        return s.insert.run(w.row).changes === 1;
+      case 'save': {
+        // Checked per write: the job service pipelines a job's writes, so one built on an earlier
+        // write that failed (or never landed) is refused without failing the batch.
+        if (w.expectedSeq !== undefined) {
+          const stored = s.seq.get(w.row.id) as number | undefined;
+          if (stored !== w.expectedSeq) return { conflict: stored };
+        }
+        s.save.run(w.row);
+        for (const e of w.eventIds) s.addEvent.run(w.row.id, e.eventId, e.seq);
+        return null;
+      }
+      case 'history':
+        s.appendHistory.run(w.key, w.sample);
+        s.trimHistory.run(w.key, w.key, w.maxPerKey);
+        return null;
+      case 'prune': {
+        const ids = s.finishedBefore.all(w.before) as string[];
+        for (const id of ids) {
+          s.deleteEvents.run(id);
+          s.deleteJob.run(id);
+        }
+        return ids;
+      }
+    }
+  };
+  /** Runs the writes in one transaction (one fsync); a failure rolls all of them back and throws. */
+  return db.transaction((ops: readonly WriteOp[]): WriteResult[] => ops.map(one));
+}

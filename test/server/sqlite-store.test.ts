@@ -1,0 +1,74 @@
+// The SQLite store on a real file, with its writer thread: writes land in order and survive a
+// reopen, a save built on a stale seq is refused without failing its batch, a failed batch
+// rejects all of its writes, and close leaves a complete .db (WAL folded back).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { createJob } from '../../server/core/job-machine.js';
+import { SqliteStore } from '../../server/store/sqlite.js';
+import { SeqConflictError } from '../../server/store/store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pt-sqlite-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const newJob = (id: string) => createJob({ id, kind: 'k', steps: [{ id: 'a' }] }, 1_700_000_000_000);
+
+test('many concurrent saves of many jobs commit in order and survive a reopen', async () => {
+  const path = join(dir, 'order.db');
+  const store = new SqliteStore({ path });
+  const ids = Array.from({ length: 50 }, (_, i) => `job-${i}`);
+  assert.deepEqual(await Promise.all(ids.map((id) => store.insert({ job: newJob(id) }))), ids.map(() => true));
+  assert.equal(await store.insert({ job: newJob('job-0') }), false, 'a repeated id is not inserted');
+  // 20 pipelined saves per job, all issued before any commits: each expects its predecessor's seq.
+  const saves: Promise<void>[] = [];
+  for (const id of ids) {
+    let job = newJob(id);
+    for (let n = 0; n < 20; n++) {
+      const next = { ...job, seq: job.seq + 1, updatedAt: job.updatedAt + 1 };
+      saves.push(store.save({ job: next }, [{ eventId: `${id}-e${n}`, seq: next.seq }], job.seq));
+      job = next;
+    }
+  }
+  await Promise.all(saves);
+  assert.equal((await store.get('job-7'))!.job.seq, 21);
+  assert.equal(await store.findEvent('job-7', 'job-7-e19'), 21);
+  await store.close();
+  assert.equal(statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0, 0, 'the WAL is folded back at close');
+
+  const reopened = new SqliteStore({ path });
+  assert.equal((await reopened.get('job-49'))!.job.seq, 21);
+  assert.deepEqual(await reopened.getMany(['job-1', 'nope']), [await reopened.get('job-1'), undefined]);
+  await reopened.close();
+});
+
+test('a save on a stale seq is refused with SeqConflictError; the rest of its batch commits', async () => {
+  const store = new SqliteStore({ path: join(dir, 'conflict.db') });
+  const job = newJob('c1');
+  await store.insert({ job });
+  const next = { ...job, seq: 2 };
+  const [good, stale, other] = await Promise.allSettled([
+    store.save({ job: next }, [], 1),
+    store.save({ job: { ...job, seq: 2 } }, [], 5),
+    store.insert({ job: newJob('c2') }),
+  ]);
+  assert.equal(good.status, 'fulfilled');
+  assert.equal(stale.status, 'rejected');
+  assert.ok((stale as PromiseRejectedResult).reason instanceof SeqConflictError);
+  assert.equal((stale as PromiseRejectedResult).reason.actualSeq, 2);
+  assert.deepEqual(other, { status: 'fulfilled', value: true });
+  await store.close();
+});
+
+test('history and pruning go through the writer too', async () => {
+  const store = new SqliteStore({ path: join(dir, 'history.db') });
+  for (let i = 0; i < 5; i++) await store.appendHistory('k', { i }, 3);
+  assert.deepEqual((await store.loadHistory()).map((h) => h.sample), [{ i: 2 }, { i: 3 }, { i: 4 }]);
+  const done = { ...newJob('old'), status: 'completed' as const, seq: 2, updatedAt: 1000 };
+  await store.insert({ job: done });
+  assert.deepEqual(await store.pruneFinished(2000), ['old']);
+  assert.equal(await store.get('old'), undefined);
+  await store.close();
+  await assert.rejects(store.save({ job: newJob('late') }), /closed/, 'writes after close are refused');
+});
