@@ -24,6 +24,8 @@ export const ERROR_CODES = [
   'invalid_transition',
   'nothing_to_retry',
   'duplicate_job',
+  // webhooks: a job with a `webhook` on a server without PT_WEBHOOK_SECRET
+  'webhook_secret_required',
   // polling adapters
   'upstream_unreachable',
   'upstream_bad_response',

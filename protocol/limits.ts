@@ -22,6 +22,10 @@ export const LIMITS = {
   maxSteps: 100,
   /** Events per POST. */
   maxEventsPerRequest: 1000,
+  /** A socket opened without `?access_token=` must send `auth` within this many seconds (else 4001). */
+  authTimeoutSeconds: 5,
+  /** Seconds between SSE comment heartbeats (`: ping`), so proxies keep the stream open. */
+  sseHeartbeatSeconds: 15,
 } as const;
 
 /** Field limits of jobs and events (characters for strings, UTF-8 bytes of JSON for objects). */

@@ -10,6 +10,12 @@ export type ClientMessage =
   | { type: 'subscribe'; jobId: string; since?: number }
   | { type: 'unsubscribe'; jobId: string }
   | { type: 'retry'; jobId: string; step?: string }
+  /**
+   * Credentials on the open socket: the first message of a socket opened without
+   * `?access_token=` (within LIMITS.authTimeoutSeconds), or a fresh token replacing the current
+   * one before it expires (token refresh in place; subscriptions are re-checked against it).
+   */
+  | { type: 'auth'; token: string }
   | { type: 'ping' };
 
 export type ServerMessage =
@@ -17,6 +23,8 @@ export type ServerMessage =
   | { type: 'update'; job: Job }
   | { type: 'control'; action: 'retry'; jobId: string; step: string }
   | { type: 'error'; code: ErrorCode | string; message: string; jobId?: string }
+  /** The `auth` token was accepted; `exp` is its expiry (epoch seconds). */
+  | { type: 'auth_ok'; exp: number }
   | { type: 'pong' };
 
 /** WebSocket close codes the server uses. */
@@ -27,7 +35,10 @@ export const CloseCode = {
   UnsupportedData: 1003,
   /** Frame larger than LIMITS.maxMessageBytes. */
   MessageTooBig: 1009,
-  /** Token expired on a live connection: reconnect with a fresh one. */
+  /**
+   * No valid credentials: the token expired on a live connection (and no `auth` refreshed it),
+   * or a socket opened without a token sent no `auth` in time. Reconnect with a fresh one.
+   */
   TokenExpired: 4001,
   /** Message flood beyond the rate limit. */
   RateLimited: 4008,

@@ -177,6 +177,11 @@ export function parseClientMessage(msg: unknown): ClientMessage {
   switch (msg.type) {
     case 'ping':
       return { type: 'ping' };
+    case 'auth':
+      if (typeof msg.token !== 'string' || msg.token.length === 0 || msg.token.length > LIMITS.maxTokenBytes) {
+        throw new ClientMessageError(`auth needs a "token" (a JWT of at most ${LIMITS.maxTokenBytes} bytes)`);
+      }
+      return { type: 'auth', token: msg.token };
     case 'subscribe':
     case 'unsubscribe':
     case 'retry': {
@@ -193,6 +198,6 @@ export function parseClientMessage(msg: unknown): ClientMessage {
       return { type, jobId, step: msg.step };
     }
     default:
-      throw new ClientMessageError('unknown message type (expected subscribe, unsubscribe, retry or ping)');
+      throw new ClientMessageError('unknown message type (expected subscribe, unsubscribe, retry, auth or ping)');
   }
 }
