@@ -11,6 +11,8 @@ export class Metrics {
   connections = 0;
   connectionsTotal = 0;
   subscriptions = 0;
+  /** Open SSE streams (GET /v1/jobs/{id}/stream). */
+  sseStreams = 0;
   messagesIn = 0;
   messagesOut = 0;
   /** Updates published to job topics (one per change, whatever the number of subscribers). */
@@ -50,6 +52,7 @@ export class Metrics {
     metric('pt_ws_connections', 'gauge', 'Open WebSocket connections.', this.connections);
     metric('pt_ws_connections_total', 'counter', 'WebSocket connections accepted since start.', this.connectionsTotal);
     metric('pt_ws_subscriptions', 'gauge', 'Active job subscriptions over all sockets.', this.subscriptions);
+    metric('pt_sse_streams', 'gauge', 'Open Server-Sent Events streams (GET /v1/jobs/{id}/stream).', this.sseStreams);
     metric('pt_ws_messages_in_total', 'counter', 'WebSocket messages received from clients.', this.messagesIn);
     metric('pt_ws_messages_out_total', 'counter', 'WebSocket messages sent directly to one socket (snapshots, errors, pongs, resyncs).', this.messagesOut);
     metric('pt_ws_published_total', 'counter', 'Job updates published once to a job topic (fan-out is done by uWS).', this.published);

@@ -26,6 +26,8 @@ import { createVerifier } from '../transport/auth.js';
 import { registerDemo } from '../transport/demo.js';
 import { registerApi, registerNotFound } from '../transport/http-api.js';
 import type { HttpContext } from '../transport/uws-http.js';
+import { AddressLimit } from '../transport/address-limit.js';
+import { SseStreams } from '../transport/sse.js';
 import { WsHub } from '../transport/ws-hub.js';
 import { resolveConfig, type ServerConfig, type ServerOptions } from './config.js';
 import { EngineError, loadEngine, type Engine } from './engine.js';
@@ -122,10 +124,17 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     });
     const ctx: HttpContext = { config, log, metrics, verifier, validateSource: (source, steps) => polling.validate(source, steps) };
     const app = engine.uws.App();
-    const hub = new WsHub(app, { ...ctx, service: jobs, ...(cluster && { interest: cluster.interest }) });
-    cluster?.onControl((jobId, step) => hub.deliverControl(jobId, step));
+    const live = { ...ctx, service: jobs, addresses: new AddressLimit(config.limits.maxConnectionsPerIp), ...(cluster && { interest: cluster.interest }) };
+    const hub = new WsHub(app, live);
     hub.register('/v1/ws');
     closer.defer('websocket hub', () => hub.closeAll());
+    const sse = new SseStreams(live);
+    sse.register(app, '/v1/jobs/:id/stream');
+    closer.defer('sse streams', () => sse.closeAll());
+    cluster?.onControl((jobId, step) => {
+      hub.deliverControl(jobId, step);
+      sse.deliverControl(jobId, step);
+    });
     registerApi(app, ctx, jobs, engine.native);
     let url = '';
     if (config.demo) {

@@ -116,7 +116,7 @@ function pathOf(req: HttpRequest): string {
   return at >= 0 ? url.slice(0, at) : url;
 }
 
-function decodeParam(raw: string): string {
+export function decodeParam(raw: string): string {
   try {
     return decodeURIComponent(raw);
   } catch {

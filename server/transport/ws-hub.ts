@@ -1,12 +1,16 @@
 /**
  * WebSocket hub on `/v1/ws`: live job updates for browsers, retry control for producers.
  *
- * Security (OWASP WebSocket cheat sheet): the Origin is checked against the allow-list and the
- * token (`?access_token=`) verified in the upgrade handler, before any socket exists: 403 / 401
- * otherwise. Every subscribe and every retry is authorized against the token's scopes and jobs.
- * A live socket is closed with 4001 when its token expires: sockets are bucketed by the second
- * their token expires (JWT `exp` is in seconds) and one timer, ticking on whole seconds, sweeps
- * the due buckets, so an idle socket costs no timer or closure of its own.
+ * Security (OWASP WebSocket cheat sheet): the Origin is checked against the allow-list and a
+ * token given as `?access_token=` verified in the upgrade handler, before any socket exists: 403 /
+ * 401 otherwise. Without `access_token` (tokens stay out of URLs and logs), the socket must send
+ * `{"type":"auth","token"}` first, within LIMITS.authTimeoutSeconds; nothing else is served
+ * before. The same message later replaces the credentials in place (token refresh): every
+ * subscription is re-checked against the new claims and the ones no longer granted are dropped
+ * with a `forbidden` error. Every subscribe and every retry is authorized against the token's
+ * scopes and jobs. A socket is closed with 4001 when its token expires (or its auth deadline
+ * passes): sockets are bucketed by that second and one timer, ticking on whole seconds, sweeps the
+ * due buckets, so an idle socket costs no timer or closure of its own.
  *
  * Fan-out: each job has a uWS topic `job:<id>`; a change is serialized once and published once.
  * Producers (write scope) subscribed to a job also join `ctl:<id>` for `control` messages.
@@ -25,11 +29,13 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { canRead, canRetry, canWrite, type Principal, type Verifier } from './auth.js';
 import type { ServerConfig } from '../app/config.js';
-import { ApiError, ClientMessageError, CloseCode, parseClientMessage, type ClientMessage, type ErrorCode, type ServerMessage } from '../../protocol/index.js';
+import { ApiError, ClientMessageError, CloseCode, LIMITS, parseClientMessage, type ClientMessage, type ErrorCode, type ServerMessage } from '../../protocol/index.js';
 import { errorReply, rawQuery, remoteAddress, writeReply } from './uws-http.js';
 import type { JobService, JobView } from '../core/job-service.js';
 import type { Logger } from '../app/log.js';
 import type { Metrics } from '../app/metrics.js';
+import type { AddressLimit } from './address-limit.js';
+import { controlMessage, snapshotMessage, updateMessage } from './wire.js';
 
 /** uWS cuts frames above this with 1006; we enforce the documented, lower limit ourselves. */
 const TRANSPORT_MAX_PAYLOAD = 1024 * 1024;
@@ -37,8 +43,8 @@ const TRANSPORT_MAX_PAYLOAD = 1024 * 1024;
 /** Per-socket state, kept small: idle memory per connection is a benchmarked figure. */
 interface SocketData {
   id: number;
-  /** Shared by every socket with the same token (the verifier caches it); frozen. */
-  principal: Principal;
+  /** Shared by every socket with the same token (the verifier caches it); frozen. Undefined until a first-message `auth`. */
+  principal: Principal | undefined;
   remote: string;
   origin: string;
   /**
@@ -62,6 +68,8 @@ export interface HubContext {
   metrics: Metrics;
   verifier: Verifier;
   service: JobService;
+  /** Connections per client address, shared with the SSE streams. */
+  addresses: AddressLimit;
   /**
    * Cluster mode (docs/cluster.md): told when local sockets start and stop following a job, so the
    * node hears that job's changes from other nodes only while someone here watches it. `acquire`
@@ -72,12 +80,9 @@ export interface HubContext {
 
 const jobTopic = (id: string) => `job:${id}`;
 const controlTopic = (id: string) => `ctl:${id}`;
-const updateMessage = (view: JobView) => `{"type":"update","job":${view.json}}`;
-const snapshotMessage = (view: JobView) => `{"type":"snapshot","job":${view.json}}`;
 
 export class WsHub {
   private readonly sockets = new Set<WebSocket<SocketData>>();
-  private readonly perIp = new Map<string, number>();
   private nextId = 1;
   private shuttingDown = false;
   private readonly unbind: Array<() => void> = [];
@@ -120,8 +125,7 @@ export class WsHub {
 
   /** A retry notice from another node: `control` to this node's producer sockets of the job. */
   deliverControl(jobId: string, step: string): void {
-    const msg: ServerMessage = { type: 'control', action: 'retry', jobId, step };
-    this.app.publish(controlTopic(jobId), JSON.stringify(msg), false, false);
+    this.app.publish(controlTopic(jobId), controlMessage(jobId, step), false, false);
     this.ctx.metrics.published++;
   }
 
@@ -160,7 +164,7 @@ export class WsHub {
       this.expiring.delete(second);
       for (const ws of bucket) {
         try {
-          ws.end(CloseCode.TokenExpired, 'token expired');
+          ws.end(CloseCode.TokenExpired, ws.getUserData().principal ? 'token expired' : 'no auth message in time');
         } catch {
           /* already closed */
         }
@@ -193,7 +197,8 @@ export class WsHub {
     const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]!.trim();
     const extensions = req.getHeader('sec-websocket-extensions');
     const origin = req.getHeader('origin');
-    const token = new URLSearchParams(rawQuery(req)).get('access_token') ?? '';
+    // Absent: first-message auth. Present (even empty): verified now.
+    const token = new URLSearchParams(rawQuery(req)).get('access_token');
     const remote = remoteAddress(res, req, config.trustProxy);
     let aborted = false;
     res.onAborted(() => {
@@ -211,13 +216,13 @@ export class WsHub {
       log.warn({ remote, origin }, 'websocket origin refused');
       return refuse(new ApiError(403, 'forbidden', `origin ${origin} is not allowed`));
     }
-    if ((this.perIp.get(remote) ?? 0) >= config.limits.maxConnectionsPerIp) {
+    if (this.ctx.addresses.full(remote)) {
       metrics.rateLimited++;
       metrics.connectionLimited++;
       log.warn({ remote }, 'websocket connection limit per address reached');
       return refuse(new ApiError(429, 'rate_limited', `too many connections from this address (max ${config.limits.maxConnectionsPerIp})`));
     }
-    verifier.verify(token).then(
+    (token === null ? Promise.resolve(undefined) : verifier.verify(token)).then(
       (principal) => {
         if (aborted) return;
         if (this.shuttingDown) return refuse(new ApiError(503, 'internal', 'server shutting down'));
@@ -248,16 +253,56 @@ export class WsHub {
     const { metrics, log } = this.ctx;
     const d = ws.getUserData();
     this.sockets.add(ws);
-    this.perIp.set(d.remote, (this.perIp.get(d.remote) ?? 0) + 1);
+    this.ctx.addresses.add(d.remote);
     metrics.connections++;
     metrics.connectionsTotal++;
-    // Closed by the sweep when the token expires; one already past exp (within the verifier's
-    // clock tolerance) goes on the next tick.
-    d.expirySecond = Math.max(Math.ceil(d.principal.expiresAt / 1000), this.swept + 1);
+    // Closed by the sweep when the token expires, or when the first-message auth deadline passes.
+    this.expireAt(ws, d, d.principal ? d.principal.expiresAt : Date.now() + LIMITS.authTimeoutSeconds * 1000);
+    log.info({ socket: d.id, remote: d.remote, origin: d.origin || undefined, sub: d.principal?.subject, auth: d.principal ? 'url' : 'message' }, 'websocket connected');
+  }
+
+  /** (Re)files the socket in the sweep bucket of `atMs`; one already past it goes on the next tick. */
+  private expireAt(ws: WebSocket<SocketData>, d: SocketData, atMs: number): void {
+    const old = this.expiring.get(d.expirySecond);
+    if (old?.delete(ws) && old.size === 0) this.expiring.delete(d.expirySecond);
+    d.expirySecond = Math.max(Math.ceil(atMs / 1000), this.swept + 1);
     let bucket = this.expiring.get(d.expirySecond);
     if (!bucket) this.expiring.set(d.expirySecond, (bucket = new Set()));
     bucket.add(ws);
-    log.info({ socket: d.id, remote: d.remote, origin: d.origin || undefined, sub: d.principal.subject }, 'websocket connected');
+  }
+
+  /**
+   * `auth`: verifies the token, then makes it the socket's credentials. Subscriptions the new
+   * claims no longer grant are dropped (`forbidden`), and producer `control` follows write scope.
+   */
+  private authenticate(ws: WebSocket<SocketData>, d: SocketData, token: string): void {
+    const { verifier, metrics, log } = this.ctx;
+    verifier.verify(token).then(
+      (principal) => {
+        if (d.closed) return;
+        const first = d.principal === undefined;
+        d.principal = principal;
+        this.expireAt(ws, d, principal.expiresAt);
+        ws.cork(() => {
+          this.send(ws, { type: 'auth_ok', exp: Math.floor(principal.expiresAt / 1000) });
+          for (const jobId of [...d.subs.keys()]) {
+            if (!canRead(principal, jobId)) {
+              this.unsubscribe(ws, d, jobId);
+              this.error(ws, 'forbidden', `the new token does not grant reading job ${jobId}; unsubscribed`, jobId);
+            } else if (canWrite(principal, jobId)) ws.subscribe(controlTopic(jobId));
+            else ws.unsubscribe(controlTopic(jobId));
+          }
+        });
+        log.debug({ socket: d.id, sub: principal.subject, first }, first ? 'websocket authenticated' : 'websocket token refreshed');
+      },
+      (err: unknown) => {
+        if (d.closed) return;
+        metrics.authFailures++;
+        const reason = err instanceof ApiError ? err.message : 'token is invalid';
+        log.warn({ socket: d.id, remote: d.remote, reason }, 'websocket auth message refused');
+        ws.cork(() => this.error(ws, 'unauthorized', reason));
+      },
+    );
   }
 
   private closed(ws: WebSocket<SocketData>, code: number): void {
@@ -267,9 +312,7 @@ export class WsHub {
     const bucket = this.expiring.get(d.expirySecond);
     if (bucket?.delete(ws) && bucket.size === 0) this.expiring.delete(d.expirySecond);
     this.sockets.delete(ws);
-    const left = (this.perIp.get(d.remote) ?? 1) - 1;
-    if (left <= 0) this.perIp.delete(d.remote);
-    else this.perIp.set(d.remote, left);
+    this.ctx.addresses.remove(d.remote);
     metrics.connections--;
     const subscriptions = d.subs.size;
     metrics.subscriptions -= subscriptions;
@@ -323,6 +366,8 @@ export class WsHub {
       if (err instanceof ClientMessageError) return this.error(ws, err.code, err.message, err.jobId);
       return this.error(ws, 'bad_request', 'message is not valid JSON');
     }
+    if (msg.type === 'auth') return this.authenticate(ws, d, msg.token);
+    if (!d.principal) return this.error(ws, 'unauthorized', 'send {"type":"auth","token":"<jwt>"} first');
     switch (msg.type) {
       case 'ping':
         this.send(ws, '{"type":"pong"}');
@@ -361,7 +406,7 @@ export class WsHub {
 
   private async subscribe(ws: WebSocket<SocketData>, d: SocketData, jobId: string): Promise<void> {
     const { service, metrics, config } = this.ctx;
-    if (!canRead(d.principal, jobId)) {
+    if (!d.principal || !canRead(d.principal, jobId)) {
       return this.error(ws, 'forbidden', `the token does not grant reading job ${jobId}`, jobId);
     }
     const already = d.subs.has(jobId);
@@ -401,7 +446,7 @@ export class WsHub {
   }
 
   private async retry(ws: WebSocket<SocketData>, d: SocketData, jobId: string, step: string | undefined): Promise<void> {
-    if (!canRetry(d.principal, jobId)) {
+    if (!d.principal || !canRetry(d.principal, jobId)) {
       return this.error(ws, 'forbidden', `the token does not grant retrying job ${jobId}`, jobId);
     }
     await this.ctx.service.retry(jobId, step);
