@@ -104,11 +104,12 @@ export class JobWriter {
       mine.inFlight--;
       for (const e of eventIds) mine.events.delete(e.eventId);
     };
-    const durable = this.persist(() => this.o.store.save(next, eventIds, base.job.seq)).then(
+    // Serialized once: the store keeps the same JSON that is published.
+    const view = viewOf(job);
+    const durable = this.persist(() => this.o.store.save(next, eventIds, base.job.seq, view.json)).then(
       () => {
         settle();
         if (mine.inFlight === 0 && this.heads.get(id) === mine) this.heads.delete(id);
-        const view = viewOf(job);
         this.o.onCommitted(next, view, base);
         return view;
       },

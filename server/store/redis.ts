@@ -25,8 +25,8 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { JOB_STATUSES, isTerminal, type Job, type JobStatus } from '../../protocol/index.js';
-import { jobChannel, type ChangeMessage } from './redis-channels.js';
-import { SeqConflictError, StoreOpenError, type EventIdEntry, type JobRecord, type Store } from './store.js';
+import { jobChannel } from './redis-channels.js';
+import { recordJson, SeqConflictError, StoreOpenError, type EventIdEntry, type JobRecord, type Store } from './store.js';
 
 export interface RedisStoreOptions {
   /** `redis://[:password@]host:port[/db]` or `rediss://` (TLS). Ignored when `client` is given. */
@@ -215,13 +215,14 @@ export class RedisStore implements Store {
     return inserted === 1;
   }
 
-  async save(record: JobRecord, eventIds: readonly EventIdEntry[] = [], expectedSeq?: number): Promise<void> {
+  async save(record: JobRecord, eventIds: readonly EventIdEntry[] = [], expectedSeq?: number, jobJson = JSON.stringify(record.job)): Promise<void> {
     const { job } = record;
     const ttl = isTerminal(job.status) ? this.ttlMs : 0;
-    const message = this.publish ? JSON.stringify({ n: this.nodeId, t: 'u', job } satisfies ChangeMessage) : '';
+    // ChangeMessage, spliced from the job's JSON: `{"n":<node>,"t":"u","job":<Job>}`.
+    const message = this.publish ? `{"n":${JSON.stringify(this.nodeId)},"t":"u","job":${jobJson}}` : '';
     const args: Array<string | number> = [
       this.jobKey(job.id), this.evKey(job.id), ...JOB_STATUSES.map(this.stKey),
-      job.id, expectedSeq ?? '', job.seq, job.status, job.updatedAt, JSON.stringify(record), ttl,
+      job.id, expectedSeq ?? '', job.seq, job.status, job.updatedAt, recordJson(record, jobJson), ttl,
       this.publish ? jobChannel(this.prefix, job.id) : '', message,
     ];
     for (const e of eventIds) args.push(e.eventId, e.seq);

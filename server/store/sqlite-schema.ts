@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { JobStatus } from '../../protocol/index.js';
-import { StoreOpenError, type EventIdEntry, type JobRecord } from './store.js';
+import { recordJson, StoreOpenError, type EventIdEntry, type JobRecord } from './store.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -97,7 +97,7 @@ export interface JobRow {
 
 const FINISHED: readonly JobStatus[] = ['completed', 'failed', 'canceled'];
 
-export function rowOf(record: JobRecord): JobRow {
+export function rowOf(record: JobRecord, jobJson?: string): JobRow {
   const { job } = record;
   return {
     id: job.id,
@@ -105,7 +105,7 @@ export function rowOf(record: JobRecord): JobRow {
     seq: job.seq,
     updatedAt: job.updatedAt,
     finishedAt: FINISHED.includes(job.status) ? job.updatedAt : null,
-    record: JSON.stringify(record),
+    record: recordJson(record, jobJson),
   };
 }
 

@@ -52,8 +52,8 @@ export class SqliteStore implements Store {
   }
 
   /** `expectedSeq` is enforced: a write built on a predecessor that failed is refused with SeqConflictError. */
-  async save(record: JobRecord, eventIds: readonly EventIdEntry[] = [], expectedSeq?: number): Promise<void> {
-    const result = await this.writer.write({ op: 'save', row: rowOf(record), eventIds, expectedSeq });
+  async save(record: JobRecord, eventIds: readonly EventIdEntry[] = [], expectedSeq?: number, jobJson?: string): Promise<void> {
+    const result = await this.writer.write({ op: 'save', row: rowOf(record, jobJson), eventIds, expectedSeq });
     if (result !== null && typeof result === 'object' && 'conflict' in result) {
       throw new SeqConflictError(record.job.id, expectedSeq!, result.conflict);
     }

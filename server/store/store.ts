@@ -28,8 +28,10 @@ export interface Store extends HistoryStore {
    * it rejects with SeqConflictError and changes nothing. Every store enforces it: Redis because
    * two nodes may change the same job at once, SQLite because the job service pipelines a job's
    * writes, so a write built on a predecessor that failed must fail too.
+   * `jobJson`: `record.job` already serialized (the published view's JSON), reused so a change is
+   * serialized once.
    */
-  save(record: JobRecord, eventIds?: readonly EventIdEntry[], expectedSeq?: number): Promise<void>;
+  save(record: JobRecord, eventIds?: readonly EventIdEntry[], expectedSeq?: number, jobJson?: string): Promise<void>;
   get(id: string): Promise<JobRecord | undefined>;
   /** Several jobs in one round trip, in the order asked (undefined where a job does not exist). */
   getMany(ids: readonly string[]): Promise<Array<JobRecord | undefined>>;
@@ -41,6 +43,23 @@ export interface Store extends HistoryStore {
   /** Delete finished (completed, failed, canceled) jobs last changed before `before`; returns their ids. */
   pruneFinished(before: number): Promise<string[]>;
   close(): Promise<void>;
+}
+
+const sourceJson = new WeakMap<object, string>();
+
+/**
+ * The record as JSON, reusing the job's JSON when given. A job's `source` (up to 16 KiB) is the
+ * same object from change to change, so its JSON is made once and remembered.
+ */
+export function recordJson(record: JobRecord, jobJson = JSON.stringify(record.job)): string {
+  let text = `{"job":${jobJson}`;
+  if (record.webhook !== undefined) text += `,"webhook":${JSON.stringify(record.webhook)}`;
+  if (record.source !== undefined) {
+    let source = sourceJson.get(record.source);
+    if (source === undefined) sourceJson.set(record.source, (source = JSON.stringify(record.source)));
+    text += `,"source":${source}`;
+  }
+  return text + '}';
 }
 
 /** A save lost a race: another node changed the job first. Reload it and apply the change again. */
