@@ -12,6 +12,15 @@ export { JobHandle, type Failure } from './job-handle.js';
 export { ProducerError, isProducerError, type ClientErrorCode } from './errors.js';
 export type { RetryControl, RetryHandler, ConnectionState, Unsubscribe } from './control-socket.js';
 export type { RetryPolicy } from './retry-policy.js';
+export {
+  verifyWebhook,
+  WebhookVerificationError,
+  isWebhookVerificationError,
+  WEBHOOK_TOLERANCE_SECONDS,
+  type WebhookVerificationReason,
+  type WebhookHeaders,
+  type VerifyWebhookOptions,
+} from './webhook.js';
 export type { RetryAttempt } from './http.js';
 export type {
   CreateJobRequest,
@@ -22,4 +31,5 @@ export type {
   StepSpec,
   JobStatus,
   ErrorCode,
+  RetryWebhook,
 } from '../protocol/index.js';

@@ -53,6 +53,10 @@ export interface ServerConfig {
   pollLeaseTtlMs: number;
   /** Redis of the BullMQ queues that jobs with a `bullmq` source follow (docs/cluster.md). */
   bullmqUrl?: string;
+  /** `whsec_<base64>`: signs retry webhooks (Standard Webhooks). Unset: jobs with a `webhook` are refused. */
+  webhookSecret?: string;
+  /** Without `webhookSecret`: accept jobs with a `webhook` and send it unsigned (local experiments). */
+  webhookUnsigned: boolean;
   limits: ServerLimits;
 }
 
@@ -127,6 +131,17 @@ const list = (t: string): string[] => t.split(',').map((s) => s.trim()).filter(B
 const oneOf = <T extends string>(values: readonly T[]) => (t: string): T => {
   const v = t.toLowerCase() as T;
   return values.includes(v) ? v : expected(values.join(', ').replace(/, ([^,]*)$/, ' or $1'), t);
+};
+/** Standard Webhooks: a symmetric secret is 24 to 64 random bytes, serialized `whsec_<base64>`. */
+export const MIN_WEBHOOK_SECRET_BYTES = 24;
+export const MAX_WEBHOOK_SECRET_BYTES = 64;
+const webhookSecretCheck = (v: string | undefined): string | undefined => {
+  if (v === undefined) return undefined;
+  const b64 = v.startsWith('whsec_') ? v.slice('whsec_'.length) : undefined;
+  const bytes = b64 !== undefined && /^[A-Za-z0-9+/]+={0,2}$/.test(b64) ? Buffer.from(b64, 'base64').length : 0;
+  return bytes < MIN_WEBHOOK_SECRET_BYTES || bytes > MAX_WEBHOOK_SECRET_BYTES
+    ? `must be whsec_ followed by the base64 of ${MIN_WEBHOOK_SECRET_BYTES} to ${MAX_WEBHOOK_SECRET_BYTES} random bytes (e.g. \`echo whsec_$(openssl rand -base64 32)\`)`
+    : undefined;
 };
 const redisUrlCheck = (v: string | undefined) => (v !== undefined && !/^rediss?:\/\/[^\s]+$/.test(v) ? 'must be a redis:// or rediss:// URL' : undefined);
 
@@ -220,6 +235,8 @@ export const CONFIG_ENTRIES = {
     check: (v) => (v !== undefined && (v < 300 || v > 600_000) ? 'must be a duration between 300ms and 10m' : undefined),
   }),
   bullmqUrl: setting<'bullmqUrl'>({ env: 'PT_BULLMQ_URL', flag: '--bullmq-url', parse: text, check: redisUrlCheck }),
+  webhookSecret: setting<'webhookSecret'>({ env: 'PT_WEBHOOK_SECRET', flag: '--webhook-secret', parse: text, check: webhookSecretCheck }),
+  webhookUnsigned: setting<'webhookUnsigned'>({ env: 'PT_WEBHOOK_UNSIGNED', flag: '--webhook-unsigned', boolean: true, default: false, parse: bool }),
 } satisfies { [K in Key]: Setting<K> };
 
 const ENTRIES = Object.entries(CONFIG_ENTRIES) as [Key, Setting<Key>][];

@@ -86,7 +86,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     if (cluster) closer.defer('cluster', () => cluster.close());
 
     // Webhook deliveries outlive the job service's last changes: closed after it.
-    const webhooks = new RetryWebhooks(log);
+    const webhooks = new RetryWebhooks(log, { ...(config.webhookSecret !== undefined && { secret: config.webhookSecret }), unsigned: config.webhookUnsigned });
     closer.defer('webhooks', () => webhooks.close());
     const jobs = new JobService({
       store,

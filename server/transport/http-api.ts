@@ -4,7 +4,7 @@
  * (protocol/validate.ts); the uWS request handling is uws-http.ts's.
  */
 import type { TemplatedApp } from 'uWebSockets.js';
-import { forbidden, JOB_ID_PATTERN, notFound, parseCreateJobRequest, parseEventsBody, parseRetryRequest, badRequest } from '../../protocol/index.js';
+import { ApiError, forbidden, JOB_ID_PATTERN, notFound, parseCreateJobRequest, parseEventsBody, parseRetryRequest, badRequest } from '../../protocol/index.js';
 import type { JobService } from '../core/job-service.js';
 import { canRead, canRetry, canWrite, coversJob, creationPrefix } from './auth.js';
 import { authenticate, parseJson, route, statusLine, type HttpContext, type RequestInfo } from './uws-http.js';
@@ -25,6 +25,14 @@ export function registerApi(app: TemplatedApp, ctx: HttpContext, service: JobSer
       const principal = await authenticate(ctx, info);
       if (!principal.scopes.has('progress:write')) throw forbidden('creating jobs needs the progress:write scope');
       const req = parseCreateJobRequest(parseJson(body!));
+      if (req.webhook !== undefined && ctx.config.webhookSecret === undefined && !ctx.config.webhookUnsigned) {
+        // Secure by default: a webhook the receiver cannot verify is not sent at all.
+        throw new ApiError(
+          400,
+          'webhook_secret_required',
+          'this server has no webhook signing secret: set PT_WEBHOOK_SECRET=whsec_<base64 of 24-64 random bytes> on the server (PT_WEBHOOK_UNSIGNED=1 sends unsigned webhooks, for local experiments only), or create the job without "webhook"',
+        );
+      }
       if (req.source) {
         // Polling adapters: reject a bad source before the job exists (never echoes header values).
         const problem = ctx.validateSource ? ctx.validateSource(req.source, req.steps) : 'polling sources are not enabled on this server';

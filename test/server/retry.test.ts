@@ -1,33 +1,55 @@
 // Retry and resume: a failed step fails the job; a retry (HTTP or WebSocket) resets that step and
 // the later unfinished ones, keeps completed steps, queues the job with seq + 1, and tells the
-// producer through a `control` message on its socket and through the job's webhook.
+// producer through a `control` message on its socket and through the job's signed webhook.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Job } from '../../protocol/index.js';
+import { verifyWebhook } from '../../producer/index.js';
 import { api, connectWs, createJob, startServerProcess, waitFor, type ServerProcess } from '../fixtures/server-process.js';
 
+/**
+ * Standard Webhooks, written here from the spec and sharing no code with the server or the SDK:
+ * the key is the base64-decoded part of `whsec_<base64>`; the signature header is a
+ * space-separated list of `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`.
+ */
+function specSignatureValid(secret: string, headers: IncomingHttpHeaders, body: Buffer): boolean {
+  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+  const content = Buffer.concat([Buffer.from(`${headers['webhook-id']}.${headers['webhook-timestamp']}.`), body]);
+  const mac = createHmac('sha256', key).update(content).digest();
+  return String(headers['webhook-signature'] ?? '')
+    .split(' ')
+    .some((sig) => {
+      const [version, b64] = sig.split(',');
+      const given = Buffer.from(b64 ?? '', 'base64');
+      return version === 'v1' && given.length === mac.length && timingSafeEqual(given, mac);
+    });
+}
+
 describe('retry flow', () => {
+  const webhookSecret = `whsec_${randomBytes(32).toString('base64')}`;
   let server: ServerProcess;
   let hooks: Server;
   let hookUrl: string;
   const received: unknown[] = [];
+  const calls: Array<{ headers: IncomingHttpHeaders; body: Buffer; at: number }> = [];
 
   before(async () => {
-    server = await startServerProcess();
-    let calls = 0;
+    server = await startServerProcess({ env: { PT_WEBHOOK_SECRET: webhookSecret, PT_WEBHOOK_UNSIGNED: '' } });
     hooks = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        calls++;
+        const body = Buffer.concat(chunks);
+        calls.push({ headers: req.headers, body, at: Math.floor(Date.now() / 1000) });
         // The first delivery fails: the server must retry it.
-        if (calls === 1) {
+        if (calls.length === 1) {
           res.writeHead(503).end();
           return;
         }
-        received.push(JSON.parse(body));
+        received.push(JSON.parse(body.toString()));
         res.writeHead(204).end();
       });
     });
@@ -78,6 +100,20 @@ describe('retry flow', () => {
     // The webhook got it too, after one failed delivery.
     await waitFor(() => received.length > 0, 10_000, 'webhook');
     assert.deepEqual(received[0], { type: 'retry', jobId: 'retry-1', step: 'b', seq: queued.job.seq });
+    // Both attempts signed per Standard Webhooks, checked by the spec implementation above; one
+    // delivery keeps its webhook-id across attempts (receivers dedupe on it).
+    assert.equal(calls.length, 2);
+    for (const call of calls) {
+      assert.match(String(call.headers['webhook-id']), /^msg_[A-Za-z0-9_-]+$/);
+      assert.match(String(call.headers['webhook-timestamp']), /^\d+$/);
+      assert.ok(Math.abs(Number(call.headers['webhook-timestamp']) - call.at) <= 5, 'timestamp is the attempt time, in seconds');
+      assert.match(String(call.headers['webhook-signature']), /^v1,[A-Za-z0-9+/]+={0,2}$/);
+      assert.ok(specSignatureValid(webhookSecret, call.headers, call.body), 'signature checks out against the spec');
+      assert.ok(!specSignatureValid(`whsec_${randomBytes(32).toString('base64')}`, call.headers, call.body), 'and not against another secret');
+    }
+    assert.equal(calls[0]!.headers['webhook-id'], calls[1]!.headers['webhook-id']);
+    // The SDK's helper accepts the real delivery.
+    assert.deepEqual(verifyWebhook(webhookSecret, calls[1]!.headers, calls[1]!.body), received[0]);
 
     // The producer resumes from the failed step and finishes.
     for (const event of [{ type: 'step_start', step: 'b' }, { type: 'step_end', step: 'b' }, { type: 'step_start', step: 'c' }, { type: 'step_end', step: 'c' }, { type: 'job_end', status: 'completed' }]) {
