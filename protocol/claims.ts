@@ -1,13 +1,13 @@
 /** The JWT claims and scopes a progress-tracker server reads (docs/protocol.md "Tokens"). */
 
 /** JWT scopes (space-separated `scope` claim). */
-export type Scope = 'progress:read' | 'progress:write' | 'progress:retry';
+export type Scope = 'progress:read' | 'progress:write' | 'progress:retry' | 'progress:cancel';
 
 /** JWT claims this server reads. */
 export interface ProgressClaims {
   sub?: string;
   scope?: string;
-  /** Job ids; `prefix*` matches by prefix, `*` matches every job. */
+  /** Job grants: an id, `prefix*` (by prefix), `*` (every job), or `tag:<tag>` (every job with that tag). */
   jobs?: string[];
   exp: number;
   nbf?: number;

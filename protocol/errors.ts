@@ -23,6 +23,9 @@ export const ERROR_CODES = [
   'step_already_finished',
   'invalid_transition',
   'nothing_to_retry',
+  'already_finished',
+  // the server ended a canceled job its producer did not end within PT_CANCEL_GRACE
+  'cancel_timeout',
   'duplicate_job',
   // webhooks: a job with a `webhook` on a server without PT_WEBHOOK_SECRET
   'webhook_secret_required',

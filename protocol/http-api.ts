@@ -18,8 +18,10 @@ export interface CreateJobRequest {
   steps: StepSpec[];
   complexity?: number;
   meta?: Record<string, unknown>;
-  /** URL the server POSTs `{type:"retry",jobId,step}` to when someone retries the job. */
+  /** URL the server POSTs `{type:"retry"|"cancel",jobId,…}` to when someone retries or cancels the job (signed). */
   webhook?: string;
+  /** At most FIELD_LIMITS.maxTags tags of TAG_PATTERN (`user:alice`). */
+  tags?: string[];
   /** Follow an external job-status service instead of being pushed to (polling adapters). */
   source?: JobSource;
 }
@@ -52,6 +54,11 @@ export interface RetryRequest {
   step?: string;
 }
 
+/** Body of `POST /v1/jobs/{id}/cancel` (scope `progress:cancel`). */
+export interface CancelJobRequest {
+  reason?: string;
+}
+
 /** Every HTTP error body. */
 export interface ErrorBody {
   error: { code: ErrorCode | string; message: string };
@@ -64,3 +71,13 @@ export interface RetryWebhook {
   step: string;
   seq: number;
 }
+
+/** POSTed to a job's webhook on cancel: stop, then send `job_end` with `status: "canceled"`. */
+export interface CancelWebhook {
+  type: 'cancel';
+  jobId: string;
+  seq: number;
+  reason?: string;
+}
+
+export type JobWebhook = RetryWebhook | CancelWebhook;

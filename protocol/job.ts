@@ -46,6 +46,15 @@ export interface Step {
   error?: JobError;
 }
 
+/** A user's cancel of a running or queued job (`POST /v1/jobs/{id}/cancel`). */
+export interface CancelRequest {
+  /** Epoch ms. */
+  at: number;
+  /** The canceling token's `sub`, when it has one. */
+  by?: string;
+  reason?: string;
+}
+
 export interface Job {
   id: string;
   kind: string;
@@ -63,6 +72,10 @@ export interface Job {
   result?: unknown;
   /** Number of retries so far. */
   attempts?: number;
+  /** Labels given at creation (`user:alice`, `org:acme`): token grants `tag:<tag>` and feeds select by them. */
+  tags?: string[];
+  /** Someone asked to cancel; the producer should stop and end the job as `canceled`. */
+  cancelRequested?: CancelRequest;
   createdAt: number;
   updatedAt: number;
 }

@@ -44,6 +44,11 @@ export const FIELD_LIMITS = {
   metaBytes: 8 * 1024,
   resultBytes: 64 * 1024,
   sourceBytes: 16 * 1024,
+  /** Tags per job, and characters per tag (TAG_PATTERN). */
+  maxTags: 16,
+  tagChars: 128,
+  /** A cancel's `reason`. */
+  reasonChars: 500,
   /** `complexity` of a job or step: a number > 0 and at most this. */
   maxComplexity: 1e6,
 } as const;
@@ -51,3 +56,4 @@ export const FIELD_LIMITS = {
 /** A conservative alphabet: ids need no escaping in URLs, topic names or Redis keys. */
 export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const STEP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+export const TAG_PATTERN = /^[A-Za-z0-9:._-]{1,128}$/;

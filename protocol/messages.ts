@@ -10,6 +10,7 @@ export type ClientMessage =
   | { type: 'subscribe'; jobId: string; since?: number }
   | { type: 'unsubscribe'; jobId: string }
   | { type: 'retry'; jobId: string; step?: string }
+  | { type: 'cancel'; jobId: string; reason?: string }
   /**
    * Credentials on the open socket: the first message of a socket opened without
    * `?access_token=` (within LIMITS.authTimeoutSeconds), or a fresh token replacing the current
@@ -21,11 +22,16 @@ export type ClientMessage =
 export type ServerMessage =
   | { type: 'snapshot'; job: Job }
   | { type: 'update'; job: Job }
-  | { type: 'control'; action: 'retry'; jobId: string; step: string }
+  | ControlMessage
   | { type: 'error'; code: ErrorCode | string; message: string; jobId?: string }
   /** The `auth` token was accepted; `exp` is its expiry (epoch seconds). */
   | { type: 'auth_ok'; exp: number }
   | { type: 'pong' };
+
+/** What producers hear (WebSocket and SSE, write scope): resume from `step`, or stop (cancel). */
+export type ControlMessage =
+  | { type: 'control'; action: 'retry'; jobId: string; step: string }
+  | { type: 'control'; action: 'cancel'; jobId: string; reason?: string };
 
 /** WebSocket close codes the server uses. */
 export const CloseCode = {

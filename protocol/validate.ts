@@ -6,8 +6,8 @@
  * Browser-safe: no Node imports.
  */
 import { ApiError, badRequest } from './errors.js';
-import { EVENT_TYPES, type CreateJobRequest, type JobEvent, type RetryRequest } from './http-api.js';
-import { FIELD_LIMITS, JOB_ID_PATTERN, LIMITS, STEP_ID_PATTERN } from './limits.js';
+import { EVENT_TYPES, type CancelJobRequest, type CreateJobRequest, type JobEvent, type RetryRequest } from './http-api.js';
+import { FIELD_LIMITS, JOB_ID_PATTERN, LIMITS, STEP_ID_PATTERN, TAG_PATTERN } from './limits.js';
 import type { ClientMessage } from './messages.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -81,6 +81,16 @@ export function parseCreateJobRequest(body: unknown): CreateJobRequest {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw badRequest('webhook must be an http(s) URL');
     req.webhook = body.webhook;
+  }
+  if (body.tags !== undefined) {
+    if (!Array.isArray(body.tags)) throw badRequest('tags must be an array of strings');
+    if (body.tags.length > FIELD_LIMITS.maxTags) throw badRequest(`at most ${FIELD_LIMITS.maxTags} tags`);
+    for (const [i, tag] of body.tags.entries()) {
+      if (typeof tag !== 'string' || !TAG_PATTERN.test(tag)) {
+        throw badRequest(`tags[${i}] must be 1-${FIELD_LIMITS.tagChars} characters of A-Z a-z 0-9 : . _ -`);
+      }
+    }
+    req.tags = [...new Set(body.tags as string[])];
   }
   if (body.source !== undefined) {
     if (!isObject(body.source) || typeof body.source.type !== 'string') {
@@ -161,6 +171,14 @@ export function parseRetryRequest(body: unknown): RetryRequest {
   return body.step !== undefined ? { step: body.step } : {};
 }
 
+/** The body of `POST /v1/jobs/{id}/cancel` (may be empty: `undefined`). */
+export function parseCancelRequest(body: unknown): CancelJobRequest {
+  if (body === undefined) return {};
+  if (!isObject(body)) throw badRequest('body must be {"reason"?}');
+  const reason = optionalString(body, 'reason', FIELD_LIMITS.reasonChars, 'body');
+  return reason !== undefined ? { reason } : {};
+}
+
 /** A refused client message: the error to send back, and the job it concerned when known. */
 export class ClientMessageError extends ApiError {
   constructor(
@@ -184,10 +202,18 @@ export function parseClientMessage(msg: unknown): ClientMessage {
       return { type: 'auth', token: msg.token };
     case 'subscribe':
     case 'unsubscribe':
-    case 'retry': {
+    case 'retry':
+    case 'cancel': {
       const { type, jobId } = msg;
       if (typeof jobId !== 'string' || !JOB_ID_PATTERN.test(jobId)) throw new ClientMessageError(`${type} needs a valid "jobId"`);
       if (type === 'unsubscribe') return { type, jobId };
+      if (type === 'cancel') {
+        if (msg.reason === undefined) return { type, jobId };
+        if (typeof msg.reason !== 'string' || msg.reason.length > FIELD_LIMITS.reasonChars) {
+          throw new ClientMessageError(`"reason" must be a string of at most ${FIELD_LIMITS.reasonChars} characters`, jobId);
+        }
+        return { type, jobId, reason: msg.reason };
+      }
       if (type === 'subscribe') {
         if (msg.since === undefined) return { type, jobId };
         if (typeof msg.since !== 'number' || !Number.isFinite(msg.since)) throw new ClientMessageError('"since" must be a number', jobId);
@@ -198,6 +224,6 @@ export function parseClientMessage(msg: unknown): ClientMessage {
       return { type, jobId, step: msg.step };
     }
     default:
-      throw new ClientMessageError('unknown message type (expected subscribe, unsubscribe, retry, auth or ping)');
+      throw new ClientMessageError('unknown message type (expected subscribe, unsubscribe, retry, cancel, auth or ping)');
   }
 }

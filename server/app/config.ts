@@ -28,6 +28,8 @@ export interface ServerConfig {
   jwtAudience: string;
   /** Accepted JWT algorithms: an allow-list, never taken from the token. */
   jwtAlgorithms: JwtAlgorithm[];
+  /** Longest token lifetime accepted (ms): `exp` − (`iat`, or now), and `exp` − now. */
+  jwtMaxTtlMs: number;
   db: string;
   dbSync: 'full' | 'normal';
   /** Exact origins allowed for WebSocket upgrades and CORS; empty = any. */
@@ -57,6 +59,8 @@ export interface ServerConfig {
   webhookSecret?: string;
   /** Without `webhookSecret`: accept jobs with a `webhook` and send it unsigned (local experiments). */
   webhookUnsigned: boolean;
+  /** A canceled job its producer has not ended this long after the cancel is ended by the server (ms). */
+  cancelGraceMs: number;
   limits: ServerLimits;
 }
 
@@ -177,6 +181,13 @@ export const CONFIG_ENTRIES = {
       return unknown?.length ? `unsupported algorithm "${unknown[0]}" (known: ${known.join(', ')})` : undefined;
     },
   }),
+  jwtMaxTtlMs: setting<'jwtMaxTtlMs'>({
+    env: 'PT_JWT_MAX_TTL',
+    flag: '--jwt-max-ttl',
+    default: 86_400_000,
+    parse: duration('a duration like 24h, 1h, 7d (at least 1s)'),
+    check: (v) => (v !== undefined && (!Number.isSafeInteger(v) || v < 1000) ? 'must be a duration like 24h, 1h, 7d (at least 1s)' : undefined),
+  }),
   db: setting<'db'>({ env: 'PT_DB', flag: '--db', default: './data/progress.db', parse: text }),
   dbSync: setting<'dbSync'>({ env: 'PT_DB_SYNC', flag: '--db-sync', default: 'full', parse: oneOf(['full', 'normal'] as const) }),
   allowedOrigins: setting<'allowedOrigins'>({
@@ -237,6 +248,13 @@ export const CONFIG_ENTRIES = {
   bullmqUrl: setting<'bullmqUrl'>({ env: 'PT_BULLMQ_URL', flag: '--bullmq-url', parse: text, check: redisUrlCheck }),
   webhookSecret: setting<'webhookSecret'>({ env: 'PT_WEBHOOK_SECRET', flag: '--webhook-secret', parse: text, check: webhookSecretCheck }),
   webhookUnsigned: setting<'webhookUnsigned'>({ env: 'PT_WEBHOOK_UNSIGNED', flag: '--webhook-unsigned', boolean: true, default: false, parse: bool }),
+  cancelGraceMs: setting<'cancelGraceMs'>({
+    env: 'PT_CANCEL_GRACE',
+    flag: '--cancel-grace',
+    default: 30_000,
+    parse: duration('a duration between 1s and 1h, like 30s'),
+    check: (v) => (v !== undefined && (v < 1000 || v > 3_600_000) ? 'must be a duration between 1s and 1h, like 30s' : undefined),
+  }),
 } satisfies { [K in Key]: Setting<K> };
 
 const ENTRIES = Object.entries(CONFIG_ENTRIES) as [Key, Setting<Key>][];

@@ -10,9 +10,10 @@ import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { ClusterNode } from '../cluster/node.js';
 import { leasedJobs } from '../cluster/poll-ownership.js';
 import type { Estimator } from '../core/estimator.js';
+import { CancelDeadlines } from '../core/cancel-deadlines.js';
 import { ClusterFreshness, singleNode } from '../core/freshness.js';
 import { JobService } from '../core/job-service.js';
-import { RetryWebhooks } from '../core/webhook.js';
+import { JobWebhooks } from '../core/webhook.js';
 import { EtaEngine } from '../eta/eta-engine.js';
 import type { SourceAdapter } from '../polling/adapter.js';
 import { attachPolling, type AttachPollingOptions } from '../polling/attach.js';
@@ -86,7 +87,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     if (cluster) closer.defer('cluster', () => cluster.close());
 
     // Webhook deliveries outlive the job service's last changes: closed after it.
-    const webhooks = new RetryWebhooks(log, { ...(config.webhookSecret !== undefined && { secret: config.webhookSecret }), unsigned: config.webhookUnsigned });
+    const webhooks = new JobWebhooks(log, { ...(config.webhookSecret !== undefined && { secret: config.webhookSecret }), unsigned: config.webhookUnsigned });
     closer.defer('webhooks', () => webhooks.close());
     const jobs = new JobService({
       store,
@@ -99,6 +100,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     await jobs.start();
     closer.defer('job service', () => jobs.close());
     jobs.on('retry', webhooks.onRetry);
+    jobs.on('cancel', webhooks.onCancel);
+    const cancelDeadlines = new CancelDeadlines(jobs, config.cancelGraceMs, log);
+    closer.defer('cancel deadlines', () => cancelDeadlines.close());
     if (cluster) {
       await cluster.start(jobs);
       metrics.sections.push(() => cluster.renderMetrics());
@@ -118,6 +122,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const verifier = createVerifier({
       audience: config.jwtAudience,
       algorithms: config.jwtAlgorithms,
+      maxTtlMs: config.jwtMaxTtlMs,
       ...(config.jwtSecret !== undefined && { jwtSecret: config.jwtSecret }),
       ...(config.jwksUrl !== undefined && { jwksUrl: config.jwksUrl }),
       ...(config.jwtIssuer !== undefined && { issuer: config.jwtIssuer }),
@@ -131,9 +136,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     const sse = new SseStreams(live);
     sse.register(app, '/v1/jobs/:id/stream');
     closer.defer('sse streams', () => sse.closeAll());
-    cluster?.onControl((jobId, step) => {
-      hub.deliverControl(jobId, step);
-      sse.deliverControl(jobId, step);
+    cluster?.onControl((msg) => {
+      hub.deliverControl(msg);
+      sse.deliverControl(msg);
     });
     registerApi(app, ctx, jobs, engine.native);
     let url = '';
@@ -225,11 +230,27 @@ function pollingMetrics(polling: PollManager): string {
   return out.toString();
 }
 
+/** uWS's LIBUS_LISTEN_EXCLUSIVE_PORT: bind without SO_REUSEPORT (its typings lack the host + options overload). */
+const LISTEN_EXCLUSIVE_PORT = 1;
+type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => TemplatedApp;
+
+/**
+ * Listens exclusively. uWS's default sets SO_REUSEPORT, so a second server started on the same
+ * port would start without error and the kernel would split connections between the two; with
+ * the exclusive option the second bind fails and the second server exits saying so.
+ */
 function listen(app: TemplatedApp, config: ServerConfig): Promise<us_listen_socket> {
   return new Promise((resolve, reject) => {
-    app.listen(config.host, config.port, (socket) => {
+    (app.listen as unknown as ListenWithOptions).call(app, config.host, config.port, LISTEN_EXCLUSIVE_PORT, (socket) => {
       if (socket) resolve(socket);
-      else reject(new Error(`cannot listen on ${config.host}:${config.port} (port in use or address not available)`));
+      else {
+        reject(
+          new Error(
+            `cannot listen on ${config.host}:${config.port}: the port is in use (another progress-tracker or another program) ` +
+              'or the address is not available on this machine; stop the other process or set PORT (--port)',
+          ),
+        );
+      }
     });
   });
 }

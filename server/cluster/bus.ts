@@ -19,7 +19,7 @@
  *   forwarded to the node that polls it), and job channels also carry retry `control` notices.
  */
 import type { Redis } from 'ioredis';
-import type { Job } from '../../protocol/index.js';
+import type { ControlMessage, Job } from '../../protocol/index.js';
 import { jobChannel, nodeChannel, type JobChannelMessage, type NodeMessage } from '../store/redis-channels.js';
 import { watchConnection, type ClusterLogger } from './connection.js';
 import type { ClusterMetrics } from './metrics.js';
@@ -29,8 +29,8 @@ export type { NodeMessage };
 export interface BusHandlers {
   /** A newer state of a followed job, committed by another node. */
   change(job: Job): void;
-  /** A retry notice for a followed job (the producer's sockets get a `control` message). */
-  control(jobId: string, step: string): void;
+  /** A retry or cancel of a followed job (the producer's sockets get the `control` message). */
+  control(msg: ControlMessage): void;
   /** Re-read these jobs from the store and deliver what changed (after subscribe or reconnect). */
   resync(jobIds: readonly string[]): Promise<void>;
   /** A request addressed to this node. */
@@ -141,10 +141,10 @@ export class ClusterBus {
     return true;
   }
 
-  /** Tells every node whose clients follow the job that a retry was requested. */
-  async publishControl(jobId: string, step: string): Promise<void> {
-    const msg: JobChannelMessage = { n: this.o.nodeId, t: 'c', jobId, step };
-    await this.o.client.publish(this.channel(jobId), JSON.stringify(msg));
+  /** Tells every node whose clients follow the job that a retry or cancel was requested. */
+  async publishControl(control: ControlMessage): Promise<void> {
+    const msg: JobChannelMessage = { n: this.o.nodeId, t: 'c', control };
+    await this.o.client.publish(this.channel(control.jobId), JSON.stringify(msg));
   }
 
   /** Sends a request to one node; resolves with whether a node was listening. */
@@ -215,7 +215,7 @@ export class ClusterBus {
     }
     if (msg.n === this.o.nodeId) return; // our own commit: already delivered locally
     if (msg.t === 'c') {
-      if (this.interests.has(msg.jobId)) this.o.handlers.control(msg.jobId, msg.step);
+      if (this.interests.has(msg.control.jobId)) this.o.handlers.control(msg.control);
       return;
     }
     if (msg.t !== 'u' || !msg.job || !this.interests.has(msg.job.id)) return;

@@ -10,7 +10,7 @@
  * (`isFresh`); otherwise reads go to Redis.
  */
 import { randomBytes } from 'node:crypto';
-import type { Job } from '../../protocol/index.js';
+import type { ControlMessage, Job } from '../../protocol/index.js';
 import type { RedisStore } from '../store/redis.js';
 import type { JobRecord } from '../store/store.js';
 import { ClusterBus, type NodeMessage } from './bus.js';
@@ -23,6 +23,7 @@ export interface ClusterJobService {
   applyRemote(job: Job, record?: JobRecord): boolean;
   on(event: 'update', listener: (view: { job: Job }) => void): () => void;
   on(event: 'retry', listener: (notice: { jobId: string; step: string }) => void): () => void;
+  on(event: 'cancel', listener: (notice: { jobId: string; reason?: string }) => void): () => void;
 }
 
 export interface ClusterNodeOptions {
@@ -43,7 +44,7 @@ export class ClusterNode {
   readonly store: RedisStore;
   readonly log: ClusterLogger;
   private service?: ClusterJobService;
-  private controlSink?: (jobId: string, step: string) => void;
+  private controlSink?: (msg: ControlMessage) => void;
   private readonly nodeHandlers = new Set<(msg: NodeMessage) => void>();
   private readonly unbind: Array<() => void> = [];
 
@@ -61,7 +62,7 @@ export class ClusterNode {
       ...(options.lingerMs !== undefined && { lingerMs: options.lingerMs }),
       handlers: {
         change: (job) => this.service?.applyRemote(job),
-        control: (jobId, step) => this.controlSink?.(jobId, step),
+        control: (msg) => this.controlSink?.(msg),
         resync: (ids) => this.resync(ids),
         nodeMessage: (msg) => this.nodeHandlers.forEach((fn) => fn(msg)),
       },
@@ -73,11 +74,10 @@ export class ClusterNode {
     this.service = service;
     this.unbind.push(
       service.on('update', (view) => void this.bus.delivered(view.job.id, view.job.seq)),
-      service.on('retry', (notice) => {
-        this.bus.publishControl(notice.jobId, notice.step).catch((err: unknown) =>
-          this.log.warn({ jobId: notice.jobId, err: (err as Error).message }, 'cluster: retry notice not published to other nodes'),
-        );
-      }),
+      service.on('retry', (notice) => this.publish({ type: 'control', action: 'retry', jobId: notice.jobId, step: notice.step })),
+      service.on('cancel', (notice) =>
+        this.publish({ type: 'control', action: 'cancel', jobId: notice.jobId, ...(notice.reason !== undefined && { reason: notice.reason }) }),
+      ),
     );
     await this.bus.start();
     const durability = await this.store.checkDurability();
@@ -100,9 +100,15 @@ export class ClusterNode {
   /** Whether the cached state of `jobId` is current (the bus hears the job live). */
   readonly isFresh = (jobId: string): boolean => this.bus.isLive(jobId);
 
-  /** Where retry notices from other nodes go (the hub's `control` topic). */
-  onControl(sink: (jobId: string, step: string) => void): void {
+  /** Where retry and cancel notices from other nodes go (the hub's `control` topic, SSE streams). */
+  onControl(sink: (msg: ControlMessage) => void): void {
     this.controlSink = sink;
+  }
+
+  private publish(control: ControlMessage): void {
+    this.bus.publishControl(control).catch((err: unknown) =>
+      this.log.warn({ jobId: control.jobId, action: control.action, err: (err as Error).message }, 'cluster: control notice not published to other nodes'),
+    );
   }
 
   onNodeMessage(handler: (msg: NodeMessage) => void): () => void {

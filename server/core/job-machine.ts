@@ -9,7 +9,9 @@
  * - `step_end` completes a running (or still pending) step;
  * - `step_failed` fails the step and the job; the step's error becomes the job's error;
  * - `job_end` sets the final status; after it only a retry (of a failed job) changes anything;
- * - a retry resets the failed step and the later unfinished steps to pending and queues the job.
+ * - a retry resets the failed step and the later unfinished steps to pending and queues the job;
+ * - a cancel marks a queued or running job `cancelRequested` (once); the producer ends it as
+ *   `canceled` (or the server does, after the grace period: `cancelTimeout`).
  */
 import {
   ApiError,
@@ -49,6 +51,7 @@ export function createJob(req: CreateJobRequest & { id: string }, now: number): 
     eta: null,
     ...(req.complexity !== undefined && { complexity: req.complexity }),
     ...(req.meta !== undefined && { meta: req.meta }),
+    ...(req.tags !== undefined && req.tags.length > 0 && { tags: req.tags }),
     createdAt: now,
     updatedAt: now,
   };
@@ -228,6 +231,26 @@ export function applyRetry(job: Job, stepId: string | undefined, now: number): O
     updatedAt: now,
   };
   delete next.error;
+  delete next.cancelRequested; // a retried job runs again: an earlier cancel is history
   next.progress = weightedProgress(next);
   return ok({ job: next, step: target.id });
 }
+
+/**
+ * A user's cancel: marks the job `cancelRequested` so its producer stops. Refused with 409
+ * `already_finished` once the job has ended. Idempotent: a job already asked to cancel is
+ * returned unchanged (`changed: false`, same seq).
+ */
+export function applyCancel(job: Job, request: { by?: string; reason?: string }, now: number): Outcome<{ job: Job; changed: boolean }> {
+  if (isTerminal(job.status)) return fail(409, 'already_finished', `job ${job.id} is ${job.status}; there is nothing to cancel`);
+  if (job.cancelRequested) return ok({ job, changed: false });
+  const cancelRequested = { at: now, ...(request.by !== undefined && { by: request.by }), ...(request.reason !== undefined && { reason: request.reason }) };
+  return ok({ job: { ...job, cancelRequested, seq: job.seq + 1, updatedAt: now }, changed: true });
+}
+
+/** The event that ends a canceled job whose producer did not within the grace period. */
+export const cancelTimeoutEvent = (graceMs: number): JobEvent => ({
+  type: 'job_end',
+  status: 'canceled',
+  error: { code: 'cancel_timeout', message: `the job's producer did not stop within ${Math.round(graceMs / 1000)} s of the cancel; the server ended it` },
+});

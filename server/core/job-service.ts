@@ -31,7 +31,7 @@ import type { Estimate, Estimator } from './estimator.js';
 import { changedMeaningfully } from './eta-update-policy.js';
 import { singleNode, type Freshness } from './freshness.js';
 import { JobCache, type CacheEntry } from './job-cache.js';
-import { applyEvent, applyRetry, createJob, weightedProgress } from './job-machine.js';
+import { applyCancel, applyEvent, applyRetry, createJob, weightedProgress } from './job-machine.js';
 import { viewOf, type JobView } from './job-view.js';
 import { JobWriter } from './job-writer.js';
 
@@ -42,6 +42,13 @@ export interface RetryNotice {
   /** The step the producer should resume from. */
   step: string;
   seq: number;
+  view: JobView;
+}
+
+export interface CancelNotice {
+  jobId: string;
+  seq: number;
+  reason?: string;
   view: JobView;
 }
 
@@ -60,6 +67,8 @@ export interface JobServiceEvents {
   update: (view: JobView, prev: Job) => void;
   /** Someone asked to retry a failed job: the producer should resume from `notice.step`. */
   retry: (notice: RetryNotice, record: Readonly<JobRecord>) => void;
+  /** Someone asked to cancel the job: its producer should stop (first request only). */
+  cancel: (notice: CancelNotice, record: Readonly<JobRecord>) => void;
   /** Finished jobs past retention were deleted. */
   pruned: (ids: readonly string[]) => void;
 }
@@ -98,7 +107,7 @@ export class JobService {
   private readonly fresh: Freshness;
   private readonly cache: JobCache;
   private readonly writer: JobWriter;
-  private readonly listeners: Listeners = { created: new Set(), update: new Set(), retry: new Set(), pruned: new Set() };
+  private readonly listeners: Listeners = { created: new Set(), update: new Set(), retry: new Set(), cancel: new Set(), pruned: new Set() };
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
 
@@ -328,6 +337,40 @@ export class JobService {
         this.observe(base.job, job, now);
         const notice: RetryNotice = { jobId: id, step: from, seq: job.seq, view };
         this.emit('retry', notice, this.cache.peek(id)?.record ?? { ...base, job });
+        return notice;
+      };
+    });
+  }
+
+  /**
+   * Asks a queued or running job to cancel (`cancelRequested`, seq + 1) and tells its producer
+   * through `cancel` listeners. Idempotent: a repeated cancel changes nothing and answers the
+   * current state. Throws ApiError 409 `already_finished` when the job has ended.
+   */
+  async cancel(id: string, request: { by?: string; reason?: string } = {}): Promise<CancelNotice> {
+    this.assertOpen();
+    return this.writer.change(id, async () => {
+      const base = await this.head(id);
+      if (!base) throw notFound(`job ${id} not found`);
+      const now = this.now();
+      const outcome = applyCancel(base.job, request, now);
+      if (!outcome.ok) throw outcome.error;
+      const { job, changed } = outcome.value;
+      const reason = job.cancelRequested?.reason;
+      if (!changed) {
+        const pending = this.writer.lastSave(id);
+        return async () => {
+          await pending;
+          const view = this.cache.peek(id)?.view ?? viewOf(job);
+          return { jobId: id, seq: view.job.seq, view, ...(reason !== undefined && { reason }) };
+        };
+      }
+      this.withEstimate(job, now);
+      const durable = this.writer.write(base, job, []);
+      return async () => {
+        const view = await durable;
+        const notice: CancelNotice = { jobId: id, seq: job.seq, view, ...(reason !== undefined && { reason }) };
+        this.emit('cancel', notice, this.cache.peek(id)?.record ?? { ...base, job });
         return notice;
       };
     });

@@ -14,13 +14,13 @@
  * Receivers verify with the producer SDK's `verifyWebhook` (producer/webhook.ts), which shares
  * no code with this file.
  *
- * `RetryWebhooks` is a `retry` listener of the job service, wired in assembly like the hub.
+ * `JobWebhooks` listens to the job service's `retry` and `cancel`, wired in assembly like the hub.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { sleep, type RetryWebhook } from '../../protocol/index.js';
+import { sleep, type JobWebhook } from '../../protocol/index.js';
 import type { Logger } from '../app/log.js';
 import type { JobRecord } from '../store/store.js';
-import type { RetryNotice } from './job-service.js';
+import type { CancelNotice, RetryNotice } from './job-service.js';
 
 export const WEBHOOK_SECRET_PREFIX = 'whsec_';
 
@@ -56,7 +56,7 @@ export function newWebhookId(): string {
 
 export async function deliverWebhook(
   url: string,
-  payload: RetryWebhook,
+  payload: JobWebhook,
   log: Logger,
   { timeoutMs = 5000, attempts = 4, backoffMs = 500, secret }: WebhookOptions = {},
   signal?: AbortSignal,
@@ -85,14 +85,14 @@ export async function deliverWebhook(
       });
       await res.body?.cancel().catch(() => undefined);
       if (res.ok) {
-        log.info({ jobId: payload.jobId, step: payload.step, url: target, webhookId, attempt }, 'retry webhook delivered');
+        log.info({ jobId: payload.jobId, type: payload.type, url: target, webhookId, attempt }, `${payload.type} webhook delivered`);
         return true;
       }
       const final = res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429;
-      log.warn({ jobId: payload.jobId, url: target, webhookId, attempt, status: res.status }, 'retry webhook refused');
+      log.warn({ jobId: payload.jobId, url: target, webhookId, attempt, status: res.status }, `${payload.type} webhook refused`);
       if (final) return false;
     } catch (err) {
-      log.warn({ jobId: payload.jobId, url: target, webhookId, attempt, err: (err as Error).message }, 'retry webhook failed');
+      log.warn({ jobId: payload.jobId, url: target, webhookId, attempt, err: (err as Error).message }, `${payload.type} webhook failed`);
     }
     if (attempt < attempts) await sleep(backoffMs * 2 ** (attempt - 1), signal).catch(() => undefined);
   }
@@ -109,35 +109,42 @@ function safeUrl(url: string): string {
   }
 }
 
-export interface RetryWebhooksOptions extends WebhookOptions {
+export interface JobWebhooksOptions extends WebhookOptions {
   /** Without `secret`: send unsigned (PT_WEBHOOK_UNSIGNED, local experiments). Otherwise nothing is sent. */
   unsigned?: boolean;
 }
 
-/** Sends each retry of a job that has a `webhook` to it; `close` ends deliveries at their current attempt. */
-export class RetryWebhooks {
+/** Sends each retry and cancel of a job that has a `webhook` to it; `close` ends deliveries at their current attempt. */
+export class JobWebhooks {
   private readonly abort = new AbortController();
   private readonly pending = new Set<Promise<unknown>>();
 
   constructor(
     private readonly log: Logger,
-    private readonly options: RetryWebhooksOptions = {},
+    private readonly options: JobWebhooksOptions = {},
   ) {
     if (options.secret !== undefined) webhookKey(options.secret); // fail at start, not at the first retry
     else if (options.unsigned) log.warn('webhooks are sent unsigned (PT_WEBHOOK_UNSIGNED): receivers cannot tell them from forgeries; set PT_WEBHOOK_SECRET outside local experiments');
   }
 
   readonly onRetry = (notice: RetryNotice, record: Readonly<JobRecord>): void => {
+    this.send(record, { type: 'retry', jobId: notice.jobId, step: notice.step, seq: notice.seq });
+  };
+
+  readonly onCancel = (notice: CancelNotice, record: Readonly<JobRecord>): void => {
+    this.send(record, { type: 'cancel', jobId: notice.jobId, seq: notice.seq, ...(notice.reason !== undefined && { reason: notice.reason }) });
+  };
+
+  private send(record: Readonly<JobRecord>, payload: JobWebhook): void {
     if (!record.webhook || this.abort.signal.aborted) return;
     if (this.options.secret === undefined && !this.options.unsigned) {
-      this.log.warn({ jobId: notice.jobId, url: safeUrl(record.webhook) }, 'retry webhook not sent: PT_WEBHOOK_SECRET is not set (PT_WEBHOOK_UNSIGNED=1 allows unsigned delivery)');
+      this.log.warn({ jobId: payload.jobId, url: safeUrl(record.webhook) }, `${payload.type} webhook not sent: PT_WEBHOOK_SECRET is not set (PT_WEBHOOK_UNSIGNED=1 allows unsigned delivery)`);
       return;
     }
-    const payload: RetryWebhook = { type: 'retry', jobId: notice.jobId, step: notice.step, seq: notice.seq };
     const delivery = deliverWebhook(record.webhook, payload, this.log, this.options, this.abort.signal);
     this.pending.add(delivery);
     void delivery.finally(() => this.pending.delete(delivery));
-  };
+  }
 
   async close(): Promise<void> {
     this.abort.abort();

@@ -7,6 +7,13 @@
  *   PS/EdDSA tokens only against the JWKS. That closes algorithm confusion (an RSA public key
  *   used as an HMAC secret). `kid` only selects among the JWKS's keys; `jku`/`x5u` are ignored.
  * - `exp` is required, `nbf`/`iss`/`aud` are checked, tokens over 8 KiB are refused unparsed.
+ * - Lifetime is bounded (PT_JWT_MAX_TTL, default 24 h): `exp` must be a finite time at most that
+ *   far from now (plus the clock tolerance), and `exp` − `iat` at most that when `iat` is given.
+ *   A token with `exp: 1e308` would otherwise never expire, and a socket opened with it would
+ *   never be closed by the expiry sweep.
+ * - Scopes come in one form only: the `scope` claim, a space-separated string (RFC 8693 §4.2).
+ *   A `scope` array or an `scp` claim (other IdPs' conventions) is refused with 401 rather than
+ *   half-understood, so a misissued token fails loudly at the door instead of as a 403 later.
  * - The JWKS is fetched lazily and cached (jose's createRemoteJWKSet: 10 min cache, refetch on
  *   an unknown `kid` at most every 30 s).
  */
@@ -36,13 +43,18 @@ export interface AuthOptions {
   algorithms: readonly JwtAlgorithm[];
   /** Allowed clock skew, seconds (default 30). */
   clockToleranceSec?: number;
+  /** Longest accepted token lifetime, ms (default 24 h): see the header. */
+  maxTtlMs?: number;
 }
+
+/** PT_JWT_MAX_TTL's default. */
+export const DEFAULT_JWT_MAX_TTL_MS = 86_400_000;
 
 export interface Verifier {
   verify(token: string): Promise<Principal>;
 }
 
-const SCOPES: readonly Scope[] = ['progress:read', 'progress:write', 'progress:retry'];
+const SCOPES: readonly Scope[] = ['progress:read', 'progress:write', 'progress:retry', 'progress:cancel'];
 
 const unauthorized = (message: string) => new ApiError(401, 'unauthorized', message);
 
@@ -106,6 +118,7 @@ export function createVerifier(options: AuthOptions): Verifier {
     } catch (err) {
       throw unauthorized(describe(err));
     }
+    checkLifetime(payload, options.maxTtlMs ?? DEFAULT_JWT_MAX_TTL_MS, options.clockToleranceSec ?? 30);
     const principal = principalFrom(payload);
     if (verified.size >= CACHE_SIZE) verified.delete(verified.keys().next().value!);
     verified.set(token, { principal, notBefore: typeof payload.nbf === 'number' ? payload.nbf * 1000 : 0 });
@@ -133,9 +146,31 @@ export function createVerifier(options: AuthOptions): Verifier {
   };
 }
 
+/**
+ * `exp` (already required and checked against the clock by jose) must be a plausible time: finite
+ * and at most `maxTtlMs` (+ tolerance) from now; with `iat`, the lifetime `exp` − `iat` is bounded
+ * too, so a long-lived token is refused even late in its life.
+ */
+function checkLifetime(payload: JWTPayload, maxTtlMs: number, toleranceSec: number): void {
+  const exp = payload.exp as number;
+  const maxSec = maxTtlMs / 1000;
+  const seconds = `${Math.round(maxSec)} s`;
+  if (!Number.isFinite(exp)) throw unauthorized('token claim "exp" is not a plausible time');
+  if (exp - Date.now() / 1000 > maxSec + toleranceSec) {
+    throw unauthorized(`token claim "exp" is too far in the future (this server accepts tokens living at most ${seconds})`);
+  }
+  const iat = payload.iat;
+  if (iat !== undefined && (!Number.isFinite(iat) || exp - iat > maxSec)) {
+    throw unauthorized(`token lifetime (exp - iat) is longer than this server accepts (at most ${seconds})`);
+  }
+}
+
 function principalFrom(payload: JWTPayload): Principal {
-  const rawScope = payload.scope ?? payload.scp;
-  const words = Array.isArray(rawScope) ? rawScope : typeof rawScope === 'string' ? rawScope.split(/\s+/) : [];
+  // One documented form: `scope`, a space-separated string. Anything else is refused, not guessed.
+  if (payload.scp !== undefined) throw unauthorized('token claim "scp" is not accepted: give scopes as the space-separated "scope" string');
+  const rawScope = payload.scope;
+  if (rawScope !== undefined && typeof rawScope !== 'string') throw unauthorized('token claim "scope" must be a space-separated string');
+  const words = rawScope === undefined ? [] : rawScope.split(/\s+/);
   const scopes = new Set(words.filter((w): w is Scope => SCOPES.includes(w as Scope)));
   const jobs = Array.isArray(payload.jobs) ? payload.jobs.filter((j): j is string => typeof j === 'string' && j.length > 0) : [];
   const expiresAt = (payload.exp as number) * 1000;
@@ -143,20 +178,53 @@ function principalFrom(payload: JWTPayload): Principal {
   return Object.freeze(typeof payload.sub === 'string' ? { subject: payload.sub, scopes, jobs, expiresAt } : { scopes, jobs, expiresAt });
 }
 
-/** Whether one grant (`id`, `prefix*`, `*`) covers `jobId`. */
-export function grantCovers(grant: string, jobId: string): boolean {
+/**
+ * What a grant is checked against: a job id, or a job (id and tags). A `tag:` grant covers only a
+ * job whose tags are known; callers holding just an id load the job when `hasTagGrants`.
+ */
+export type JobRef = string | { readonly id: string; readonly tags?: readonly string[] };
+
+const TAG_GRANT = 'tag:';
+
+/** Whether one grant (`id`, `prefix*`, `*`, `tag:<tag>`) covers the job. */
+export function grantCovers(grant: string, job: JobRef): boolean {
+  const id = typeof job === 'string' ? job : job.id;
+  if (grant.startsWith(TAG_GRANT)) return typeof job !== 'string' && (job.tags?.includes(grant.slice(TAG_GRANT.length)) ?? false);
   if (grant === '*') return true;
-  if (grant.endsWith('*')) return jobId.startsWith(grant.slice(0, -1));
-  return grant === jobId;
+  if (grant.endsWith('*')) return id.startsWith(grant.slice(0, -1));
+  return grant === id;
 }
 
-export const coversJob = (p: Principal, jobId: string): boolean => p.jobs.some((g) => grantCovers(g, jobId));
+export const coversJob = (p: Principal, job: JobRef): boolean => p.jobs.some((g) => grantCovers(g, job));
+
+/** The token grants jobs by tag: an id alone cannot decide, the job's tags must be read. */
+export const hasTagGrants = (p: Principal): boolean => p.jobs.some((g) => g.startsWith(TAG_GRANT));
+
+/**
+ * Whether `can` allows job `id`: by its id alone, or — for a token with `tag:` grants — by the
+ * job's tags, read only then. A job that does not exist is simply not allowed (no 404/403 leak).
+ */
+export async function allowed(
+  p: Principal,
+  can: (p: Principal, job: JobRef) => boolean,
+  id: string,
+  load: (id: string) => Promise<{ id: string; tags?: readonly string[] } | undefined>,
+): Promise<boolean> {
+  if (can(p, id)) return true;
+  if (!hasTagGrants(p)) return false;
+  const job = await load(id);
+  return job !== undefined && can(p, job);
+}
+
+/** The tags a token's `tag:` grants name. */
+export const grantedTags = (p: Principal): string[] => p.jobs.filter((g) => g.startsWith(TAG_GRANT)).map((g) => g.slice(TAG_GRANT.length));
 
 /** Read a job (GET, subscribe). A producer's write scope includes reading its own jobs. */
-export const canRead = (p: Principal, jobId: string): boolean =>
-  (p.scopes.has('progress:read') || p.scopes.has('progress:write')) && coversJob(p, jobId);
-export const canWrite = (p: Principal, jobId: string): boolean => p.scopes.has('progress:write') && coversJob(p, jobId);
-export const canRetry = (p: Principal, jobId: string): boolean => p.scopes.has('progress:retry') && coversJob(p, jobId);
+export const canRead = (p: Principal, job: JobRef): boolean =>
+  (p.scopes.has('progress:read') || p.scopes.has('progress:write')) && coversJob(p, job);
+export const canWrite = (p: Principal, job: JobRef): boolean => p.scopes.has('progress:write') && coversJob(p, job);
+export const canRetry = (p: Principal, job: JobRef): boolean => p.scopes.has('progress:retry') && coversJob(p, job);
+export const canCancel = (p: Principal, job: JobRef): boolean => p.scopes.has('progress:cancel') && coversJob(p, job);
 
 /**
  * The id prefix a producer may create jobs under when it gives no id: its single `prefix*`

@@ -4,9 +4,9 @@
  * (protocol/validate.ts); the uWS request handling is uws-http.ts's.
  */
 import type { TemplatedApp } from 'uWebSockets.js';
-import { ApiError, forbidden, JOB_ID_PATTERN, notFound, parseCreateJobRequest, parseEventsBody, parseRetryRequest, badRequest } from '../../protocol/index.js';
+import { ApiError, badRequest, forbidden, JOB_ID_PATTERN, notFound, parseCancelRequest, parseCreateJobRequest, parseEventsBody, parseRetryRequest } from '../../protocol/index.js';
 import type { JobService } from '../core/job-service.js';
-import { canRead, canRetry, canWrite, coversJob, creationPrefix } from './auth.js';
+import { allowed, canCancel, canRead, canRetry, canWrite, coversJob, creationPrefix } from './auth.js';
 import { authenticate, parseJson, route, statusLine, type HttpContext, type RequestInfo } from './uws-http.js';
 
 function jobIdParam(info: RequestInfo): string {
@@ -18,6 +18,8 @@ function jobIdParam(info: RequestInfo): string {
 /** Registers the /v1 API, /healthz and /metrics. */
 export function registerApi(app: TemplatedApp, ctx: HttpContext, service: JobService, engineNative: boolean): void {
   const { metrics } = ctx;
+  /** For tokens with `tag:` grants: the job, whose tags decide. */
+  const load = async (id: string) => (await service.get(id))?.job;
 
   app.post(
     '/v1/jobs',
@@ -38,11 +40,13 @@ export function registerApi(app: TemplatedApp, ctx: HttpContext, service: JobSer
         const problem = ctx.validateSource ? ctx.validateSource(req.source, req.steps) : 'polling sources are not enabled on this server';
         if (problem) throw badRequest(problem);
       }
+      // A `tag:` grant covers a new job that carries the tag.
+      const taggedByGrant = req.tags !== undefined && coversJob(principal, { id: '', tags: req.tags });
       let idPrefix: string | undefined;
       if (req.id !== undefined) {
-        if (!coversJob(principal, req.id)) throw forbidden(`the token's jobs claim does not cover job ${req.id}`);
+        if (!coversJob(principal, req.id) && !taggedByGrant) throw forbidden(`the token's jobs claim does not cover job ${req.id}`);
       } else {
-        idPrefix = creationPrefix(principal);
+        idPrefix = creationPrefix(principal) ?? (taggedByGrant ? '' : undefined);
         if (idPrefix === undefined) {
           throw forbidden('give an "id" covered by the token\'s jobs claim (the claim names no single prefix to generate one under)');
         }
@@ -57,7 +61,7 @@ export function registerApi(app: TemplatedApp, ctx: HttpContext, service: JobSer
     route(ctx, { params: 1, body: true }, async (info, body) => {
       const principal = await authenticate(ctx, info);
       const id = jobIdParam(info);
-      if (!canWrite(principal, id)) throw forbidden(`posting events to job ${id} needs progress:write and a jobs grant`);
+      if (!(await allowed(principal, canWrite, id, load))) throw forbidden(`posting events to job ${id} needs progress:write and a jobs grant`);
       const result = await service.applyEvents(id, parseEventsBody(parseJson(body!)));
       metrics.eventsAccepted += result.applied;
       return { status: 202, body: { seq: result.seq } };
@@ -69,7 +73,7 @@ export function registerApi(app: TemplatedApp, ctx: HttpContext, service: JobSer
     route(ctx, { params: 1 }, async (info) => {
       const principal = await authenticate(ctx, info);
       const id = jobIdParam(info);
-      if (!canRead(principal, id)) throw forbidden(`reading job ${id} needs progress:read and a jobs grant`);
+      if (!(await allowed(principal, canRead, id, load))) throw forbidden(`reading job ${id} needs progress:read and a jobs grant`);
       const view = await service.get(id);
       if (!view) throw notFound(`job ${id} not found`);
       const headers = { ETag: view.etag, 'Cache-Control': 'no-cache' };
@@ -84,10 +88,22 @@ export function registerApi(app: TemplatedApp, ctx: HttpContext, service: JobSer
     route(ctx, { params: 1, body: true }, async (info, body) => {
       const principal = await authenticate(ctx, info);
       const id = jobIdParam(info);
-      if (!canRetry(principal, id)) throw forbidden(`retrying job ${id} needs progress:retry and a jobs grant`);
+      if (!(await allowed(principal, canRetry, id, load))) throw forbidden(`retrying job ${id} needs progress:retry and a jobs grant`);
       const { step } = parseRetryRequest(body && body.length > 0 ? parseJson(body) : undefined);
       const notice = await service.retry(id, step);
       return { status: 202, body: { seq: notice.seq, step: notice.step } };
+    }),
+  );
+
+  app.post(
+    '/v1/jobs/:id/cancel',
+    route(ctx, { params: 1, body: true }, async (info, body) => {
+      const principal = await authenticate(ctx, info);
+      const id = jobIdParam(info);
+      if (!(await allowed(principal, canCancel, id, load))) throw forbidden(`canceling job ${id} needs progress:cancel and a jobs grant`);
+      const { reason } = parseCancelRequest(body && body.length > 0 ? parseJson(body) : undefined);
+      const notice = await service.cancel(id, { ...(principal.subject !== undefined && { by: principal.subject }), ...(reason !== undefined && { reason }) });
+      return { status: 202, body: { seq: notice.seq } };
     }),
   );
 

@@ -30,14 +30,14 @@
  * compressing the stream (nginx: docs/deployment.md).
  */
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import { ApiError, forbidden, JOB_ID_PATTERN, LIMITS, notFound, unauthorized } from '../../protocol/index.js';
+import { ApiError, forbidden, JOB_ID_PATTERN, LIMITS, notFound, unauthorized, type ControlMessage } from '../../protocol/index.js';
 import type { ServerConfig } from '../app/config.js';
 import type { Logger } from '../app/log.js';
 import type { Metrics } from '../app/metrics.js';
 import type { JobService } from '../core/job-service.js';
 import type { JobView } from '../core/job-view.js';
 import type { AddressLimit } from './address-limit.js';
-import { canRead, canWrite, type Principal, type Verifier } from './auth.js';
+import { canRead, canWrite, hasTagGrants, type Principal, type Verifier } from './auth.js';
 import { corsHeaders, decodeParam, errorReply, rawQuery, remoteAddress, statusLine, writeReply } from './uws-http.js';
 import { controlMessage, snapshotMessage, updateMessage } from './wire.js';
 
@@ -81,7 +81,10 @@ export class SseStreams {
         const streams = this.byJob.get(view.job.id);
         if (streams) for (const s of streams) this.write(s, event(view, updateMessage(view)));
       }),
-      ctx.service.on('retry', (notice) => this.deliverControl(notice.jobId, notice.step)),
+      ctx.service.on('retry', (notice) => this.deliverControl({ type: 'control', action: 'retry', jobId: notice.jobId, step: notice.step })),
+      ctx.service.on('cancel', (notice) =>
+        this.deliverControl({ type: 'control', action: 'cancel', jobId: notice.jobId, ...(notice.reason !== undefined && { reason: notice.reason }) }),
+      ),
     );
   }
 
@@ -105,11 +108,11 @@ export class SseStreams {
     this.heartbeat.unref();
   }
 
-  /** A retry notice (local or from another node): `control` to the job's write-scope streams. */
-  deliverControl(jobId: string, step: string): void {
-    const streams = this.byJob.get(jobId);
+  /** A retry or cancel (local or from another node): `control` to the job's write-scope streams. */
+  deliverControl(msg: ControlMessage): void {
+    const streams = this.byJob.get(msg.jobId);
     if (!streams) return;
-    const text = `data: ${controlMessage(jobId, step)}\n\n`;
+    const text = `data: ${controlMessage(msg)}\n\n`;
     for (const s of streams) if (s.control) this.write(s, text);
   }
 
@@ -166,7 +169,9 @@ export class SseStreams {
         throw err;
       }
       if (!JOB_ID_PATTERN.test(req.jobId)) throw notFound(`job ${req.jobId} not found`);
-      if (!canRead(principal, req.jobId)) throw forbidden(`reading job ${req.jobId} needs progress:read and a jobs grant`);
+      const load = async (id: string) => (service.peek(id) ?? (await service.get(id)))?.job;
+      const job = canRead(principal, req.jobId) || !hasTagGrants(principal) ? req.jobId : ((await load(req.jobId)) ?? req.jobId);
+      if (!canRead(principal, job)) throw forbidden(`reading job ${req.jobId} needs progress:read and a jobs grant`);
       // Counted from here, so the limit holds while the snapshot is read.
       addresses.add(req.remote);
       counted = true;
@@ -182,7 +187,7 @@ export class SseStreams {
         counted = false;
         throw notFound(`job ${req.jobId} not found`);
       }
-      stream = { res, jobId: req.jobId, remote: req.remote, control: canWrite(principal, req.jobId), congested: false, behind: false, closed: false };
+      stream = { res, jobId: req.jobId, remote: req.remote, control: canWrite(principal, job), congested: false, behind: false, closed: false };
       this.start(stream, service.peek(req.jobId) ?? view, cors, principal);
     } catch (err) {
       if (err instanceof ApiError) return refuse(err);

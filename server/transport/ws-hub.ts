@@ -27,9 +27,9 @@
  * connections per client address.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
-import { canRead, canRetry, canWrite, type Principal, type Verifier } from './auth.js';
+import { canCancel, canRead, canRetry, canWrite, hasTagGrants, type JobRef, type Principal, type Verifier } from './auth.js';
 import type { ServerConfig } from '../app/config.js';
-import { ApiError, ClientMessageError, CloseCode, LIMITS, parseClientMessage, type ClientMessage, type ErrorCode, type ServerMessage } from '../../protocol/index.js';
+import { ApiError, ClientMessageError, CloseCode, LIMITS, parseClientMessage, type ClientMessage, type ControlMessage, type ErrorCode, type ServerMessage } from '../../protocol/index.js';
 import { errorReply, rawQuery, remoteAddress, writeReply } from './uws-http.js';
 import type { JobService, JobView } from '../core/job-service.js';
 import type { Logger } from '../app/log.js';
@@ -115,7 +115,10 @@ export class WsHub {
         app.publish(jobTopic(view.job.id), updateMessage(view), false, false);
         metrics.published++;
       }),
-      service.on('retry', (notice) => this.deliverControl(notice.jobId, notice.step)),
+      service.on('retry', (notice) => this.deliverControl({ type: 'control', action: 'retry', jobId: notice.jobId, step: notice.step })),
+      service.on('cancel', (notice) =>
+        this.deliverControl({ type: 'control', action: 'cancel', jobId: notice.jobId, ...(notice.reason !== undefined && { reason: notice.reason }) }),
+      ),
     );
   }
 
@@ -123,9 +126,9 @@ export class WsHub {
     return this.sockets.size;
   }
 
-  /** A retry notice from another node: `control` to this node's producer sockets of the job. */
-  deliverControl(jobId: string, step: string): void {
-    this.app.publish(controlTopic(jobId), controlMessage(jobId, step), false, false);
+  /** A retry or cancel (local or from another node): `control` to the producer sockets of the job. */
+  deliverControl(msg: ControlMessage): void {
+    this.app.publish(controlTopic(msg.jobId), controlMessage(msg), false, false);
     this.ctx.metrics.published++;
   }
 
@@ -283,16 +286,20 @@ export class WsHub {
         const first = d.principal === undefined;
         d.principal = principal;
         this.expireAt(ws, d, principal.expiresAt);
-        ws.cork(() => {
-          this.send(ws, { type: 'auth_ok', exp: Math.floor(principal.expiresAt / 1000) });
-          for (const jobId of [...d.subs.keys()]) {
-            if (!canRead(principal, jobId)) {
-              this.unsubscribe(ws, d, jobId);
-              this.error(ws, 'forbidden', `the new token does not grant reading job ${jobId}; unsubscribed`, jobId);
-            } else if (canWrite(principal, jobId)) ws.subscribe(controlTopic(jobId));
-            else ws.unsubscribe(controlTopic(jobId));
-          }
-        });
+        ws.cork(() => this.send(ws, { type: 'auth_ok', exp: Math.floor(principal.expiresAt / 1000) }));
+        // Tag grants decide by the job's tags: read them (from memory for followed running jobs).
+        for (const jobId of [...d.subs.keys()]) {
+          void this.jobRef(principal, jobId).then((job) => {
+            if (d.closed || d.principal !== principal || !d.subs.has(jobId)) return;
+            ws.cork(() => {
+              if (!canRead(principal, job)) {
+                this.unsubscribe(ws, d, jobId);
+                this.error(ws, 'forbidden', `the new token does not grant reading job ${jobId}; unsubscribed`, jobId);
+              } else if (canWrite(principal, job)) ws.subscribe(controlTopic(jobId));
+              else ws.unsubscribe(controlTopic(jobId));
+            });
+          });
+        }
         log.debug({ socket: d.id, sub: principal.subject, first }, first ? 'websocket authenticated' : 'websocket token refreshed');
       },
       (err: unknown) => {
@@ -384,7 +391,18 @@ export class WsHub {
         this.retry(ws, d, jobId, step).catch((err) => this.fail(ws, err, jobId));
         return;
       }
+      case 'cancel': {
+        const { jobId, reason } = msg;
+        this.cancel(ws, d, jobId, reason).catch((err) => this.fail(ws, err, jobId));
+        return;
+      }
     }
+  }
+
+  /** What grants are checked against: the id, or the job itself for a token with `tag:` grants. */
+  private async jobRef(principal: Principal, jobId: string): Promise<JobRef> {
+    if (!hasTagGrants(principal)) return jobId;
+    return (this.ctx.service.peek(jobId) ?? (await this.ctx.service.get(jobId)))?.job ?? jobId;
   }
 
   private fail(ws: WebSocket<SocketData>, err: unknown, jobId: string): void {
@@ -406,7 +424,10 @@ export class WsHub {
 
   private async subscribe(ws: WebSocket<SocketData>, d: SocketData, jobId: string): Promise<void> {
     const { service, metrics, config } = this.ctx;
-    if (!d.principal || !canRead(d.principal, jobId)) {
+    const principal = d.principal!;
+    const job = canRead(principal, jobId) ? jobId : await this.jobRef(principal, jobId);
+    if (d.closed) return;
+    if (!canRead(principal, job)) {
       return this.error(ws, 'forbidden', `the token does not grant reading job ${jobId}`, jobId);
     }
     const already = d.subs.has(jobId);
@@ -419,7 +440,7 @@ export class WsHub {
       d.subs.set(jobId, 0);
       metrics.subscriptions++;
       ws.subscribe(jobTopic(jobId));
-      if (canWrite(d.principal, jobId)) ws.subscribe(controlTopic(jobId));
+      if (canWrite(principal, job)) ws.subscribe(controlTopic(jobId));
       if (this.ctx.interest) {
         await this.ctx.interest.acquire(jobId);
         if (d.closed || !d.subs.has(jobId)) return;
@@ -446,11 +467,21 @@ export class WsHub {
   }
 
   private async retry(ws: WebSocket<SocketData>, d: SocketData, jobId: string, step: string | undefined): Promise<void> {
-    if (!d.principal || !canRetry(d.principal, jobId)) {
+    const principal = d.principal!;
+    if (!canRetry(principal, await this.jobRef(principal, jobId))) {
       return this.error(ws, 'forbidden', `the token does not grant retrying job ${jobId}`, jobId);
     }
     await this.ctx.service.retry(jobId, step);
     // Success is visible to every subscriber as the update that follows (status queued).
+  }
+
+  private async cancel(ws: WebSocket<SocketData>, d: SocketData, jobId: string, reason: string | undefined): Promise<void> {
+    const principal = d.principal!;
+    if (!canCancel(principal, await this.jobRef(principal, jobId))) {
+      return this.error(ws, 'forbidden', `the token does not grant canceling job ${jobId}`, jobId);
+    }
+    await this.ctx.service.cancel(jobId, { ...(principal.subject !== undefined && { by: principal.subject }), ...(reason !== undefined && { reason }) });
+    // Success is visible to every subscriber as the update that follows (cancelRequested).
   }
 
   /** Sends a job's state directly to one socket, remembering whether it got through. */

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Job } from '../../protocol/index.js';
 import { ConfigError, loadConfig, resolveConfig } from '../../server/app/config.js';
 import type { Logger } from '../../server/app/log.js';
-import { RetryWebhooks, signWebhook, webhookKey } from '../../server/core/webhook.js';
+import { JobWebhooks, signWebhook, webhookKey } from '../../server/core/webhook.js';
 import type { RetryNotice } from '../../server/core/job-service.js';
 import { api, createJob, startServerProcess, waitFor, type ServerProcess } from '../fixtures/server-process.js';
 
@@ -81,20 +81,20 @@ describe('webhook signing', () => {
     assert.match(configProblems({ PT_WEBHOOK_UNSIGNED: 'maybe' })[0]!, /^PT_WEBHOOK_UNSIGNED \(--webhook-unsigned\) must be 1\/true or 0\/false/);
   });
 
-  test('RetryWebhooks without a secret sends nothing unless unsigned delivery is allowed', async () => {
+  test('JobWebhooks without a secret sends nothing unless unsigned delivery is allowed', async () => {
     const hooks = await hookReceiver();
     const warnings: string[] = [];
     const log = { info() {}, warn: (...args: unknown[]) => void warnings.push(String(args.at(-1))) } as unknown as Logger;
     const notice = { jobId: 'j1', step: 'a', seq: 3 } as RetryNotice;
     const record = { job: {} as Job, webhook: hooks.url };
     try {
-      const refusing = new RetryWebhooks(log);
+      const refusing = new JobWebhooks(log);
       refusing.onRetry(notice, record);
       await refusing.close();
       assert.equal(hooks.calls.length, 0);
       assert.match(warnings.join('\n'), /retry webhook not sent: PT_WEBHOOK_SECRET is not set/);
 
-      const unsigned = new RetryWebhooks(log, { unsigned: true });
+      const unsigned = new JobWebhooks(log, { unsigned: true });
       assert.match(warnings.join('\n'), /webhooks are sent unsigned/);
       unsigned.onRetry(notice, record);
       await waitFor(() => hooks.calls.length === 1, 5000, 'unsigned webhook');
@@ -107,7 +107,7 @@ describe('webhook signing', () => {
 
       // Every delivery gets its own id.
       const secret = `whsec_${randomBytes(32).toString('base64')}`;
-      const signed = new RetryWebhooks(log, { secret });
+      const signed = new JobWebhooks(log, { secret });
       signed.onRetry(notice, record);
       signed.onRetry({ ...notice, seq: 5 }, record);
       await waitFor(() => hooks.calls.length === 3, 5000, 'signed webhooks');
@@ -117,7 +117,7 @@ describe('webhook signing', () => {
       for (const { headers: h, body: b } of hooks.calls.slice(1)) {
         assert.equal(h['webhook-signature'], signWebhook(webhookKey(secret), String(h['webhook-id']), Number(h['webhook-timestamp']), b));
       }
-      assert.throws(() => new RetryWebhooks(log, { secret: 'not-a-secret' }), /whsec_/);
+      assert.throws(() => new JobWebhooks(log, { secret: 'not-a-secret' }), /whsec_/);
     } finally {
       await hooks.close();
     }
