@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// `npm test`: provisions what the tests need (Debian's Chromium and Redis), builds, then runs every
-// suite against the real server. Each suite runs even when an earlier one fails; the exit code is
-// non-zero when any failed.
+// `npm test`: provisions what the tests need (Debian's Chromium, Redis, nginx and openssl), builds,
+// then runs every suite against the real server. Each suite runs even when an earlier one fails;
+// the exit code is non-zero when any failed.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 const SYSTEM_DEPS = [
   { bin: '/usr/bin/chromium', pkg: 'chromium', why: 'browser tests (@web/test-runner)' },
   { bin: '/usr/bin/redis-server', pkg: 'redis-server', why: 'Redis store and cluster tests' },
+  { bin: '/usr/sbin/nginx', pkg: 'nginx', why: 'the reverse-proxy test (test/reliability/nginx.test.ts)' },
+  { bin: '/usr/bin/openssl', pkg: 'openssl', why: "the reverse-proxy test's self-signed certificate" },
 ];
 
 const SUITES = [
