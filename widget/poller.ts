@@ -1,5 +1,6 @@
 /**
- * HTTP polling of `GET /v1/jobs/{id}`: the fallback when the WebSocket cannot be opened.
+ * HTTP polling of `GET /v1/jobs/{id}`: the last fallback, when neither the WebSocket nor the SSE
+ * stream can be used (a proxy that blocks or buffers both).
  * One AbortController per poll (a poll started by pollNow() or stop() aborts the request still
  * under way, so a stale answer is never reported); conditional requests with ETag so an
  * unchanged job costs a 304; the interval follows the ETA (fast near the end, slow for long

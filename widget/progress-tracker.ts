@@ -6,12 +6,12 @@ import { styleMap } from 'lit/directives/style-map.js';
 import { isTerminal, type Job, type Step } from '../protocol/index.js';
 import { ConnectionController } from './connection-controller.js';
 import { FinishTimeSmoother, currentStepIndex, estimateProgress, jobDuration } from './estimate.js';
-import { emit } from './events.js';
+import { emit, emitConnection } from './events.js';
 import { defaultMessages, formatDuration, formatPercent, formatRemaining, type Messages } from './format.js';
 import { isNewer } from './job-order.js';
 import { LiveAnnouncer } from './live-announcer.js';
 import { notifyIfHidden } from './notifications.js';
-import type { ConnectionState, ProgressClient, ProgressClientOptions, ProgressErrorInfo, TokenProvider } from './progress-client.js';
+import type { ConnectionState, ConnectionTransport, ProgressClient, ProgressClientOptions, ProgressErrorInfo, TokenProvider } from './progress-client.js';
 import { styles } from './progress-tracker.styles.js';
 import { stepCard, stepIcon } from './step-card.js';
 
@@ -30,7 +30,7 @@ export interface StepSpec {
  *
  * @attr job - The job id to follow.
  * @attr src - WebSocket URL of the server's `/v1/ws`; several (space- or comma-separated) for failover, tried in turn.
- * @attr api - HTTP base URL for polling (default: derived from the `src` URL in use); several are tried in turn.
+ * @attr api - HTTP base URL for SSE and polling (default: derived from the `src` URL in use); several are tried in turn.
  * @attr token - Access token (JWT). Prefer the `tokenProvider` property for short-lived tokens.
  * @attr steps - JSON `[{"id","label"}]` so step cards render before the first snapshot.
  * @attr label - Accessible name of the tracker (default "Job progress").
@@ -44,7 +44,7 @@ export interface StepSpec {
  * @fires progress-complete - The job completed. `detail`: the Job.
  * @fires progress-error - The job failed or was canceled, or the server refused a request. `detail`: {code, message, step?, job?}.
  * @fires progress-retry - The user pressed Retry. Cancelable: `preventDefault()` to handle the retry yourself. `detail`: {jobId, step, job}.
- * @fires progress-connection - The connection state changed. `detail`: 'connecting' | 'live' | 'reconnecting' | 'polling' | 'offline' | 'closed'.
+ * @fires progress-connection - The connection state or transport changed. `detail`: 'connecting' | 'live' | 'reconnecting' | 'polling' | 'offline' | 'closed'; the event's `transport`: 'websocket' | 'sse' | 'polling' | 'none'.
  *
  * @csspart card - The outer container.
  * @csspart header - Bar, percentage, ETA and connection row.
@@ -53,7 +53,7 @@ export interface StepSpec {
  * @csspart percentage - The percentage text.
  * @csspart eta - The remaining-time text.
  * @csspart estimate - The "estimate" tag shown while offline.
- * @csspart connection - The connection indicator.
+ * @csspart connection - The connection indicator (`data-state`, `data-transport`).
  * @csspart steps - The list of step cards.
  * @csspart step - One step card (also `step-completed`, `step-running`, `step-pending`, `step-failed`).
  * @csspart step-number - The step's number.
@@ -90,10 +90,10 @@ export class ProgressTracker extends LitElement {
   /** One `/v1/ws` URL, or several for failover: a space/comma-separated string or an array. */
   // Spelled out (not `EndpointList`) so custom-elements.json tells framework tooling the real type.
   @property() src: string | readonly string[] = '';
-  /** HTTP base(s) for polling and HTTP retry; default: derived from the `src` URL in use. */
+  /** HTTP base(s) for SSE, polling and HTTP retry; default: derived from the `src` URL in use. */
   @property() api: string | readonly string[] = '';
   @property() token = '';
-  /** Returns a fresh token; called before every connection attempt and every poll. */
+  /** Returns a fresh token; called before every connection attempt, every poll and every token refresh. */
   @property({ attribute: false }) tokenProvider: TokenProvider | undefined;
   @property({
     converter: {
@@ -125,6 +125,7 @@ export class ProgressTracker extends LitElement {
 
   @state() private _job: Job | undefined;
   @state() private _connection: ConnectionState = 'closed';
+  @state() private _transport: ConnectionTransport = 'none';
   @state() private _notice: ProgressErrorInfo | undefined;
   @state() private _hasContent = false;
   @state() private _hasSkeleton = false;
@@ -151,7 +152,7 @@ export class ProgressTracker extends LitElement {
         this.announce(this.m.announceFailed(info.message));
         if (info.job && this.notify) notifyIfHidden({ title: this.m.notificationFailed(this.accessibleName), body: info.message, tag: info.job.id });
       },
-      connection: (state) => this.onConnection(state),
+      connection: (state, transport) => this.onConnection(state, transport),
     },
     (client) => {
       // A snapshot given before the client existed seeds it, so `since` and the seq guard start there.
@@ -167,6 +168,11 @@ export class ProgressTracker extends LitElement {
   /** The connection state shown by the indicator. */
   get connectionState(): ConnectionState {
     return this._connection;
+  }
+
+  /** The transport delivering the job: 'websocket', 'sse', 'polling' or 'none'. */
+  get transport(): ConnectionTransport {
+    return this._transport;
   }
 
   /**
@@ -286,10 +292,11 @@ export class ProgressTracker extends LitElement {
     }
   }
 
-  private onConnection(state: ConnectionState): void {
+  private onConnection(state: ConnectionState, transport: ConnectionTransport): void {
     const prev = this._connection;
     this._connection = state;
-    emit(this, 'progress-connection', state);
+    this._transport = transport;
+    emitConnection(this, state, transport);
     const m = this.m;
     if (state === 'live') {
       if (this.wasLive && prev !== 'live' && prev !== 'connecting') this.announce(m.announceConnectionRestored);
@@ -406,7 +413,7 @@ export class ProgressTracker extends LitElement {
                 : nothing}</span
             >
             ${connectionText
-              ? html`<span part="connection" class="connection" data-state=${this._connection}
+              ? html`<span part="connection" class="connection" data-state=${this._connection} data-transport=${this._transport}
                   ><span class="dot" aria-hidden="true"></span>${connectionText}</span
                 >`
               : nothing}

@@ -1,6 +1,7 @@
 // Network trouble against the real server, through a chaos proxy: dropped sockets, refused
-// WebSocket upgrades (polling fallback and the switch back), the server gone (local estimate),
-// and `seq` never going backwards through all of it.
+// WebSocket upgrades and event streams (polling fallback and the switch back), the server gone
+// (local estimate), and `seq` never going backwards through all of it. The SSE level of the
+// chain has its own tests in transports.test.ts.
 import { expect, fixture, fixtureCleanup, html } from '@open-wc/testing';
 import '../../widget/define.js';
 import type { Job } from '../../protocol/index.js';
@@ -80,9 +81,9 @@ describe('connection: reconnection, polling fallback, local estimate', () => {
     expect(w.tokensAsked).to.be.at.least(3);
   });
 
-  it('falls back to polling when WebSocket upgrades are refused, and switches back when they work again', async () => {
+  it('falls back to polling when WebSocket upgrades and event streams are refused, and switches back when they work again', async () => {
     const job = await createJob();
-    await proxy.set('no-ws');
+    await proxy.set('no-stream');
     const w = await mountThrough(proxy, job.id);
     await waitFor(() => w.el.connectionState === 'polling', 'polling');
     await waitFor(() => w.el.snapshot?.id === job.id, 'the job over HTTP');
@@ -91,6 +92,8 @@ describe('connection: reconnection, polling fallback, local estimate', () => {
     await waitFor(() => w.el.snapshot?.steps[0]?.progress === 0.4, 'progress by polling');
     const counts = await proxy.counts();
     expect(counts.refusedUpgrades).to.be.at.least(2);
+    expect(counts.refusedStreams).to.be.at.least(2);
+    expect(w.el.transport).to.equal('polling');
 
     // Unchanged job: conditional requests (If-None-Match → 304), the shown state stays the
     // server's. (The server's ETA engine may publish a re-estimate, with a new seq, at any tick:
@@ -103,7 +106,8 @@ describe('connection: reconnection, polling fallback, local estimate', () => {
     expect(polls.some((e) => e.responseStatus === 304), `statuses ${polls.map((e) => e.responseStatus).join(',')}`).to.equal(true);
 
     await proxy.set('up');
-    await waitFor(() => w.el.connectionState === 'live', 'back on the WebSocket', 20_000);
+    // The stream, retrying in the background too, may come back first: wait for the top of the chain.
+    await waitFor(() => w.el.connectionState === 'live' && w.el.transport === 'websocket', 'back on the WebSocket', 20_000);
     await send(job.id, { type: 'step_end', step: 'upload' }, { type: 'step_start', step: 'encode' });
     await waitFor(() => w.el.snapshot?.steps[1]?.status === 'running', 'live update after switching back');
     // Polling stopped: no more HTTP requests while live.
@@ -127,15 +131,16 @@ describe('connection: reconnection, polling fallback, local estimate', () => {
     await waitFor(() => w.el.connectionState === 'live' && w.el.snapshot, 'live once the server is back', 20_000);
   });
 
-  it('polls when the browser has no WebSocket at all', async () => {
+  it('polls when the browser has neither WebSocket nor EventSource', async () => {
     const job = await createJob();
-    const client = new ProgressClient({ ...FAST, jobId: job.id, src: proxy.src, token: await token(), WebSocket: null });
+    const client = new ProgressClient({ ...FAST, jobId: job.id, src: proxy.src, token: await token(), WebSocket: null, EventSource: null });
     const states: ConnectionState[] = [];
     client.on('connection', (s) => states.push(s));
     client.open();
     await waitFor(() => client.job?.id === job.id, 'the job by polling');
     expect(states).to.include('polling');
     expect((await proxy.counts()).upgrades).to.equal(0);
+    expect((await proxy.counts()).streams).to.equal(0);
     client.close();
   });
 
@@ -172,7 +177,7 @@ describe('connection: reconnection, polling fallback, local estimate', () => {
 
   it('Retry while only HTTP works goes through POST /v1/jobs/{id}/retry, and polling follows the resumed job', async () => {
     const job = await createJob();
-    await proxy.set('no-ws');
+    await proxy.set('no-stream');
     const w = await mountThrough(proxy, job.id);
     await waitFor(() => w.el.connectionState === 'polling', 'polling');
     await send(job.id, { type: 'step_start', step: 'upload' }, { type: 'step_failed', step: 'upload', error: { code: 'net', message: 'Upload interrupted' } });

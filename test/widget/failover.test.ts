@@ -37,9 +37,9 @@ describe('failover: several URLs in `src` / `api`', () => {
     });
 
     it('the element parses the `src` attribute as a list and accepts an array property', async () => {
-      // No WebSocket and slow polls: only the parsing is under test here.
+      // No WebSocket, no SSE and slow polls: only the parsing is under test here.
       const el = await fixture<ProgressTracker>(html`
-        <progress-tracker job="parse-only" src="ws://127.0.0.1:1/v1/ws, ws://127.0.0.1:2/v1/ws" .connectionOptions=${{ WebSocket: null, minPollIntervalMs: 60_000, maxPollIntervalMs: 60_000 }}></progress-tracker>
+        <progress-tracker job="parse-only" src="ws://127.0.0.1:1/v1/ws, ws://127.0.0.1:2/v1/ws" .connectionOptions=${{ WebSocket: null, EventSource: null, minPollIntervalMs: 60_000, maxPollIntervalMs: 60_000 }}></progress-tracker>
       `);
       const first = el.client!;
       expect(first.currentSrc).to.equal('ws://127.0.0.1:1/v1/ws');
@@ -139,8 +139,8 @@ describe('failover: several URLs in `src` / `api`', () => {
         client.close();
       }
 
-      // No WebSocket anywhere: polling starts on the first `api` base, which is down, and moves on.
-      await b.set('no-ws');
+      // No WebSocket or event stream anywhere: polling starts on the first `api` base, which is down, and moves on.
+      await b.set('no-stream');
       const polled = new ProgressClient({ ...FAST, jobId: job.id, src: [a.src, b.src], api: [a.api, b.api], token: tok });
       const states: ConnectionState[] = [];
       polled.on('connection', (s) => states.push(s));
