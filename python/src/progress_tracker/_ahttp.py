@@ -86,6 +86,7 @@ class Response:
         self.length: Optional[int] = int(length) if length is not None and length.strip().isdigit() else None
         self.keep_alive = headers.get("connection", "").lower() != "close"
         self._chunk_left = 0
+        self._crlf_due = False
         self._eof = False
         self._buffer = b""
 
@@ -109,6 +110,11 @@ class Response:
             return b""
         reader = self.conn.reader
         if self._chunk_left == 0:
+            if self._crlf_due:
+                # The CRLF that ends the previous chunk: read only now, when more is wanted (a
+                # server streaming events sends it with its next write).
+                await reader.readline()
+                self._crlf_due = False
             size_line = await reader.readline()
             if not size_line:
                 raise ConnectionResetError("connection closed inside a chunked body")
@@ -124,7 +130,7 @@ class Response:
             raise ConnectionResetError("connection closed inside a chunk")
         self._chunk_left -= len(data)
         if self._chunk_left == 0:
-            await reader.readline()  # the CRLF after the chunk
+            self._crlf_due = True
         return data
 
     async def readline(self) -> bytes:
