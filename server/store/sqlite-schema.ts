@@ -39,14 +39,19 @@ CREATE INDEX IF NOT EXISTS history_key ON history(key, id);
 
 export type Synchronous = 'full' | 'normal';
 
+/** Creates the directory of database file `path` (not for `:memory:`). */
+export function ensureDirectory(path: string): void {
+  try {
+    mkdirSync(dirname(resolve(path)), { recursive: true });
+  } catch (err) {
+    throw new StoreOpenError(`cannot create the directory for database file ${resolve(path)}: ${(err as Error).message}`);
+  }
+}
+
 /** Opens (and on first use creates) the database; every problem becomes a StoreOpenError that says what to do. */
 export function openDatabase(path: string, synchronous: Synchronous, { create }: { create: boolean }): Database.Database {
   const where = path === ':memory:' ? 'in-memory database' : `database file ${resolve(path)}`;
-  try {
-    if (create && path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
-  } catch (err) {
-    throw new StoreOpenError(`cannot create the directory for ${where}: ${(err as Error).message}`);
-  }
+  if (create && path !== ':memory:') ensureDirectory(path);
   let db: Database.Database | undefined;
   try {
     db = new Database(path);

@@ -5,9 +5,38 @@
  *
  *   main → worker: { batch, ops }        worker → main: { batch, results } | { batch, error }
  *   main → worker: { close: true }       worker → main: { closed: true } (after a TRUNCATE checkpoint)
+ *
+ * Checkpoints are this thread's job. SQLite's automatic checkpoint only runs once the WAL holds
+ * 1000 pages (4 MB): on a smaller volume the WAL filled the disk first and then never shrank,
+ * even after space was freed. So, after answering a batch, the thread runs a PASSIVE checkpoint
+ * once a second while writes go on and whenever the WAL file has grown past 1 MB, a TRUNCATE one
+ * when it passes 4 MB (readers kept PASSIVE ones from finishing), and a TRUNCATE one when writes
+ * stop for a second or a batch failed (a full disk gets the WAL's space back). Once a checkpoint
+ * has finished, the next write restarts the WAL, and journal_size_limit = 0 cuts the file to
+ * nothing then, so the WAL holds no more disk than what was written since (SQLite would keep the
+ * file at its largest size for reuse: on a 2 MB volume, half of it). A checkpoint never delays
+ * the answer to the batch it follows; a TRUNCATE one waits at most 100 ms for readers and is
+ * retried later.
+ *
+ * A failed batch (SQLITE_FULL on a full disk, an I/O error) is rolled back and answered with its
+ * error, and the connection stays usable: the next batch is tried as usual and succeeds once the
+ * cause is gone, without a restart.
  */
+import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDatabase, prepareWrites, type Synchronous, type WriteOp } from './sqlite-schema.js';
+
+/** A PASSIVE checkpoint at least this often (ms) while writes go on. */
+export const CHECKPOINT_EVERY_MS = 1000;
+/** A WAL file larger than this is checkpointed after the batch that grew it. */
+export const CHECKPOINT_WAL_ABOVE_BYTES = 1024 * 1024;
+/** A WAL larger than this is checkpointed and truncated after the batch that grew it. */
+export const TRUNCATE_WAL_ABOVE_BYTES = 4 * 1024 * 1024;
+/** Writes stopped this long: checkpoint and truncate the WAL. */
+const IDLE_TRUNCATE_MS = 1000;
+/** How long a TRUNCATE checkpoint waits for readers before trying again later. */
+const TRUNCATE_BUSY_MS = 100;
+const BUSY_TIMEOUT_MS = 5000;
 
 export interface WriterData {
   path: string;
@@ -27,17 +56,74 @@ let db: ReturnType<typeof openDatabase>;
 let write: ReturnType<typeof prepareWrites>;
 try {
   db = openDatabase(path, synchronous, { create: false });
+  // The WAL file is cut to nothing whenever it restarts (see the header).
+  db.pragma('journal_size_limit = 0');
   write = prepareWrites(db);
 } catch (err) {
   port.postMessage({ fatal: (err as Error).message } satisfies FromWriter);
   process.exit(1);
 }
 
+const walFile = `${path}-wal`;
+let lastCheckpoint = Date.now();
+/** Written (or failed) since the last complete TRUNCATE checkpoint. */
+let dirty = false;
+let idleTimer: NodeJS.Timeout | undefined;
+
+/** Runs a checkpoint; never throws (a full disk or a busy reader: the next one tries again). Whether it completed. */
+function checkpoint(mode: 'PASSIVE' | 'TRUNCATE'): boolean {
+  lastCheckpoint = Date.now();
+  try {
+    if (mode === 'TRUNCATE') db.pragma(`busy_timeout = ${TRUNCATE_BUSY_MS}`);
+    // One row: busy (1 = could not finish), frames in the WAL, frames checkpointed.
+    const [row] = db.pragma(`wal_checkpoint(${mode})`) as Array<{ busy: number }>;
+    return row?.busy === 0;
+  } catch {
+    return false;
+  } finally {
+    if (mode === 'TRUNCATE') db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  }
+}
+
+function walBytes(): number {
+  return statSync(walFile, { throwIfNoEntry: false })?.size ?? 0;
+}
+
+/** After each batch, once its answer is on its way. */
+function afterBatch(failed: boolean): void {
+  dirty = true;
+  const bytes = walBytes();
+  const since = Date.now() - lastCheckpoint;
+  if (failed || bytes > TRUNCATE_WAL_ABOVE_BYTES) {
+    if (checkpoint('TRUNCATE')) dirty = false;
+  } else if (since >= CHECKPOINT_EVERY_MS || bytes > CHECKPOINT_WAL_ABOVE_BYTES) {
+    checkpoint('PASSIVE');
+  }
+  clearTimeout(idleTimer);
+  if (dirty) {
+    idleTimer = setTimeout(onIdle, IDLE_TRUNCATE_MS);
+    idleTimer.unref();
+  }
+}
+
+function onIdle(): void {
+  if (checkpoint('TRUNCATE')) dirty = false;
+  else {
+    // A reader was busy, or the disk is still full: try again in a while.
+    idleTimer = setTimeout(onIdle, IDLE_TRUNCATE_MS);
+    idleTimer.unref();
+  }
+}
+
 port.on('message', (msg: ToWriter) => {
   if ('close' in msg) {
+    clearTimeout(idleTimer);
     try {
       // Fold the WAL back into the main file so a copied .db is complete on its own.
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      /* a full disk: the WAL stays, and the next open recovers from it */
     } finally {
       db.close();
       port.postMessage({ closed: true } satisfies FromWriter);
@@ -49,8 +135,15 @@ port.on('message', (msg: ToWriter) => {
   try {
     reply = { batch: msg.batch, results: write(msg.ops) };
   } catch (err) {
+    // The transaction was rolled back (better-sqlite3 does it if SQLite did not): nothing of the
+    // batch is stored, and the connection is ready for the next one.
     const e = err as Error & { code?: string };
     reply = { batch: msg.batch, error: { message: e.message, ...(e.code && { code: e.code }) } };
   }
   port.postMessage(reply);
+  try {
+    afterBatch('error' in reply);
+  } catch {
+    /* housekeeping only: never let it take the writer down */
+  }
 });

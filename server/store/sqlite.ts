@@ -11,10 +11,18 @@
  * (sqlite-writer.ts) with group commit, and the event loop never waits for the disk. Reads stay
  * on the event loop on their own connection: WAL readers see every committed write and never
  * wait for the writer.
+ *
+ * One server per file: the store holds `<db>.lock` while open (sqlite-lock.ts), so a second
+ * server on the same file refuses to start and names the first.
+ *
+ * The write-ahead log is checkpointed by the writer thread on its own (sqlite-write-worker.ts), so
+ * it stays small on a small volume; a write that fails on a full disk is answered 503 and the next
+ * one succeeds once there is space again.
  */
 import type Database from 'better-sqlite3';
 import { JOB_STATUSES, type JobStatus } from '../../protocol/index.js';
 import { openDatabase, PRUNE_BATCH, rowOf, type Synchronous } from './sqlite-schema.js';
+import { lockDatabase, type DatabaseLock } from './sqlite-lock.js';
 import { InlineWriter, ThreadWriter, type SqliteWriter } from './sqlite-writer.js';
 import { SeqConflictError, type EventIdEntry, type JobRecord, type Store } from './store.js';
 
@@ -38,13 +46,23 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly read: ReturnType<typeof prepareReads>;
   private readonly writer: SqliteWriter;
+  /** Held while open; none for `:memory:`. */
+  private readonly lock: DatabaseLock | undefined;
 
   constructor(options: SqliteStoreOptions) {
     const synchronous = options.synchronous ?? 'full';
-    this.db = openDatabase(options.path, synchronous, { create: true });
-    this.read = prepareReads(this.db);
-    // `:memory:` is private to its connection: there, the event loop writes too.
-    this.writer = options.path === ':memory:' ? new InlineWriter(this.db) : new ThreadWriter(options.path, synchronous);
+    const memory = options.path === ':memory:';
+    // Before anything touches the file: a second server stops here.
+    this.lock = memory ? undefined : lockDatabase(options.path);
+    try {
+      this.db = openDatabase(options.path, synchronous, { create: true });
+      this.read = prepareReads(this.db);
+      // `:memory:` is private to its connection: there, the event loop writes too.
+      this.writer = memory ? new InlineWriter(this.db) : new ThreadWriter(options.path, synchronous);
+    } catch (err) {
+      this.lock?.release();
+      throw err;
+    }
   }
 
   async insert(record: JobRecord): Promise<boolean> {
@@ -117,6 +135,7 @@ export class SqliteStore implements Store {
       if (this.writer instanceof InlineWriter) this.db.pragma('wal_checkpoint(TRUNCATE)');
     } finally {
       this.db.close();
+      this.lock?.release();
     }
   }
 }

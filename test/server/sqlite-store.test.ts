@@ -1,6 +1,7 @@
 // The SQLite store on a real file, with its writer thread: writes land in order and survive a
 // reopen, a save built on a stale seq is refused without failing its batch, a failed batch
-// rejects all of its writes, and close leaves a complete .db (WAL folded back).
+// rejects all of its writes, and close leaves a complete .db (WAL folded back). One store per
+// file (the lock); the WAL stays bounded under a long write load and is truncated when idle.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { createJob } from '../../server/core/job-machine.js';
 import { SqliteStore } from '../../server/store/sqlite.js';
-import { SeqConflictError } from '../../server/store/store.js';
+import { SeqConflictError, StoreOpenError } from '../../server/store/store.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pt-sqlite-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -72,3 +73,49 @@ test('history and pruning go through the writer too', async () => {
   await store.close();
   await assert.rejects(store.save({ job: newJob('late') }), /closed/, 'writes after close are refused');
 });
+
+test('one store per file: a second one is refused naming the lock and its holder; after close the file opens again', async () => {
+  const path = join(dir, 'locked.db');
+  const first = new SqliteStore({ path });
+  assert.throws(
+    () => new SqliteStore({ path }),
+    (err: Error) =>
+      err instanceof StoreOpenError &&
+      err.message.includes(`${path} is in use by another progress-tracker`) &&
+      err.message.includes(`pid ${process.pid}`) &&
+      err.message.includes(`${path}.lock`),
+  );
+  await first.insert({ job: newJob('kept') });
+  await first.close();
+  const second = new SqliteStore({ path });
+  assert.equal((await second.get('kept'))!.job.id, 'kept');
+  await second.close();
+  // `:memory:` stores are private and take no lock.
+  const a = new SqliteStore({ path: ':memory:' });
+  const b = new SqliteStore({ path: ':memory:' });
+  await Promise.all([a.close(), b.close()]);
+});
+
+test('the writer thread checkpoints on its own: the WAL stays near 1 MB under a long write load, and is truncated when writes stop', { timeout: 120_000 }, async () => {
+  const path = join(dir, 'wal.db');
+  const store = new SqliteStore({ path, synchronous: 'normal' });
+  const pad = 'w'.repeat(6000);
+  let job = newJob('busy');
+  await store.insert({ job });
+  let maxWal = 0;
+  // ~10 MB through the WAL, one commit per save: SQLite's own checkpoint would let it reach 4 MB.
+  for (let n = 0; n < 1200; n++) {
+    const next = { ...job, seq: job.seq + 1, meta: { pad, n } };
+    await store.save({ job: next }, [{ eventId: `e${n}`, seq: next.seq }], job.seq);
+    job = next;
+    maxWal = Math.max(maxWal, walSize(path));
+  }
+  assert.ok(maxWal <= 1.25 * 1024 * 1024, `the WAL reached ${maxWal} bytes`);
+  const deadline = Date.now() + 10_000;
+  while (walSize(path) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(walSize(path), 0, 'the WAL is truncated once writes stop');
+  assert.equal((await store.get('busy'))!.job.seq, 1201);
+  await store.close();
+});
+
+const walSize = (path: string) => statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
