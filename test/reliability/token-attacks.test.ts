@@ -2,7 +2,8 @@
 // by a local HTTP server), with an issuer configured. Proves: alg none, HS/RS confusion (the
 // JWKS's public key used as an HMAC secret), a foreign RSA key claiming the JWKS's kid, a `jku`
 // pointing at an attacker's key set, expired, not yet valid, wrong issuer, wrong audience,
-// tampered payload and oversized tokens are refused with 401 on HTTP and on the WebSocket
+// tampered payload, oversized, never-expiring (`exp: 1e308`) or too long-lived tokens (over
+// PT_JWT_MAX_TTL, 24 h) and scopes given as an array or an `scp` claim are refused with 401 on HTTP and on the WebSocket
 // upgrade (no socket); a valid token for another job gets 403 on HTTP and `forbidden` on
 // subscribe; the attacker's JWKS is never fetched; and no token appears in the server's output.
 import assert from 'node:assert/strict';
@@ -46,10 +47,10 @@ describe('token attacks (HS256 secret + RS256 JWKS, issuer set)', () => {
   const claims = () => ({ scope: 'progress:read progress:write', jobs: ['tok-a'] });
 
   /** Signs RS256 with the trusted key (kid "k1") unless told otherwise. */
-  const rs256 = async (payload: Record<string, unknown>, opts: { key?: CryptoKey; header?: Record<string, unknown>; exp?: number; nbf?: number; iss?: string; aud?: string } = {}) => {
+  const rs256 = async (payload: Record<string, unknown>, opts: { key?: CryptoKey; header?: Record<string, unknown>; exp?: number; nbf?: number; iat?: number; iss?: string; aud?: string } = {}) => {
     let jwt = new SignJWT(payload)
       .setProtectedHeader({ alg: 'RS256', kid: 'k1', ...opts.header })
-      .setIssuedAt()
+      .setIssuedAt(opts.iat)
       .setIssuer(opts.iss ?? ISSUER)
       .setAudience(opts.aud ?? AUD)
       .setExpirationTime(opts.exp ?? now() + 300);
@@ -126,6 +127,13 @@ describe('token attacks (HS256 secret + RS256 JWKS, issuer set)', () => {
       ['tampered payload (jobs widened, signature kept)', tampered],
       ['truncated signature', valid.slice(0, -5)],
       ['oversized (> 8 KiB)', await rs256({ ...claims(), pad: 'p'.repeat(9 * 1024) })],
+      ['never expires (exp 1e308)', await rs256(claims(), { exp: 1e308 })],
+      ['lives 30 days', await rs256(claims(), { exp: now() + 30 * 86_400 })],
+      ['lives 30 days, HS256', await mintTestToken(server.secret, { ...claims(), iss: ISSUER, expiresIn: 30 * 86_400 })],
+      ['issued 30 days ago, valid 5 more minutes', await rs256(claims(), { iat: now() - 30 * 86_400 })],
+      ['scope as an array', await rs256({ ...claims(), scope: ['progress:read', 'progress:write'] })],
+      ['scp claim instead of scope', await rs256({ jobs: ['tok-a'], scp: 'progress:read progress:write' })],
+      ['scp array instead of scope', await rs256({ jobs: ['tok-a'], scp: ['progress:read', 'progress:write'] })],
       ['garbage', 'not.a.jwt'],
     ];
     for (const [name, token] of attacks) {
