@@ -70,6 +70,8 @@ class HandleState:
         self.last_seq = 0
         self._state_lock = threading.Lock()
         self._completed: Set[str] = set()
+        #: The latest progress reported per step.
+        self._progress: Dict[str, float] = {}
         #: Steps found running when attaching (a worker's earlier attempt): restarted with progress 0.
         self._inherited_running: Set[str] = set()
         self._retry_handlers: List[_Registered] = []
@@ -103,10 +105,21 @@ class HandleState:
         """Steps completed as far as this handle knows (the snapshot and its own ``end_step`` s)."""
         return set(self._completed)
 
+    @property
+    def step_ids(self) -> List[str]:
+        """The job's step ids in order (known from the snapshot; empty for ``producer.job(id)``
+        until ``refresh()``)."""
+        return [s["id"] for s in self.snapshot["steps"]] if self.snapshot is not None else []
+
     def should_run(self, step: str) -> bool:
         """False for a step an earlier attempt completed: after a retry, skip it and resume from
         the failed one (``if job.should_run("render"): ...``)."""
         return step not in self._completed
+
+    def last_progress(self, step: Optional[str] = None) -> float:
+        """The progress last reported for a step (default: the current one), 0 when none."""
+        sid = step if step is not None else self.current_step
+        return self._progress.get(sid, 0.0) if sid is not None else 0.0
 
     @property
     def cancel_reason(self) -> Optional[str]:
@@ -177,6 +190,8 @@ class HandleState:
         with self._state_lock:
             self.last_seq = max(self.last_seq, seq)
             kind = event.get("type")
+            if kind in ("step_start", "progress") and isinstance(event.get("step"), str):
+                self._progress[str(event["step"])] = float(event.get("progress") or 0.0)
             if kind == "step_end":
                 self._completed.add(str(event.get("step")))
             elif kind == "step_failed":

@@ -428,6 +428,10 @@ class AsyncJobHandle(HandleState):
                 stream.cancel()
             self._producer._handles.pop(self.id, None)
 
+    async def stop_listening(self) -> None:
+        """Closes the control stream."""
+        await self._stop_listening()
+
     async def _stop_listening(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None and stream is not asyncio.current_task():

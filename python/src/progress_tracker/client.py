@@ -522,6 +522,10 @@ class JobHandle(HandleState):
             self._stop_listening()
             self._producer._forget(self.id)
 
+    def stop_listening(self) -> None:
+        """Closes the control stream (``on_retry``/``on_cancel`` hear nothing more)."""
+        self._stop_listening()
+
     def _stop_listening(self) -> None:
         with self._listen_lock:
             stream, self._stream = self._stream, None
