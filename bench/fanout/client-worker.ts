@@ -1,8 +1,10 @@
 /**
- * One load-generator process: opens WebSocket (`ws`) or Socket.IO connections, subscribes each
- * to one job, and accounts every update it receives: count, bytes, seq gaps, and latency from the
- * producer's send (the `@bench:<tag>:<µs>` marker the producer writes into the step message) to
- * receipt. Parsing is a byte search, not JSON.parse, so the client costs as little as possible.
+ * One load-generator process: opens connections with the lean raw-socket client of
+ * lean-websocket.ts (the default in every scenario) or with `ws` / `socket.io-client`
+ * (BENCH_CLIENT=library), subscribes each to one job, and accounts every update it receives:
+ * count, bytes, seq gaps, and latency from the producer's send (the `@bench:<tag>:<µs>` marker the
+ * producer writes into the step message) to receipt. Parsing is a byte search, not JSON.parse, so
+ * the client costs as little as possible.
  */
 import WebSocket from 'ws';
 import { io as ioClient, type Socket } from 'socket.io-client';

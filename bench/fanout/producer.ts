@@ -1,7 +1,8 @@
 /**
  * The producer side, identical for every target: it creates jobs and reports progress through the
- * HTTP producer API (`POST /v1/jobs`, `POST /v1/jobs/{id}/events`), one event per request, and
- * writes `@bench:<tag>:<send time µs>` into the step message so clients can measure latency.
+ * HTTP producer API (`POST /v1/jobs`, `POST /v1/jobs/{id}/events`), one event per request (a JSON
+ * array of several for the ingest batches), and writes `@bench:<tag>:<send time µs>` into the step
+ * message so clients can measure latency.
  */
 import { createHistogram, nowMicros, record } from './histogram.js';
 import type { HttpPool } from './http-client.js';
@@ -35,11 +36,27 @@ function newResult(): ProducerResult {
 }
 
 let eventCounter = 0;
+/** Progress moves forward within (0, 1) and never reaches 1, whatever the number of events. */
+const progressAt = (n: number) => (0.5 + 0.49 * (1 - 1 / (1 + n / 1000))).toFixed(6);
+
 function progressEvent(tag: number): () => string {
-  // Progress moves forward within (0, 1) and never reaches 1, whatever the number of events.
-  const n = ++eventCounter;
-  const progress = 0.5 + 0.49 * (1 - 1 / (1 + n / 1000));
-  return () => `{"type":"progress","step":"s1","progress":${progress.toFixed(6)},"message":"@bench:${tag}:${nowMicros()}"}`;
+  const progress = progressAt(++eventCounter);
+  return () => `{"type":"progress","step":"s1","progress":${progress},"message":"@bench:${tag}:${nowMicros()}"}`;
+}
+
+/**
+ * One event as an object, or `count` events as an array, stamped when the request is written.
+ * The events of one request share its send time and progress value (each is still applied as an
+ * event of its own), so the producer's cost per event stays small next to the server's.
+ */
+function progressBody(tag: number, count: number): () => string {
+  if (count === 1) return progressEvent(tag);
+  eventCounter += count;
+  const progress = progressAt(eventCounter);
+  return () => {
+    const event = `{"type":"progress","step":"s1","progress":${progress},"message":"@bench:${tag}:${nowMicros()}"}`;
+    return `[${new Array<string>(count).fill(event).join(',')}]`;
+  };
 }
 
 function account(result: ProducerResult, jobId: string, status: number, body: string, micros: number): void {
@@ -112,8 +129,11 @@ export async function sendPaced(pool: HttpPool, jobIds: string[], rate: number, 
   return result;
 }
 
-/** Keeps every pool connection busy with progress events for `durationMs`: ingest capacity. */
-export async function sendFlat(pool: HttpPool, jobIds: string[], lanes: number, durationMs: number, tag: number): Promise<ProducerResult> {
+/**
+ * Keeps every pool connection busy with progress events for `durationMs`, `eventsPerRequest`
+ * per request: ingest capacity. `accepted` counts requests (each carried eventsPerRequest events).
+ */
+export async function sendFlat(pool: HttpPool, jobIds: string[], lanes: number, durationMs: number, tag: number, eventsPerRequest = 1): Promise<ProducerResult> {
   const result = newResult();
   const started = performance.now();
   let next = 0;
@@ -122,7 +142,7 @@ export async function sendFlat(pool: HttpPool, jobIds: string[], lanes: number, 
       const jobId = jobIds[next++ % jobIds.length]!;
       result.sent++;
       try {
-        const answer = await pool.request('POST', `/v1/jobs/${jobId}/events`, progressEvent(tag));
+        const answer = await pool.request('POST', `/v1/jobs/${jobId}/events`, progressBody(tag, eventsPerRequest));
         account(result, jobId, answer.status, answer.body, answer.micros);
       } catch (error) {
         account(result, jobId, 0, String(error), 0);

@@ -1,12 +1,15 @@
 /**
- * `npm run bench`: the fan-out benchmark. Runs every scenario against our server, a raw
- * uWebSockets.js server and a Socket.IO 4 server, prints progress and a table of absolute figures
- * and ratios, writes bench/results/fanout-<time>.json and docs/benchmarks.md.
+ * `npm run bench`: the fan-out benchmark. Runs every scenario against our server (SQLite store),
+ * our server on Redis ("ours + Redis": many jobs and ingest), a raw uWebSockets.js server and a
+ * Socket.IO 4 server, prints progress (with the client core of every measurement) and a table of
+ * absolute figures and ratios, writes bench/results/fanout-<time>.json and docs/benchmarks.md.
  *
- * Environment: BENCH_QUICK=1 (small smoke run; does not touch docs/), BENCH_TARGETS=ours,raw-uws
- * BENCH_SCENARIOS=fanout,many-jobs,idle,ingest, BENCH_SKIP_BUILD=1, BENCH_CPU_PROF_DIR=dir
- * (start the targets with --cpu-prof), BENCH_OURS_ENV=K=V,K=V (extra env for our server),
- * BENCH_OURS_BIN=path (another build of our CLI), BENCH_FANOUT_CLIENT=library.
+ * Environment: BENCH_QUICK=1 (small smoke run; does not touch docs/),
+ * BENCH_TARGETS=ours,ours-redis,raw-uws,socket.io BENCH_SCENARIOS=fanout,many-jobs,idle,ingest,
+ * BENCH_SKIP_BUILD=1, BENCH_NO_DOCS=1, BENCH_CPU_PROF_DIR=dir (start the targets with --cpu-prof),
+ * BENCH_OURS_ENV=K=V,K=V (extra env for our server), BENCH_OURS_BIN=path (another build of our
+ * CLI), BENCH_CLIENT=library (`ws` / `socket.io-client` instead of the lean client),
+ * BENCH_REDIS_SERVER_BIN=path.
  * `node dist/bench/bench/fanout/run.js --report bench/results/<file>.json` rewrites the docs from
  * an earlier run.
  */
@@ -19,8 +22,9 @@ import { killAll } from './children.js';
 import { CONFIG } from './config.js';
 import { loadAverage } from './proc.js';
 import { consoleTable, markdown, type BenchResults, type TargetResults } from './report.js';
-import { runFanout, runIdle, runIngest, runManyJobs, type Log } from './scenarios.js';
-import { TARGETS, type TargetName } from './targets.js';
+import { runIngest } from './ingest.js';
+import { runFanout, runIdle, runManyJobs, type Log } from './scenarios.js';
+import { runsScenario, TARGETS, type TargetName } from './targets.js';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 const SOURCE_DIR = join(REPO, 'bench', 'fanout');
@@ -54,6 +58,9 @@ function gitDescribe(): string | undefined {
   }
 }
 
+/** What bin/progress-tracker.js loads: present once `tsc -b` built the server. */
+const SERVER_ENTRY = 'dist/server/app/cli.js';
+
 function buildOurServer(): boolean {
   if (process.env.BENCH_SKIP_BUILD !== '1') {
     log('building our server (npm run build:server)…');
@@ -61,10 +68,10 @@ function buildOurServer(): boolean {
       execFileSync('npm', ['run', '--silent', 'build:server'], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (error) {
       const stderr = (error as { stderr?: Buffer }).stderr?.toString() ?? '';
-      log(`build:server failed${existsSync(join(REPO, 'dist/server/cli.js')) ? '; using the existing dist/' : ''}: ${stderr.slice(0, 500)}`);
+      log(`build:server failed${existsSync(join(REPO, SERVER_ENTRY)) ? '; using the existing dist/' : ''}: ${stderr.slice(0, 500)}`);
     }
   }
-  return existsSync(join(REPO, 'dist/server/cli.js'));
+  return existsSync(join(REPO, SERVER_ENTRY));
 }
 
 /** The suite is bounded: past this, end every child process and fail. */
@@ -84,6 +91,11 @@ async function main(): Promise<void> {
   // `--report <results.json> [earlier.json…]`: rewrite the table and docs/benchmarks.md from an
   // earlier run; further files are shown as earlier runs (summary table only).
   const reportIndex = process.argv.indexOf('--report');
+  if (reportIndex < 0 && process.argv.length > 2) {
+    // Anything else (e.g. --help) must not start a full run that rewrites the docs.
+    console.error('usage: run.js [--report <results.json> [earlier.json…]]; settings are environment variables (see bench/fanout/run.ts)');
+    process.exit(2);
+  }
   if (reportIndex > 0) {
     const [main, ...rest] = process.argv.slice(reportIndex + 1).map((file) => ({
       file: relative(REPO, resolve(file)),
@@ -110,7 +122,11 @@ async function main(): Promise<void> {
   const scenarios = list<ScenarioName>(process.env.BENCH_SCENARIOS, Object.keys(SCENARIOS) as ScenarioName[]);
   const loadBefore = loadAverage();
   log(`load average before: ${loadBefore}${Number(loadBefore.split(' ')[0]) > 0.5 ? ' (the machine is busy: figures will be noisy)' : ''}`);
-  log(`server on core ${CONFIG.serverCore}; runner, producer and ${CONFIG.workers} load-generator processes on core ${CONFIG.clientCore}`);
+  log(
+    `server on core ${CONFIG.serverCore}; runner, producer and ${CONFIG.workers} load-generator processes (${CONFIG.client} client) on core ${CONFIG.clientCore}` +
+      (targets.includes('ours-redis') ? `; Redis of "ours + Redis" on core ${CONFIG.redisCore}` : '') +
+      `; a measurement with the client core at ${CONFIG.clientCoreLimit * 100}% or more is marked "limited by the load generator"`,
+  );
 
   const results: BenchResults = {
     startedAt: new Date().toISOString(),
@@ -129,15 +145,15 @@ async function main(): Promise<void> {
     config: CONFIG,
     targets: {},
   };
-  if (targets.includes('ours') && !buildOurServer()) {
-    log('our server is not built (dist/server/cli.js missing): skipping it');
-    targets.splice(targets.indexOf('ours'), 1);
+  if ((targets.includes('ours') || targets.includes('ours-redis')) && !buildOurServer()) {
+    log(`our server is not built (${SERVER_ENTRY} missing): skipping it`);
+    for (const ours of ['ours', 'ours-redis'] as const) if (targets.includes(ours)) targets.splice(targets.indexOf(ours), 1);
   }
   for (const name of targets) results.targets[name] = { errors: {} };
 
-  // Scenario by scenario, the three targets back to back, so background noise hits them alike.
+  // Scenario by scenario, the targets back to back, so background noise hits them alike.
   for (const scenario of scenarios) {
-    for (const name of targets) {
+    for (const name of targets.filter((target) => runsScenario(target, scenario))) {
       const scoped: Log = (line) => log(`${scenario} · ${name} · ${line}`);
       scoped('start');
       const into = results.targets[name]!;

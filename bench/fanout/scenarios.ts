@@ -1,15 +1,19 @@
 /**
- * The four scenarios, each run against one target at a time on a fresh server process:
- * fan-out (with the CPU-per-delivery reading), many jobs, idle capacity, producer ingest.
+ * The delivery scenarios, each run against one target at a time on a fresh server process:
+ * fan-out (with the CPU-per-delivery reading), many jobs, idle capacity (producer ingest is
+ * ingest.ts). Every step records what it cost the client core, so a figure the load generator
+ * may have set is marked as such (core-meter.ts).
  */
 import { CONFIG } from './config.js';
-import { quantileMs, total } from './histogram.js';
-import { HttpPool } from './http-client.js';
-import type { TagStats } from './ipc.js';
-import { LoadGenerator } from './load-generator.js';
-import { coreBusy, coreTimes, processCpuMicros, processRssBytes } from './proc.js';
-import { createJobs, sendFlat, sendPaced, type ProducerResult } from './producer.js';
-import { startTarget, type RunningTarget, type TargetName, type TargetOptions } from './targets.js';
+import { CoreMeter, describeClientCore } from './core-meter.js';
+import { quantileMs } from './histogram.js';
+import type { HttpPool } from './http-client.js';
+import type { ClientKind, TagStats } from './ipc.js';
+import type { LoadGenerator } from './load-generator.js';
+import { processRssBytes } from './proc.js';
+import { createJobs, sendPaced, type ProducerResult } from './producer.js';
+import { withTarget } from './target-session.js';
+import type { RunningTarget, TargetName } from './targets.js';
 
 export type Log = (line: string) => void;
 
@@ -40,9 +44,17 @@ export interface DeliveryStep {
   avgBytes: number;
   producerErrors: Record<number, number>;
   firstError?: string;
+  /** Wall time of the step, producer and drain. */
+  seconds: number;
   serverCoreBusy: number;
+  /** Busy fraction of the client core (all processes on it), and the load generator's own share. */
   clientCoreBusy: number;
+  loadGeneratorBusy: number;
+  /** Client core ≥ CONFIG.clientCoreLimit: the figure may be the load generator's. */
+  limitedByLoadGenerator: boolean;
   serverCpuMicros: number;
+  /** CPU of the target's store process (Redis of "ours + Redis") over the step, µs; else 0. */
+  storeCpuMicros: number;
   /** Load-generator CPU (all worker processes) per delivered message, µs. */
   clientCpuMicrosPerMessage: number;
   /** Runner CPU (producer, pacing, statistics) per request sent, µs. */
@@ -66,9 +78,17 @@ export interface FanoutResult {
 
 export interface ManyJobsResult {
   jobs: number;
+  /** Updates/s offered in total (jobs × updates per job per second). */
+  offeredPerSecond: number;
   setupSeconds: number;
   connectFailures: number;
   step: DeliveryStep;
+  /** Server CPU per delivery over the step, µs (Redis's apart: storeCpuMicrosPerDelivery). */
+  cpuMicrosPerDelivery: number;
+  storeCpuMicrosPerDelivery: number;
+  /** Server RSS at the end of the step, every connection open; Redis's RSS for "ours + Redis". */
+  serverRssBytes: number;
+  storeRssBytes?: number;
   converged: number;
 }
 
@@ -81,26 +101,11 @@ export interface IdleResult {
   bytesPerConnection: number;
 }
 
-export interface IngestResult {
-  connections: number;
-  seconds: number;
-  accepted: number;
-  eventsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: Record<number, number>;
-  firstError?: string;
-  serverCoreBusy: number;
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function targetOptions(name: TargetName): TargetOptions {
-  const options: TargetOptions = { core: CONFIG.serverCore, fdLimit: CONFIG.fdLimit };
-  if (process.env.BENCH_CPU_PROF_DIR) options.cpuProfDir = `${process.env.BENCH_CPU_PROF_DIR}/${name}`;
-  const extra = process.env.BENCH_OURS_ENV;
-  if (name === 'ours' && extra) options.env = Object.fromEntries(extra.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
-  return options;
+/** The client every scenario connects with: the lean raw-socket one unless BENCH_CLIENT=library. */
+function clientKind(target: RunningTarget): ClientKind {
+  return CONFIG.client === 'lean' ? target.leanKind : target.clientKind;
 }
 
 /** A counter of our server's /metrics (0 for targets without one). */
@@ -149,20 +154,13 @@ async function measureStep(
   finalSeq: Map<string, number>,
 ): Promise<DeliveryStep> {
   const resyncsBefore = await counter(target, 'pt_ws_resyncs_total');
-  const clientCpuBefore = (await generator.stats([])).cpuMicros;
-  const runnerCpuBefore = process.cpuUsage();
-  const cpuBefore = processCpuMicros(target.pid);
-  const coresBefore = coreTimes();
+  const meter = await CoreMeter.start(target.pid, target.storePid, generator);
   const produced: ProducerResult = await sendPaced(pool, jobIds, rate, seconds * 1000, tag);
   const expected = produced.accepted * subscribersPerJob;
   const stats = await drain(generator, tag, expected);
-  const cpuAfter = processCpuMicros(target.pid);
-  const clientCpuAfter = (await generator.stats([])).cpuMicros;
-  const runnerCpu = process.cpuUsage(runnerCpuBefore);
-  const coresAfter = coreTimes();
+  const use = await meter.stop();
   const resyncs = (await counter(target, 'pt_ws_resyncs_total')) - resyncsBefore;
   for (const [job, seq] of produced.finalSeq) if (seq > (finalSeq.get(job) ?? 0)) finalSeq.set(job, seq);
-  const busy = coreBusy(coresBefore, coresAfter);
   const delivered = stats?.count ?? 0;
   const windowSeconds = Math.max(seconds, stats ? (stats.lastAt - stats.firstAt) / 1e6 : 0);
   const gaps = stats?.gaps ?? 0;
@@ -182,11 +180,15 @@ async function measureStep(
     resyncs,
     avgBytes: stats && stats.count + stats.duplicates + stats.revisions > 0 ? stats.bytes / (stats.count + stats.duplicates + stats.revisions) : 0,
     producerErrors: produced.errors,
-    serverCoreBusy: busy[CONFIG.serverCore] ?? 0,
-    clientCoreBusy: busy[CONFIG.clientCore] ?? 0,
-    serverCpuMicros: cpuAfter - cpuBefore,
-    clientCpuMicrosPerMessage: (clientCpuAfter - clientCpuBefore) / Math.max(1, delivered),
-    producerCpuMicrosPerRequest: (runnerCpu.user + runnerCpu.system) / Math.max(1, produced.sent),
+    seconds: use.seconds,
+    serverCoreBusy: use.serverCoreBusy,
+    clientCoreBusy: use.clientCoreBusy,
+    loadGeneratorBusy: use.loadGeneratorBusy,
+    limitedByLoadGenerator: use.limitedByLoadGenerator,
+    serverCpuMicros: use.serverCpuMicros,
+    storeCpuMicros: use.storeCpuMicros,
+    clientCpuMicrosPerMessage: use.clientCpuMicros / Math.max(1, delivered),
+    producerCpuMicrosPerRequest: use.runnerCpuMicros / Math.max(1, produced.sent),
     passed: false,
   };
   if (produced.firstError) step.firstError = produced.firstError;
@@ -213,20 +215,7 @@ async function convergedCount(generator: LoadGenerator, jobIdsPerConnection: str
 
 export function describeStep(step: DeliveryStep): string {
   const k = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}k`);
-  return `${step.rate} upd/s → ${k(step.deliveredPerSecond)} deliveries/s, p50 ${step.p50Ms.toFixed(1)} ms, p99 ${step.p99Ms.toFixed(1)} ms, server core ${(step.serverCoreBusy * 100).toFixed(0)}%, client core ${(step.clientCoreBusy * 100).toFixed(0)}% (clients ${step.clientCpuMicrosPerMessage.toFixed(2)} µs/msg, producer ${step.producerCpuMicrosPerRequest.toFixed(0)} µs/req)${step.gaps ? `, gaps ${step.gaps}` : ''}${step.undelivered ? `, undelivered ${step.undelivered}` : ''}${step.duplicates ? `, resent ${step.duplicates}` : ''}${step.revisions ? `, server revisions ${step.revisions}` : ''} ${step.passed ? 'ok' : `FAIL (${step.why})`}`;
-}
-
-async function withTarget<T>(name: TargetName, body: (target: RunningTarget, pool: HttpPool, generator: LoadGenerator) => Promise<T>, poolSize = CONFIG.producerConnections): Promise<T> {
-  const target = await startTarget(name, targetOptions(name));
-  const pool = new HttpPool('127.0.0.1', target.port, poolSize, target.producerHeaders);
-  const generator = new LoadGenerator(CONFIG.workers, CONFIG.clientCore, CONFIG.fdLimit);
-  try {
-    return await body(target, pool, generator);
-  } finally {
-    await generator.close();
-    pool.close();
-    await target.stop();
-  }
+  return `${step.rate} upd/s → ${k(step.deliveredPerSecond)} deliveries/s, p50 ${step.p50Ms.toFixed(1)} ms, p99 ${step.p99Ms.toFixed(1)} ms, server core ${(step.serverCoreBusy * 100).toFixed(0)}% (${(step.serverCpuMicros / Math.max(1, step.delivered)).toFixed(2)} µs/delivery), ${describeClientCore(step)} (clients ${step.clientCpuMicrosPerMessage.toFixed(2)} µs/msg, producer ${step.producerCpuMicrosPerRequest.toFixed(0)} µs/req)${step.gaps ? `, gaps ${step.gaps}` : ''}${step.undelivered ? `, undelivered ${step.undelivered}` : ''}${step.duplicates ? `, resent ${step.duplicates}` : ''}${step.revisions ? `, server revisions ${step.revisions}` : ''} ${step.passed ? 'ok' : `FAIL (${step.why})`}`;
 }
 
 export function runFanout(name: TargetName, log: Log): Promise<FanoutResult> {
@@ -236,8 +225,7 @@ export function runFanout(name: TargetName, log: Log): Promise<FanoutResult> {
     if (setup.accepted !== 1) throw new Error(`cannot create the job: ${setup.firstError}`);
     const jobIds = ['fan'];
     const perConnection = Array<string>(config.subscribers).fill('fan');
-    const kind = config.client === 'lean' ? target.leanKind : target.clientKind;
-    const connected = await generator.connect(kind, target.clientUrl, perConnection);
+    const connected = await generator.connect(clientKind(target), target.clientUrl, perConnection);
     log(`${connected.opened} subscribers connected${connected.failed ? `, ${connected.failed} failed (${connected.errors.join('; ')})${await socketCounters(target)}` : ''}`);
     if (connected.opened === 0) throw new Error(`no client could connect: ${connected.errors.join('; ')}`);
     const finalSeq = new Map(setup.finalSeq);
@@ -303,14 +291,34 @@ export function runManyJobs(name: TargetName, log: Log): Promise<ManyJobsResult>
     const jobIds = Array.from({ length: config.jobs }, (_, i) => `mj-${i}`);
     const setup = await createJobs(pool, jobIds);
     log(`${setup.accepted} jobs created and started in ${(setup.elapsedMs / 1000).toFixed(1)} s${setup.firstError ? ` (first error: ${setup.firstError})` : ''}`);
-    const connected = await generator.connect(target.clientKind, target.clientUrl, jobIds);
-    log(`${connected.opened} subscribers connected${connected.failed ? `, ${connected.failed} failed (${connected.errors.join('; ')})` : ''}`);
+    const connected = await generator.connect(clientKind(target), target.clientUrl, jobIds);
+    log(`${connected.opened} subscribers connected${connected.failed ? `, ${connected.failed} failed (${connected.errors.join('; ')})${await socketCounters(target)}` : ''}`);
     const finalSeq = new Map(setup.finalSeq);
-    const step = await measureStep(target, pool, generator, jobIds, 1, config.jobs * config.updatesPerJobPerSecond, config.seconds, 1, finalSeq);
-    log(describeStep(step));
-    const converged = await convergedCount(generator, jobIds, finalSeq);
-    log(`converged on the final seq: ${converged}/${connected.opened}`);
-    return { jobs: config.jobs, setupSeconds: setup.elapsedMs / 1000, connectFailures: connected.failed, step, converged };
+    const offeredPerSecond = config.jobs * config.updatesPerJobPerSecond;
+    const step = await measureStep(target, pool, generator, jobIds, 1, offeredPerSecond, config.seconds, 1, finalSeq);
+    const serverRssBytes = processRssBytes(target.pid);
+    const storeRssBytes = target.storePid !== undefined ? processRssBytes(target.storePid) : undefined;
+    const result: ManyJobsResult = {
+      jobs: config.jobs,
+      offeredPerSecond,
+      setupSeconds: setup.elapsedMs / 1000,
+      connectFailures: connected.failed,
+      step,
+      cpuMicrosPerDelivery: step.serverCpuMicros / Math.max(1, step.delivered),
+      storeCpuMicrosPerDelivery: step.storeCpuMicros / Math.max(1, step.delivered),
+      serverRssBytes,
+      ...(storeRssBytes !== undefined && { storeRssBytes }),
+      converged: 0,
+    };
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+    log(
+      `${describeStep(step)}; delivered ${((100 * step.delivered) / Math.max(1, offeredPerSecond * config.seconds)).toFixed(1)}% of offered; ` +
+        `server ${result.cpuMicrosPerDelivery.toFixed(2)} µs/delivery, RSS ${mib(serverRssBytes)}` +
+        (storeRssBytes !== undefined ? `; Redis ${result.storeCpuMicrosPerDelivery.toFixed(2)} µs/delivery, RSS ${mib(storeRssBytes)}` : ''),
+    );
+    result.converged = await convergedCount(generator, jobIds, finalSeq);
+    log(`converged on the final seq: ${result.converged}/${connected.opened}`);
+    return result;
   }, CONFIG.manyJobs.producerConnections);
 }
 
@@ -321,7 +329,7 @@ export function runIdle(name: TargetName, log: Log): Promise<IdleResult> {
     await sleep(1000);
     const rssBeforeBytes = processRssBytes(target.pid);
     const started = performance.now();
-    const connected = await generator.connect(target.clientKind, target.clientUrl, Array<string>(config.connections).fill('idle'), 100);
+    const connected = await generator.connect(clientKind(target), target.clientUrl, Array<string>(config.connections).fill('idle'), 100);
     const connectSeconds = (performance.now() - started) / 1000;
     await sleep(config.settleMs);
     const rssAfterBytes = processRssBytes(target.pid);
@@ -338,34 +346,4 @@ export function runIdle(name: TargetName, log: Log): Promise<IdleResult> {
     );
     return result;
   });
-}
-
-export function runIngest(name: TargetName, log: Log): Promise<IngestResult> {
-  const config = CONFIG.ingest;
-  return withTarget(
-    name,
-    async (target, pool) => {
-      const jobIds = Array.from({ length: config.jobs }, (_, i) => `in-${i}`);
-      await createJobs(pool, jobIds);
-      const coresBefore = coreTimes();
-      const produced = await sendFlat(pool, jobIds, config.connections, config.seconds * 1000, 1);
-      const busy = coreBusy(coresBefore, coreTimes());
-      const result: IngestResult = {
-        connections: config.connections,
-        seconds: produced.elapsedMs / 1000,
-        accepted: produced.accepted,
-        eventsPerSecond: produced.accepted / (produced.elapsedMs / 1000),
-        p50Ms: quantileMs(produced.roundTrips, 0.5),
-        p99Ms: quantileMs(produced.roundTrips, 0.99),
-        errors: produced.errors,
-        serverCoreBusy: busy[CONFIG.serverCore] ?? 0,
-      };
-      if (produced.firstError) result.firstError = produced.firstError;
-      log(
-        `${result.eventsPerSecond.toFixed(0)} events/s accepted, round trip p50 ${result.p50Ms.toFixed(2)} ms p99 ${result.p99Ms.toFixed(2)} ms, server core ${(result.serverCoreBusy * 100).toFixed(0)}%${total(Object.values(result.errors)) ? `, errors ${JSON.stringify(result.errors)} (${result.firstError})` : ''}`,
-      );
-      return result;
-    },
-    config.connections,
-  );
 }

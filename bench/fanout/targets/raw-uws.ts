@@ -1,9 +1,9 @@
 /**
  * Ceiling target: a raw uWebSockets.js server that only publishes to topics. It speaks the same
  * subset of our protocol the benchmark uses (POST /v1/jobs, POST /v1/jobs/{id}/events,
- * /v1/ws subscribe → snapshot, then update on every change) and sends the same JSON, but has no
- * auth, no validation, no store and no backpressure policy of its own (uWS skips a subscriber
- * whose buffer exceeds maxBackpressure).
+ * /v1/ws subscribe → snapshot, then an update per change: one per request, whatever the number of
+ * events in it, as ours) and sends the same JSON, but has no auth, no validation, no store and no
+ * backpressure policy of its own (uWS skips a subscriber whose buffer exceeds maxBackpressure).
  */
 import uWS from 'uWebSockets.js';
 import type { CreateJobRequest, Job, JobEvent } from '../../../protocol/index.js';
@@ -40,8 +40,9 @@ app.post('/v1/jobs/:id/events', (res, req) => {
     const parsed = JSON.parse(body.toString()) as JobEvent | JobEvent[];
     for (const event of Array.isArray(parsed) ? parsed : [parsed]) {
       if (!applyEvent(job, event)) return reply(res, '400 Bad Request', '{"error":{"code":"unknown_step","message":"unknown step"}}');
-      app.publish(`job:${id}`, JSON.stringify({ type: 'update', job }), false);
     }
+    // A request's events make one change, published once with the resulting state (as ours does).
+    app.publish(`job:${id}`, JSON.stringify({ type: 'update', job }), false);
     reply(res, '202 Accepted', `{"seq":${job.seq}}`);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * Socket.IO 4 target: what a team would pick instead. One room per job; the same HTTP producer
  * routes on the same Node http server; the same JSON text sent as the Socket.IO `message` event
- * (`io.to(room).send(text)`, encoded once per broadcast). WebSocket transport only (no long-polling
- * upgrade dance), no per-message compression, default `ws` engine.
+ * (`io.to(room).send(text)`, encoded once per broadcast; one broadcast per request, whatever the
+ * number of events in it, as ours). WebSocket transport only (no long-polling upgrade dance), no
+ * per-message compression, default `ws` engine.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Server } from 'socket.io';
@@ -43,8 +44,9 @@ const http = createServer((req, res) => {
       const parsed = JSON.parse(body) as JobEvent | JobEvent[];
       for (const event of Array.isArray(parsed) ? parsed : [parsed]) {
         if (!applyEvent(job, event)) return reply(res, 400, '{"error":{"code":"unknown_step","message":"unknown step"}}');
-        io.to(`job:${id}`).emit('message', JSON.stringify({ type: 'update', job }));
       }
+      // A request's events make one change, broadcast once with the resulting state (as ours does).
+      io.to(`job:${id}`).emit('message', JSON.stringify({ type: 'update', job }));
       reply(res, 202, `{"seq":${job.seq}}`);
     });
   }
