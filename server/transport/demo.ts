@@ -116,7 +116,7 @@ export function registerDemo(app: TemplatedApp, ctx: HttpContext, options: DemoO
         signal: options.signal,
         onError: (err) => log.warn({ jobId, err: err instanceof Error ? err.message : String(err) }, 'demo pipeline error'),
       });
-      const token = await mint(['progress:read', 'progress:retry'], started.jobId, BROWSER_TOKEN_SECONDS, 'demo-browser');
+      const token = await mint(['progress:read', 'progress:retry', 'progress:cancel'], started.jobId, BROWSER_TOKEN_SECONDS, 'demo-browser');
       log.info({ jobId: started.jobId, fail }, 'demo job started');
       return { status: 201, body: { jobId: started.jobId, token }, headers: { 'Cache-Control': 'no-store' } };
     }),
@@ -127,7 +127,7 @@ export function registerDemo(app: TemplatedApp, ctx: HttpContext, options: DemoO
     route(ctx, {}, async (info) => {
       const jobId = new URLSearchParams(info.query).get('job') ?? '';
       if (!JOB_ID_PATTERN.test(jobId) || !jobId.startsWith('demo-')) throw badRequest('job must be a demo job id (demo-...)');
-      const token = await mint(['progress:read', 'progress:retry'], jobId, BROWSER_TOKEN_SECONDS, 'demo-browser');
+      const token = await mint(['progress:read', 'progress:retry', 'progress:cancel'], jobId, BROWSER_TOKEN_SECONDS, 'demo-browser');
       return { status: 200, body: { token, expiresIn: BROWSER_TOKEN_SECONDS }, headers: { 'Cache-Control': 'no-store' } };
     }),
   );
