@@ -32,8 +32,10 @@ export interface ProducerOptions {
   /** A JWT with scope `progress:write` (add `progress:read` to read jobs back). */
   token?: string;
   /**
-   * Returns a JWT; called before every request and every WebSocket connect, so it can refresh
-   * an expiring token (cache it yourself: it is called often). Use instead of `token`.
+   * Returns a JWT; called before every request, every WebSocket connect, and when the `onRetry`
+   * WebSocket's token nears its expiry (at 80% of its `iat`…`exp` lifetime; the socket then
+   * switches to the new token in place, without reconnecting), so it can refresh an expiring
+   * token (cache it yourself: it is called often). Use instead of `token`.
    */
   tokenProvider?: () => string | Promise<string>;
   /** WebSocket URL for `onRetry`; default: `url` with ws(s) and `/v1/ws`. */
@@ -47,9 +49,13 @@ export interface ProducerOptions {
    * one array). Default `LIMITS.maxEventsPerRequest`; 1 sends one event per request.
    */
   maxBatch?: number;
-  /** Failures that no call can reject with: WebSocket problems, `onRetry` handlers that throw. */
+  /**
+   * Failures that no call can reject with: WebSocket problems (including a token the socket's
+   * `auth` could not use, and a job dropped because a refreshed token no longer grants it:
+   * code `forbidden`), `onRetry` handlers that throw.
+   */
   onError?: (err: ProducerError) => void;
-  /** The `onRetry` WebSocket's state changes. */
+  /** The `onRetry` WebSocket's state changes (`open` once the server accepted its token). */
   onConnection?: (state: ConnectionState) => void;
   /** Called before every HTTP retry (for logs or metrics). */
   onRetryAttempt?: (info: RetryAttempt) => void;
@@ -228,6 +234,7 @@ export class Producer implements JobTransport {
       socket = new ControlSocket({
         url: this.wsUrl,
         token: this.token,
+        refreshable: Boolean(this.options.tokenProvider),
         onError: (err) => this.reportError(err),
         onConnection: this.options.onConnection,
       });

@@ -4,6 +4,13 @@
  * about every retry exactly once even across reconnects, so a socket also infers a retry it
  * missed while down from the job's snapshot. Reconnect backoff is protocol/timing.ts's, like
  * every other client's.
+ *
+ * Credentials (protocol/messages.ts): the token never goes in the URL. Every (re)connect sends
+ * `{"type":"auth","token"}` first and subscribes once the server answers `auth_ok`. Before the
+ * token expires (at REFRESH_AT of its lifetime, read from the JWT's `iat`/`exp` without verifying
+ * it) the socket asks the token provider for a fresh one and sends `auth` again on the same
+ * socket: the server swaps the credentials in place, so nothing is missed and nothing
+ * reconnects. A 4001 close (the token expired anyway) still reconnects at once with a fresh token.
  */
 import WebSocket from 'ws';
 import { backoffDelay, CloseCode, LIMITS, type Job, type JobStatus, type ServerMessage } from '../protocol/index.js';
@@ -31,10 +38,24 @@ export type Unsubscribe = () => void;
 /** The socket's state, for `onConnection`. */
 export type ConnectionState = 'connecting' | 'open' | 'closed';
 
+/** Share of a token's lifetime (`iat`…`exp`) after which the socket refreshes it in place. */
+const REFRESH_AT = 0.8;
+/** Further refresh attempts after one fails (provider error, refused or stale token), spread over the time left. */
+const REFRESH_RETRIES = 3;
+/** Shortest wait before such a further attempt (ms). */
+const MIN_REFRESH_RETRY_MS = 200;
+/** setTimeout's longest delay (a longer one fires at once): later refreshes are reached in hops. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface ControlSocketOptions {
-  /** `ws(s)://…/v1/ws`, without the token. */
+  /** `ws(s)://…/v1/ws`, without the token: it is sent in the first message, never in the URL. */
   url: string;
   token: () => Promise<string>;
+  /**
+   * Whether `token()` can return a fresh token (a provider rather than a fixed string). Only
+   * then does the socket refresh its credentials in place before they expire.
+   */
+  refreshable?: boolean;
   onError: (err: ProducerError) => void;
   onConnection?: (state: ConnectionState) => void;
   /** Reconnect backoff bounds (ms). */
@@ -54,11 +75,22 @@ interface Watch {
   controlSinceState: boolean;
 }
 
+/** An `auth` message: its token and the token's times (epoch ms) as its payload states them. */
+interface Credentials {
+  token: string;
+  /** `iat`, or when the token was handed to the socket if it has none. */
+  issuedAtMs: number;
+  /** `exp`; undefined when the token is not a JWT or has no `exp` (then it is never refreshed). */
+  expiresAtMs?: number;
+}
+
 /**
  * One WebSocket to `/v1/ws` that subscribes to jobs and delivers their `control` messages.
- * It reconnects with backoff and jitter, takes a fresh token on every connect, re-subscribes
- * everything, and infers a retry it missed while down from the snapshot, so a producer always
- * hears about a retry once. Holds at most `LIMITS.maxSubscriptionsPerSocket` jobs.
+ * It reconnects with backoff and jitter, authenticates with its first message (a fresh token on
+ * every connect), re-subscribes everything once accepted, refreshes its token in place before it
+ * expires, and infers a retry it missed while down from the snapshot, so a producer always hears
+ * about a retry once. A job the server stops granting (`forbidden`) is dropped and reported.
+ * Holds at most `LIMITS.maxSubscriptionsPerSocket` jobs.
  */
 export class ControlSocket {
   private readonly watches = new Map<string, Watch>();
@@ -70,6 +102,13 @@ export class ControlSocket {
   private closed = false;
   /** Between connect() and the WebSocket's creation (awaiting the token). */
   private opening = false;
+  /** The credentials in force on the current socket: set by its first `auth_ok`; until then nothing is served. */
+  private current: Credentials | undefined;
+  /** The `auth` sent on the current socket and not answered yet (one at a time). */
+  private pendingAuth: Credentials | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  /** Failed refresh attempts since the last successful one. */
+  private refreshFailures = 0;
 
   constructor(private readonly opts: ControlSocketOptions) {}
 
@@ -94,7 +133,8 @@ export class ControlSocket {
     if (!w) {
       w = { handlers: new Set(), lastStatus: knownStatus, controlSinceState: false };
       this.watches.set(jobId, w);
-      if (this.ws?.readyState === WebSocket.OPEN) this.send({ type: 'subscribe', jobId });
+      // Before `auth_ok`, the subscriptions go out with the rest when it arrives.
+      if (this.ready) this.send({ type: 'subscribe', jobId });
       else this.connect();
     }
     w.handlers.add(handler);
@@ -102,7 +142,7 @@ export class ControlSocket {
       const current = this.watches.get(jobId);
       if (!current?.handlers.delete(handler) || current.handlers.size > 0) return;
       this.watches.delete(jobId);
-      if (this.ws?.readyState === WebSocket.OPEN) this.send({ type: 'unsubscribe', jobId });
+      if (this.ready) this.send({ type: 'unsubscribe', jobId });
       if (this.watches.size === 0) this.disconnect();
     };
   }
@@ -122,6 +162,11 @@ export class ControlSocket {
     this.disconnect();
   }
 
+  /** Open and authenticated: subscriptions can be sent. */
+  private get ready(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN && this.current !== undefined;
+  }
+
   private connect(): void {
     if (this.closed || this.ws || this.reconnectTimer || this.opening) return;
     this.opening = true;
@@ -138,20 +183,18 @@ export class ControlSocket {
       return this.scheduleReconnect();
     }
     if (this.closed || this.watches.size === 0) return;
-    const url = new URL(this.opts.url);
-    url.searchParams.set('access_token', token);
-    const ws = new WebSocket(url, { maxPayload: 4 * 1024 * 1024 });
+    // No `access_token` in the URL (URLs end up in logs): the token is the first message.
+    const ws = new WebSocket(this.opts.url, { maxPayload: 4 * 1024 * 1024 });
     this.ws = ws;
     let refused = false;
 
     ws.on('open', () => {
-      this.failures = 0;
       this.lastMessageAt = Date.now();
-      this.opts.onConnection?.('open');
-      for (const jobId of this.watches.keys()) this.send({ type: 'subscribe', jobId });
-      this.startPing();
+      // 'open' is reported on `auth_ok`, and the subscriptions are sent then.
+      this.sendAuth(token);
     });
     ws.on('message', (data, isBinary) => {
+      if (this.ws !== ws) return; // a socket being closed: its state is gone
       this.lastMessageAt = Date.now();
       if (isBinary) return;
       let msg: ServerMessage;
@@ -182,6 +225,7 @@ export class ControlSocket {
       if (this.ws !== ws) return;
       this.ws = undefined;
       this.stopPing();
+      this.forgetCredentials();
       this.opts.onConnection?.('closed');
       if (this.closed || this.watches.size === 0) return;
       // An expired token closes with 4001: reconnect at once with a fresh one.
@@ -192,6 +236,8 @@ export class ControlSocket {
 
   private handle(msg: ServerMessage): void {
     switch (msg.type) {
+      case 'auth_ok':
+        return this.authenticated(msg.exp);
       case 'snapshot':
       case 'update': {
         const w = this.watches.get(msg.job.id);
@@ -220,6 +266,9 @@ export class ControlSocket {
         return;
       }
       case 'error':
+        // Without a jobId, `unauthorized` answers our `auth` (nothing else is sent before `auth_ok`).
+        if (msg.code === 'unauthorized' && msg.jobId === undefined && this.pendingAuth) return this.authRefused(msg.message);
+        if (msg.code === 'forbidden' && msg.jobId !== undefined) return this.revoked(msg.jobId, msg.message);
         this.opts.onError(
           new ProducerError(msg.code, msg.jobId ? `${msg.message} (job ${msg.jobId})` : msg.message),
         );
@@ -227,6 +276,123 @@ export class ControlSocket {
       default:
         return; // pong and future message types
     }
+  }
+
+  // ---- credentials ------------------------------------------------------------------------
+
+  private sendAuth(token: string): void {
+    this.pendingAuth = credentialsOf(token);
+    this.send({ type: 'auth', token });
+  }
+
+  /** `auth_ok`: the first one opens the socket for business, each one schedules the next refresh. */
+  private authenticated(exp: number): void {
+    const sent = this.pendingAuth;
+    if (!sent) return;
+    this.pendingAuth = undefined;
+    const previous = this.current;
+    this.current = sent;
+    if (!previous) {
+      this.failures = 0;
+      this.opts.onConnection?.('open');
+      for (const jobId of this.watches.keys()) this.send({ type: 'subscribe', jobId });
+      this.startPing();
+    }
+    // Not a JWT, or no `exp`: nothing to schedule (a 4001 would still reconnect).
+    if (!this.opts.refreshable || sent.expiresAtMs === undefined) return;
+    // The server's word on the expiry (epoch seconds), else the token's own.
+    if (Number.isFinite(exp)) sent.expiresAtMs = exp * 1000;
+    if (previous?.expiresAtMs !== undefined && sent.expiresAtMs <= previous.expiresAtMs) {
+      return this.refreshFailed(); // accepted, but no later than the one it replaced: try again
+    }
+    this.refreshFailures = 0;
+    const due = sent.issuedAtMs + REFRESH_AT * (sent.expiresAtMs - sent.issuedAtMs);
+    this.scheduleRefresh(due - Date.now());
+  }
+
+  /** The server refused our `auth`: on a new socket, close it and reconnect with backoff; on refresh, retry. */
+  private authRefused(reason: string): void {
+    this.pendingAuth = undefined;
+    if (!this.current) {
+      this.opts.onError(new ProducerError('unauthorized', `WebSocket auth refused: ${reason}`));
+      this.ws?.close(1000, 'auth refused'); // 'close' reconnects with backoff and a fresh token
+      return;
+    }
+    this.opts.onError(
+      new ProducerError('unauthorized', `WebSocket token refresh refused: ${reason}`, { retryable: true }),
+    );
+    this.refreshFailed();
+  }
+
+  private scheduleRefresh(delayMs: number): void {
+    clearTimeout(this.refreshTimer);
+    const ws = this.ws;
+    const dueAt = Date.now() + Math.max(0, delayMs);
+    const wait = () => {
+      const left = dueAt - Date.now();
+      this.refreshTimer = setTimeout(() => {
+        this.refreshTimer = undefined;
+        if (dueAt > Date.now()) wait();
+        else void this.refresh(ws);
+      }, Math.min(Math.max(0, left), MAX_TIMER_MS));
+      this.refreshTimer.unref();
+    };
+    wait();
+  }
+
+  /** Takes a token from the provider and sends it on the open socket (`auth`, answered by `auth_ok`). */
+  private async refresh(ws: WebSocket | undefined): Promise<void> {
+    let token: string;
+    try {
+      token = await this.opts.token();
+    } catch (err) {
+      if (ws !== this.ws || !this.current) return;
+      this.opts.onError(
+        new ProducerError('unauthorized', 'The token provider failed (WebSocket token refresh)', {
+          retryable: true,
+          cause: err,
+        }),
+      );
+      return this.refreshFailed();
+    }
+    if (ws !== this.ws || !this.ready || this.pendingAuth) return;
+    // The provider still hands out the token in force (its own cache): ask again a bit later.
+    if (token === this.current!.token) return this.refreshFailed();
+    this.sendAuth(token);
+  }
+
+  /**
+   * A refresh attempt failed: try again, spreading the attempts over the time left. Past the
+   * last one, the server's 4001 at expiry makes the socket reconnect with a fresh token.
+   */
+  private refreshFailed(): void {
+    const expiresAtMs = this.current?.expiresAtMs;
+    if (expiresAtMs === undefined || this.refreshFailures >= REFRESH_RETRIES) return;
+    const left = REFRESH_RETRIES - this.refreshFailures++;
+    const remaining = expiresAtMs - Date.now();
+    if (remaining <= 0) return;
+    this.scheduleRefresh(Math.max(MIN_REFRESH_RETRY_MS, remaining / (left + 1)));
+  }
+
+  /** The server stopped granting a job (a refreshed token without it, or a refused subscribe). */
+  private revoked(jobId: string, reason: string): void {
+    // The server has already dropped the subscription: forget it, so no reconnect re-subscribes.
+    const followed = this.watches.delete(jobId);
+    this.opts.onError(
+      new ProducerError(
+        'forbidden',
+        `${reason} (job ${jobId})${followed ? '; onRetry no longer hears about this job' : ''}`,
+      ),
+    );
+    if (followed && this.watches.size === 0) this.disconnect();
+  }
+
+  private forgetCredentials(): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    this.current = undefined;
+    this.pendingAuth = undefined;
+    this.refreshFailures = 0;
   }
 
   private dispatch(w: Watch, control: RetryControl): void {
@@ -284,6 +450,7 @@ export class ControlSocket {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     this.stopPing();
+    this.forgetCredentials();
     const ws = this.ws;
     this.ws = undefined;
     if (ws) {
@@ -291,5 +458,26 @@ export class ControlSocket {
       if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
       else ws.close(1000);
     }
+  }
+}
+
+/**
+ * A token's `iat` and `exp` (epoch ms) from its JWT payload, read without verifying it: only
+ * for timing the refresh; the server checks the token. Not a JWT or no `exp`: no expiry.
+ */
+function credentialsOf(token: string): Credentials {
+  const received = Date.now();
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      exp?: unknown;
+      iat?: unknown;
+    };
+    const exp = typeof payload.exp === 'number' && Number.isFinite(payload.exp) ? payload.exp * 1000 : undefined;
+    const iat = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat * 1000 : undefined;
+    // An `iat` in the future (clock skew) or after `exp` would stretch the schedule: take the receipt time.
+    const issuedAtMs = iat !== undefined && iat <= received && (exp === undefined || iat < exp) ? iat : received;
+    return { token, issuedAtMs, expiresAtMs: exp };
+  } catch {
+    return { token, issuedAtMs: received };
   }
 }
