@@ -17,7 +17,11 @@ export class Metrics {
   messagesOut = 0;
   /** Updates published to job topics (one per change, whatever the number of subscribers). */
   published = 0;
-  /** Updates a congested socket skipped, made up for by one latest-state resend on drain. */
+  /**
+   * Updates a congested socket did not get: topic updates uWS skipped for it (counted by seq when
+   * it drains or closes, see ws-hub.ts) and direct sends it refused. Made up for by one
+   * latest-state resend on drain.
+   */
   droppedBackpressure = 0;
   resyncs = 0;
   authFailures = 0;
@@ -56,7 +60,12 @@ export class Metrics {
     metric('pt_ws_messages_in_total', 'counter', 'WebSocket messages received from clients.', this.messagesIn);
     metric('pt_ws_messages_out_total', 'counter', 'WebSocket messages sent directly to one socket (snapshots, errors, pongs, resyncs).', this.messagesOut);
     metric('pt_ws_published_total', 'counter', 'Job updates published once to a job topic (fan-out is done by uWS).', this.published);
-    metric('pt_ws_dropped_backpressure_total', 'counter', 'Updates skipped for congested sockets (each socket then gets the latest state when it drains).', this.droppedBackpressure);
+    metric(
+      'pt_ws_dropped_backpressure_total',
+      'counter',
+      'Updates not sent to sockets over their backpressure limit: every job update uWS skipped for such a socket, by seq, counted when it drains or closes (may include updates delivered just before it went over the limit: at most two congestion checks, which run every second and every 32 publishes or more), and every refused direct send. Each such socket gets the latest state when it drains.',
+      this.droppedBackpressure,
+    );
     metric('pt_ws_resyncs_total', 'counter', 'Latest-state resends to sockets that drained after congestion.', this.resyncs);
     const buffered = this.bufferedBytes();
     metric('pt_ws_buffered_bytes', 'gauge', 'Bytes queued in the server for all sockets (bounded by maxBackpressure per socket).', buffered.total);

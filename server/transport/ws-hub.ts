@@ -21,6 +21,19 @@
  * mark, it is sent the latest state of every job it follows that changed since it was last known
  * to be in sync. Clients ignore a seq they already have, so a resend is harmless.
  *
+ * Counting what uWS skipped (pt_ws_dropped_backpressure_total): uWS skips silently, and a JS
+ * callback per delivery would take the fan-out out of native code. But a socket only skips while
+ * its buffer is over maxBackpressure, and the buffer only shrinks in a drain callback. So the hub
+ * looks for sockets over the limit every second and after every max(32, sockets / 16) publishes:
+ * one getBufferedAmount per socket, nothing per delivery. A socket found over the limit gets
+ * `skips`: per followed job, the seq from which its updates count as skipped, taken from before
+ * the previous check (the socket was not over the limit then, or that check would have found it)
+ * and never below what was counted for it before. At each drain callback, and when it closes or
+ * unsubscribes, every seq published since is counted; counting stops once the buffer is back
+ * under the limit. So every skipped update is counted; updates delivered between that earlier
+ * check and the moment the buffer went over the limit (at most two check periods' publishes) may
+ * be counted too. Each publish costs a Map lookup.
+ *
  * Limits: frames larger than maxMessageBytes close with 1009 (uWS's own maxPayloadLength is set
  * far higher because uWS would drop such a frame with a bare 1006), 100 subscriptions per socket,
  * a token bucket of messages per second (4008 on a sustained flood), idle timeout with pings,
@@ -39,6 +52,9 @@ import { controlMessage, snapshotMessage, updateMessage } from './wire.js';
 
 /** uWS cuts frames above this with 1006; we enforce the documented, lower limit ourselves. */
 const TRANSPORT_MAX_PAYLOAD = 1024 * 1024;
+/** Congestion checks (see the header): every this many ms, and after this many publishes (or sockets / 16, if more). */
+const CONGESTION_CHECK_MS = 1000;
+const CONGESTION_CHECK_PUBLISHES = 32;
 
 /** Per-socket state, kept small: idle memory per connection is a benchmarked figure. */
 interface SocketData {
@@ -54,6 +70,11 @@ interface SocketData {
   subs: Map<string, number>;
   /** Jobs whose direct send was dropped under backpressure: resend on drain. Created on the first drop. */
   pendingResync?: Set<string>;
+  /**
+   * Once found over maxBackpressure (see the header): `over` while it is, and per followed job the
+   * seq its updates are counted up to (from there while over; a floor for the next time after).
+   */
+  skips?: { over: boolean; seqs: Map<string, number> };
   /** Key of the expiry bucket this socket sits in. */
   expirySecond: number;
   tokens: number;
@@ -92,6 +113,12 @@ export class WsHub {
   /** Every bucket up to this second has been swept. */
   private swept = Math.floor(Date.now() / 1000);
   private sweepTimer?: NodeJS.Timeout;
+  /** Congestion checks: job → its seq before its first publish since the last check, and the same for the check before. */
+  private publishedSince = new Map<string, number>();
+  private publishedBefore = new Map<string, number>();
+  private publishesSinceCheck = 0;
+  private checkTimer?: NodeJS.Timeout;
+  private checkSoon?: NodeJS.Immediate;
 
   constructor(
     private readonly app: TemplatedApp,
@@ -114,6 +141,7 @@ export class WsHub {
         // One serialization, one publish: uWS fans out to every subscriber in native code.
         app.publish(jobTopic(view.job.id), updateMessage(view), false, false);
         metrics.published++;
+        this.notePublish(view.job.id, view.job.seq);
       }),
       service.on('retry', (notice) => this.deliverControl({ type: 'control', action: 'retry', jobId: notice.jobId, step: notice.step })),
       service.on('cancel', (notice) =>
@@ -148,6 +176,8 @@ export class WsHub {
       close: (ws, code) => this.closed(ws, code),
     });
     this.scheduleSweep();
+    this.checkTimer = setInterval(() => this.checkCongestion(), CONGESTION_CHECK_MS);
+    this.checkTimer.unref();
   }
 
   /** Next tick just after the next whole second, when the next bucket falls due. */
@@ -180,6 +210,8 @@ export class WsHub {
   closeAll(): void {
     this.shuttingDown = true;
     clearTimeout(this.sweepTimer);
+    clearInterval(this.checkTimer);
+    clearImmediate(this.checkSoon);
     for (const fn of this.unbind) fn();
     for (const ws of [...this.sockets]) {
       try {
@@ -323,6 +355,7 @@ export class WsHub {
     metrics.connections--;
     const subscriptions = d.subs.size;
     metrics.subscriptions -= subscriptions;
+    if (d.skips?.over) this.countSkipped(d, false);
     if (this.ctx.interest) for (const jobId of d.subs.keys()) this.ctx.interest.release(jobId);
     d.subs.clear();
     d.pendingResync = undefined;
@@ -453,6 +486,7 @@ export class WsHub {
       ws.cork(() => this.error(ws, 'not_found', `job ${jobId} not found`, jobId));
       return;
     }
+    if (d.skips?.over && !d.skips.seqs.has(jobId)) d.skips.seqs.set(jobId, view.job.seq);
     // The freshest state (an update may have been applied while we read the store).
     ws.cork(() => this.sendState(ws, d, service.peek(jobId) ?? view, 'snapshot'));
   }
@@ -460,6 +494,8 @@ export class WsHub {
   private unsubscribe(ws: WebSocket<SocketData>, d: SocketData, jobId: string): void {
     if (!d.subs.delete(jobId)) return;
     this.ctx.metrics.subscriptions--;
+    if (d.skips?.over) this.countSkipped(d, true, jobId);
+    d.skips?.seqs.delete(jobId);
     this.ctx.interest?.release(jobId);
     d.pendingResync?.delete(jobId);
     ws.unsubscribe(jobTopic(jobId));
@@ -491,6 +527,7 @@ export class WsHub {
       // Dropped: the socket is over its backpressure limit. Retry when it drains.
       this.ctx.metrics.droppedBackpressure++;
       (d.pendingResync ??= new Set()).add(view.job.id);
+      if (!d.skips?.over) this.startSkipping(d);
     } else {
       d.pendingResync?.delete(view.job.id);
       // The map's keys are the subscriptions: never add one here.
@@ -500,7 +537,10 @@ export class WsHub {
 
   private drain(ws: WebSocket<SocketData>): void {
     const d = ws.getUserData();
-    if (d.closed || ws.getBufferedAmount() > this.lowWater) return;
+    if (d.closed) return;
+    const buffered = ws.getBufferedAmount();
+    if (d.skips?.over) this.countSkipped(d, buffered > this.ctx.config.limits.maxBackpressureBytes);
+    if (buffered > this.lowWater) return;
     const { service, metrics } = this.ctx;
     ws.cork(() => {
       for (const [jobId, syncedSeq] of d.subs) {
@@ -519,5 +559,59 @@ export class WsHub {
         }
       }
     });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Counting the updates uWS skipped for congested sockets (see the header)
+
+  private notePublish(jobId: string, seq: number): void {
+    if (!this.publishedSince.has(jobId)) this.publishedSince.set(jobId, seq - 1);
+    if (++this.publishesSinceCheck >= Math.max(CONGESTION_CHECK_PUBLISHES, this.sockets.size >> 4) && !this.checkSoon) {
+      // After this turn's callbacks. uWS may still hold small messages until the end of the turn,
+      // so a socket they push over the limit is found by the next check: hence marks from the check before.
+      this.checkSoon = setImmediate(() => this.checkCongestion());
+    }
+  }
+
+  /** Marks the sockets found over the limit; nothing to look at when nothing was published. */
+  private checkCongestion(): void {
+    clearImmediate(this.checkSoon);
+    this.checkSoon = undefined;
+    this.publishesSinceCheck = 0;
+    if (this.publishedSince.size > 0 || this.publishedBefore.size > 0) {
+      const max = this.ctx.config.limits.maxBackpressureBytes;
+      for (const ws of this.sockets) {
+        const d = ws.getUserData();
+        if (!d.skips?.over && d.subs.size > 0 && ws.getBufferedAmount() > max) this.startSkipping(d);
+      }
+    }
+    this.publishedBefore = this.publishedSince;
+    this.publishedSince = new Map();
+  }
+
+  /** Over the limit since some time after the check before the last one: count from there (not below what was counted). */
+  private startSkipping(d: SocketData): void {
+    const seqs = new Map<string, number>();
+    for (const [jobId, sent] of d.subs) {
+      const from = this.publishedBefore.get(jobId) ?? this.publishedSince.get(jobId) ?? this.ctx.service.peek(jobId)?.job.seq;
+      if (from !== undefined) seqs.set(jobId, Math.max(from, sent, d.skips?.seqs.get(jobId) ?? 0));
+    }
+    d.skips = { over: true, seqs };
+  }
+
+  /** Counts what was published since the marks (of `onlyJob` only); counting goes on while `stillOver`. */
+  private countSkipped(d: SocketData, stillOver: boolean, onlyJob?: string): void {
+    const { seqs } = d.skips!;
+    let skipped = 0;
+    for (const [jobId, from] of seqs) {
+      if (onlyJob !== undefined && jobId !== onlyJob) continue;
+      const seq = this.ctx.service.peek(jobId)?.job.seq ?? from;
+      if (seq > from) {
+        skipped += seq - from;
+        seqs.set(jobId, seq);
+      }
+    }
+    this.ctx.metrics.droppedBackpressure += skipped;
+    if (onlyJob === undefined) d.skips!.over = stillOver;
   }
 }

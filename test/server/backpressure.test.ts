@@ -1,6 +1,7 @@
 // A consumer that stops reading must not make the server buffer without bound: uWS skips
 // updates for it beyond maxBackpressure, and when it reads again it still ends on the latest
 // state (the final status included), while a healthy subscriber of the same job sees everything.
+// Every update it never got is counted in pt_ws_dropped_backpressure_total.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Job } from '../../protocol/index.js';
@@ -72,6 +73,22 @@ describe('slow consumer', () => {
     assert.ok(seqs.length < UPDATES, `slow client got ${seqs.length} of ${UPDATES} updates: intermediate ones should be skipped`);
     assert.ok(seqs.every((s, i) => i === 0 || s >= seqs[i - 1]!), 'seq never goes back');
     assert.ok((await metric(server, 'pt_ws_resyncs_total')) >= 1);
+
+    // Every update the stalled client never got is counted: the metric is at least the seqs it
+    // missed, plus the last one (skipped as an update, sent again as the resync). It may also
+    // count updates delivered just before its buffer went over the limit: at most two congestion
+    // checks' worth (the hub checks after every 32 publishes here) each time it went over — the
+    // kernel's growing send buffer can let a stalled socket dip under the limit once or twice.
+    const got = new Set(seqs.filter((q) => q >= 2 && q <= finalSeq));
+    const missed = finalSeq - 1 - got.size;
+    const dropped = await waitFor(async () => {
+      const n = await metric(server, 'pt_ws_dropped_backpressure_total');
+      return n >= missed + 1 ? n : 0;
+    }, 10_000, `pt_ws_dropped_backpressure_total to count the ${missed} updates the stalled client missed`).catch(async (err: Error) => {
+      throw new Error(`${err.message}: it is ${await metric(server, 'pt_ws_dropped_backpressure_total')}`);
+    });
+    console.log(`# backpressure: the stalled client missed ${missed} of ${finalSeq - 1} updates; pt_ws_dropped_backpressure_total = ${dropped}`);
+    assert.ok(dropped <= missed + 1 + 4 * 32, `counted ${dropped} skipped updates for ${missed} missed`);
     await slow.close();
     await fast.close();
   });
