@@ -90,10 +90,23 @@ def test_async_lost_answer_and_429(server: Server, write_token: str, proxy: Faul
         assert loop.time() - started >= 0.7
         assert [a.error.status for a in attempts][-2:] == [429, 503]
         assert (await p.get_job(job.id))["seq"] == 3
-        assert p._http.connections_opened <= 3, "kept alive"
         await p.aclose()
 
     run(main())
+
+
+def test_async_connections_are_kept_alive(server: Server, write_token: str, proxy: FaultProxy) -> None:
+    async def main() -> None:
+        p = AsyncProducer(proxy.url, write_token, retry=FAST)
+        job = await p.create_job("async-keepalive", ["a"])
+        await job.start_step("a")
+        for k in range(1, 20):
+            await job.progress(k / 20)
+        await job.complete()
+        await p.aclose()
+
+    run(main())
+    assert proxy.connections == 1, f"{proxy.connections} connections for 22 requests"
 
 
 def test_async_retry_and_cancel_are_heard(server: Server, write_token: str) -> None:

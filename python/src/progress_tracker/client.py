@@ -565,15 +565,15 @@ async def _awaited(awaitable: Any) -> Any:
 # ---- the control stream (SSE) -----------------------------------------------------------------
 
 
-class _ControlStream(threading.Thread):
+class _ControlStream:
     """``GET /v1/jobs/{id}/stream`` with the producer's token: the job's snapshots and updates,
     and ``control`` messages (retry, cancel). Reconnects with backoff and a fresh token, at once
     when the stream ended because its token expired."""
 
     def __init__(self, producer: Producer, handle: JobHandle) -> None:
-        super().__init__(name=f"progress-tracker-stream-{handle.id}", daemon=True)
         self._producer = producer
-        self._handle = handle
+        self._job = handle
+        self._thread = threading.Thread(target=self.run, name=f"progress-tracker-stream-{handle.id}", daemon=True)
         self._stop_event = threading.Event()
         self._sock: Optional[socket.socket] = None
         self._lock = threading.Lock()
@@ -588,13 +588,16 @@ class _ControlStream(threading.Thread):
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if threading.current_thread() is not self:
-            self.join(2.0)
+        if threading.current_thread() is not self._thread and self._thread.is_alive():
+            self._thread.join(2.0)
+
+    def start(self) -> None:
+        self._thread.start()
 
     def run(self) -> None:
         failures = 0
         base, ceiling = self._producer._stream_backoff
-        tracker = self._handle._tracker
+        tracker = self._job._tracker
         while not self._stop_event.is_set() and not tracker.finished:
             started = time.monotonic()
             try:
@@ -611,14 +614,14 @@ class _ControlStream(threading.Thread):
             except Exception as exc:  # network trouble
                 failures += 1
                 if not self._stop_event.is_set():
-                    self._producer._report(ProducerError("network_error", f"stream for job {self._handle.id}: {exc!r}", retryable=True))
+                    self._producer._report(ProducerError("network_error", f"stream for job {self._job.id}: {exc!r}", retryable=True))
             finally:
                 self.connected.clear()
             if failures:
                 self._stop_event.wait(backoff_delay(failures - 1, base, ceiling))
 
     def _once(self) -> None:
-        handle = self._handle
+        handle = self._job
         token = self._producer._token()
         conn = self._producer._http.connect(STREAM_READ_TIMEOUT)
         try:
