@@ -18,9 +18,9 @@ export class Metrics {
   /** Updates published to job topics (one per change, whatever the number of subscribers). */
   published = 0;
   /**
-   * Updates a congested socket did not get: topic updates uWS skipped for it (counted by seq when
-   * it drains or closes, see ws-hub.ts) and direct sends it refused. Made up for by one
-   * latest-state resend on drain.
+   * Updates a congested socket or SSE stream did not get: topic updates uWS skipped for a socket
+   * (counted by seq when it drains or closes, see ws-hub.ts), direct sends it refused, and updates
+   * not written to a backed-up SSE stream. Made up for by one latest-state resend on drain.
    */
   droppedBackpressure = 0;
   resyncs = 0;
@@ -63,7 +63,7 @@ export class Metrics {
     metric(
       'pt_ws_dropped_backpressure_total',
       'counter',
-      'Updates not sent to sockets over their backpressure limit: every job update uWS skipped for such a socket, by seq, counted when it drains or closes (may include updates delivered just before it went over the limit: at most two congestion checks, which run every second and every 32 publishes or more), and every refused direct send. Each such socket gets the latest state when it drains.',
+      'Updates not sent to sockets over their backpressure limit: every job update uWS skipped for such a socket, by seq, counted when it drains or closes (may include updates delivered just before it went over the limit: at most two congestion checks, which run every second and every 32 publishes or more), every refused direct send, and every update not written to a backed-up SSE stream. Each gets the latest state when it drains.',
       this.droppedBackpressure,
     );
     metric('pt_ws_resyncs_total', 'counter', 'Latest-state resends to sockets that drained after congestion.', this.resyncs);
