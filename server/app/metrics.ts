@@ -63,7 +63,7 @@ export class Metrics {
     metric(
       'pt_ws_dropped_backpressure_total',
       'counter',
-      'Updates not sent to sockets over their backpressure limit: every job update uWS skipped for such a socket, by seq, counted when it drains or closes (may include updates delivered just before it went over the limit: at most two congestion checks, which run every second and every 32 publishes or more), every refused direct send, and every update not written to a backed-up SSE stream. Each gets the latest state when it drains.',
+      'Updates not sent to sockets over their backpressure limit: every job update uWS skipped for such a socket, by seq, counted when it drains or closes (congestion checks run every second and every 32 publishes or more: updates delivered up to two checks before a socket went over the limit may be included, and a congestion that starts and ends between two checks is not seen), every refused direct send, and every update not written to a backed-up SSE stream. Each gets the latest state when it drains.',
       this.droppedBackpressure,
     );
     metric('pt_ws_resyncs_total', 'counter', 'Latest-state resends to sockets that drained after congestion.', this.resyncs);

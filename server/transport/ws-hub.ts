@@ -30,9 +30,11 @@
  * the previous check (the socket was not over the limit then, or that check would have found it)
  * and never below what was counted for it before. At each drain callback, and when it closes or
  * unsubscribes, every seq published since is counted; counting stops once the buffer is back
- * under the limit. So every skipped update is counted; updates delivered between that earlier
- * check and the moment the buffer went over the limit (at most two check periods' publishes) may
- * be counted too. Each publish costs a Map lookup.
+ * under the limit. So every update skipped while a socket is over the limit at a check is
+ * counted, and updates delivered between that earlier check and the moment the buffer went over
+ * the limit (at most two check periods' publishes) may be counted too. A congestion that starts
+ * and ends between two checks (fewer than 32 publishes, under a second) goes unseen. Each publish
+ * costs a Map lookup.
  *
  * Limits: frames larger than maxMessageBytes close with 1009 (uWS's own maxPayloadLength is set
  * far higher because uWS would drop such a frame with a bare 1006), 100 subscriptions per socket,
