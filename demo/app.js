@@ -124,6 +124,8 @@ function createTracker(jobId, token, item, number) {
   el.setAttribute('label', `Generation #${number}`);
   el.setAttribute('lang', navigator.language || 'en');
   el.toggleAttribute('notify', true);
+  // A Cancel button while the job runs (demo tokens carry progress:cancel), with an inline confirmation.
+  el.toggleAttribute('cancelable', true);
   el.steps = STAGES;
   el.tokenProvider = () => freshToken(jobId);
   const log = item.querySelector('.job-log');
@@ -134,14 +136,32 @@ function createTracker(jobId, token, item, number) {
   });
   el.addEventListener('progress-error', (e) => {
     // The tracker shows the error itself; say what the demo producer is doing meanwhile.
-    if (e.detail?.job?.status !== 'failed') return;
+    const job = e.detail?.job;
+    if (job?.status === 'canceled') {
+      setState(
+        item,
+        'canceled',
+        log,
+        job.error?.code === 'cancel_timeout'
+          ? 'Canceled: the producer did not stop within the grace period, so the server ended the job.'
+          : 'Canceled: the producer stopped and ended the job.',
+      );
+    }
+    if (job?.status !== 'failed') return;
     setState(item, 'failed', log, 'The producer is waiting for a retry (it listens for the server’s control message).');
   });
   el.addEventListener('progress-retry', () =>
     setState(item, 'running', log, 'Retry sent: the producer resumes from the failed stage; completed stages stay done.'),
   );
   el.addEventListener('progress-update', (e) => {
-    if (e.detail?.status === 'running' || e.detail?.status === 'queued') item.dataset.state = 'running';
+    const job = e.detail;
+    if (job?.status !== 'running' && job?.status !== 'queued') return;
+    item.dataset.state = 'running';
+    if (job.cancelRequested && !log.dataset.cancel) {
+      log.dataset.cancel = 'sent';
+      log.textContent =
+        'Cancel sent: the server marks the job and tells the producer (a control message); the job ends as canceled once the producer stops, or after the server’s grace period.';
+    }
   });
   return el;
 }

@@ -17,12 +17,19 @@ export interface ProgressRetryDetail {
   job: Job | undefined;
 }
 
+export interface ProgressCancelDetail {
+  jobId: string;
+  job: Job | undefined;
+}
+
 export interface ProgressEventDetails {
   'progress-update': Job;
   'progress-complete': Job;
   'progress-error': ProgressErrorInfo;
   /** Cancelable: call preventDefault() to handle the retry yourself. */
   'progress-retry': ProgressRetryDetail;
+  /** Cancelable: call preventDefault() to confirm in your own dialog (then call `el.cancel()`). */
+  'progress-cancel': ProgressCancelDetail;
   'progress-connection': ConnectionState;
 }
 
@@ -53,6 +60,7 @@ declare global {
     'progress-complete': CustomEvent<Job>;
     'progress-error': CustomEvent<ProgressErrorInfo>;
     'progress-retry': CustomEvent<ProgressRetryDetail>;
+    'progress-cancel': CustomEvent<ProgressCancelDetail>;
     'progress-connection': ProgressConnectionEvent;
   }
 }

@@ -38,6 +38,18 @@ export interface Messages {
   /** The Retry button while the server has not answered yet. */
   retrying: string;
   failedStep: (label: string) => string;
+  /** The Cancel button (`cancelable`). */
+  cancel: string;
+  /** The bar, the running step and the Cancel button while the cancel is under way. */
+  canceling: string;
+  /** The inline confirmation: its question and its two buttons. */
+  cancelQuestion: string;
+  cancelConfirm: string;
+  cancelKeep: string;
+  /** The server refused the cancel (e.g. a token without `progress:cancel`). */
+  cancelFailed: (message: string) => string;
+  /** Live region: the job ended canceled. */
+  announceCanceled: string;
   defaultLabel: string;
   /** `<notification-badge>` accessible name. */
   jobsFinished: (count: number, formatted: string, plural: Intl.LDMLPluralRule) => string;
@@ -78,6 +90,13 @@ export const defaultMessages: Messages = {
   retryStep: (label) => `Retry from “${label}”`,
   retrying: 'Retrying…',
   failedStep: (label) => `Failed at “${label}”`,
+  cancel: 'Cancel',
+  canceling: 'Canceling…',
+  cancelQuestion: 'Cancel this job?',
+  cancelConfirm: 'Cancel job',
+  cancelKeep: 'Keep running',
+  cancelFailed: (m) => `Could not cancel: ${m}`,
+  announceCanceled: 'Job canceled',
   defaultLabel: 'Job progress',
   // Starts with the visible count, so the accessible name matches what is seen (WCAG 2.5.3).
   jobsFinished: (_count, formatted, plural) => `${formatted} ${plural === 'one' ? 'job' : 'jobs'} finished`,

@@ -20,6 +20,6 @@ export { ConnectionController } from './connection-controller.js';
 export { FinishTimeSmoother, estimateProgress, MAX_ESTIMATED_PROGRESS } from './estimate.js';
 export { defaultMessages, formatDuration, formatRemaining, type Messages } from './format.js';
 export { requestNotificationPermission, notifyIfHidden } from './notifications.js';
-export type { ProgressConnectionEvent, ProgressEventDetails, ProgressRetryDetail } from './events.js';
+export type { ProgressCancelDetail, ProgressConnectionEvent, ProgressEventDetails, ProgressRetryDetail } from './events.js';
 export { defineProgressTracker } from './registry.js';
 export type { Job, Step, Eta, JobStatus, StepStatus } from '../protocol/index.js';

@@ -58,7 +58,7 @@ export interface ProgressClientEvents {
   update: (job: Job) => void;
   /** The job completed. */
   complete: (job: Job) => void;
-  /** The job failed or was canceled, or the server refused a request (auth, not found, retry). */
+  /** The job failed or was canceled, or the server refused a request (auth, not found, retry, cancel). */
   error: (error: ProgressErrorInfo) => void;
   /** The state or the transport changed (a move between WebSocket and SSE keeps `live`). */
   connection: (state: ConnectionState, transport: ConnectionTransport) => void;
@@ -316,6 +316,18 @@ export class ProgressClient {
   }
 
   /**
+   * Ask the server to cancel the job (scope `progress:cancel`): `{"type":"cancel"}` on the live
+   * socket, else `POST /v1/jobs/{id}/cancel`. The job then carries `cancelRequested` (a new seq,
+   * same status) until its producer — or the server, after its grace period — ends it
+   * `canceled`. A refusal (no scope, `already_finished`) comes back as an `error` event.
+   */
+  async cancel(reason?: string): Promise<void> {
+    const body = reason === undefined ? {} : { reason };
+    if (this.socketLive) this.send({ type: 'cancel', jobId: this.jobId, ...body });
+    else await this.post('cancel', body);
+  }
+
+  /**
    * Feed a job state from elsewhere (a server-rendered snapshot, an app's own transport).
    * Returns whether it was newer than the state already shown and was emitted.
    */
@@ -569,24 +581,26 @@ export class ProgressClient {
   }
 
   private async retryOverHttp(step?: string): Promise<void> {
+    await this.post('retry', step ? { step } : {});
+  }
+
+  /** `POST /v1/jobs/{id}/retry|cancel`; a refusal or a network error is emitted as `error`. */
+  private async post(action: 'retry' | 'cancel', body: object): Promise<void> {
     const base = this.apiBase;
     const token = await this.token();
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
     if (token) headers.Authorization = `Bearer ${token}`;
+    let error: ProgressErrorInfo;
     try {
-      const res = await fetch(`${base}/v1/jobs/${encodeURIComponent(this.jobId)}/retry`, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify(step ? { step } : {}),
-      });
-      if (!res.ok) {
-        this.retryInFlight = false;
-        const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-        this.emitter.emit('error', { code: body.error?.code ?? `http_${res.status}`, message: body.error?.message ?? `Retry failed (HTTP ${res.status})` });
-      }
+      const res = await fetch(`${base}/v1/jobs/${encodeURIComponent(this.jobId)}/${action}`, { method: 'POST', headers, body: JSON.stringify(body) });
+      if (res.ok) return;
+      const answer = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+      const what = action === 'retry' ? 'Retry' : 'Cancel';
+      error = { code: answer.error?.code ?? `http_${res.status}`, message: answer.error?.message ?? `${what} failed (HTTP ${res.status})` };
     } catch (err) {
-      this.retryInFlight = false;
-      this.emitter.emit('error', { code: 'network', message: err instanceof Error ? err.message : String(err) });
+      error = { code: 'network', message: err instanceof Error ? err.message : String(err) };
     }
+    if (action === 'retry') this.retryInFlight = false;
+    this.emitter.emit('error', error);
   }
 }

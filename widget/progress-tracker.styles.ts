@@ -81,6 +81,9 @@ export const styles = css`
   .card--canceled .indicator {
     background: var(--_danger);
   }
+  .card--canceling .indicator {
+    background: var(--_muted);
+  }
   .bar--indeterminate .indicator {
     animation: slide 1.4s ease-in-out infinite;
   }
@@ -224,6 +227,10 @@ export const styles = css`
   .step--pending .step-label {
     color: var(--_muted);
   }
+  .step--canceled {
+    border-style: dashed;
+    border-width: 2px;
+  }
   .spin {
     animation: spin 1s linear infinite;
   }
@@ -253,20 +260,37 @@ export const styles = css`
     margin: 0;
     font-size: 0.875rem;
   }
-  .retry {
+  .actions {
+    display: flex;
+    flex-wrap: wrap;
+    align-items: center;
+    justify-content: flex-end;
+    gap: calc(var(--_gap) / 2);
+  }
+  .cancel-error {
+    color: var(--_danger);
+  }
+  button {
     font: inherit;
     padding: 0.35rem 0.9rem;
     border-radius: var(--_radius);
-    border: 1px solid var(--_danger);
-    background: var(--_danger);
-    color: var(--_bg);
+    border: 1px solid var(--_border);
+    background: transparent;
+    color: var(--_fg);
     cursor: pointer;
   }
-  .retry[aria-disabled='true'] {
+  .retry,
+  .confirm {
+    border-color: var(--_danger);
+    background: var(--_danger);
+    color: var(--_bg);
+  }
+  [aria-disabled='true'] {
     cursor: progress;
     opacity: 0.75;
   }
-  .retry:focus-visible {
+  button:focus-visible,
+  .bar:focus-visible {
     outline: 2px solid var(--_accent);
     outline-offset: 2px;
   }
@@ -382,7 +406,7 @@ export const styles = css`
     .step--running {
       border-color: Highlight;
     }
-    .retry {
+    button {
       border-color: ButtonText;
       background: ButtonFace;
       color: ButtonText;

@@ -15,8 +15,8 @@ import type { ConnectionState, ConnectionTransport, ProgressClient, ProgressClie
 import { styles } from './progress-tracker.styles.js';
 import { stepCard, stepIcon } from './step-card.js';
 
-/** How long the Retry button waits for the server's answer before it can be pressed again. */
-const RETRY_ANSWER_TIMEOUT_MS = 15_000;
+/** How long the Retry and Cancel buttons wait for the server's answer before they can be pressed again. */
+const ANSWER_TIMEOUT_MS = 15_000;
 
 export interface StepSpec {
   id: string;
@@ -26,7 +26,8 @@ export interface StepSpec {
 /**
  * @tagname progress-tracker
  * @summary A live, accessible view of a long-running job: step cards, an overall progress
- * bar with a steady ETA, skeleton content while running, errors with retry.
+ * bar with a steady ETA, skeleton content while running, errors with retry, and (`cancelable`)
+ * a Cancel button with an inline confirmation.
  *
  * @attr job - The job id to follow.
  * @attr src - WebSocket URL of the server's `/v1/ws`; several (space- or comma-separated) for failover, tried in turn.
@@ -35,6 +36,7 @@ export interface StepSpec {
  * @attr steps - JSON `[{"id","label"}]` so step cards render before the first snapshot.
  * @attr label - Accessible name of the tracker (default "Job progress").
  * @attr notify - Show a system notification when the job ends while the page is hidden.
+ * @attr cancelable - Show a Cancel button while the job is queued or running (the token needs `progress:cancel`).
  * @attr lang - Language for all text (default: inherited from the page).
  *
  * @slot - Content revealed (with a transition) when the job completes.
@@ -44,6 +46,7 @@ export interface StepSpec {
  * @fires progress-complete - The job completed. `detail`: the Job.
  * @fires progress-error - The job failed or was canceled, or the server refused a request. `detail`: {code, message, step?, job?}.
  * @fires progress-retry - The user pressed Retry. Cancelable: `preventDefault()` to handle the retry yourself. `detail`: {jobId, step, job}.
+ * @fires progress-cancel - The user pressed Cancel. Cancelable: `preventDefault()` to confirm in your own dialog, then call `cancel()`; otherwise the inline confirmation opens. `detail`: {jobId, job}.
  * @fires progress-connection - The connection state or transport changed. `detail`: 'connecting' | 'live' | 'reconnecting' | 'polling' | 'offline' | 'closed'; the event's `transport`: 'websocket' | 'sse' | 'polling' | 'none'.
  *
  * @csspart card - The outer container.
@@ -55,7 +58,7 @@ export interface StepSpec {
  * @csspart estimate - The "estimate" tag shown while offline.
  * @csspart connection - The connection indicator (`data-state`, `data-transport`).
  * @csspart steps - The list of step cards.
- * @csspart step - One step card (also `step-completed`, `step-running`, `step-pending`, `step-failed`).
+ * @csspart step - One step card (also `step-completed`, `step-running`, `step-pending`, `step-failed`; `step-canceling` on the running step while a cancel is under way, `step-canceled` on the step a cancel stopped).
  * @csspart step-number - The step's number.
  * @csspart step-icon - The step's state icon.
  * @csspart step-label - The step's label.
@@ -65,6 +68,12 @@ export interface StepSpec {
  * @csspart error - The failure panel.
  * @csspart error-message - The server's error message.
  * @csspart retry - The Retry button.
+ * @csspart cancel - The Cancel button (`cancelable`).
+ * @csspart cancel-confirmation - The inline confirmation (role=group) that replaces the Cancel button.
+ * @csspart cancel-question - The confirmation's question ("Cancel this job?").
+ * @csspart cancel-confirm - The confirmation's button that sends the cancel.
+ * @csspart cancel-keep - The confirmation's "Keep running" button.
+ * @csspart cancel-error - Why the server refused the cancel, next to the Cancel button.
  * @csspart body - The region holding skeleton and content.
  * @csspart skeleton - The skeleton wrapper.
  * @csspart content - The default-slot wrapper.
@@ -110,6 +119,8 @@ export class ProgressTracker extends LitElement {
   steps: StepSpec[] | undefined;
   @property() label = '';
   @property({ type: Boolean, reflect: true }) notify = false;
+  /** Show a Cancel button while the job is queued or running; the token decides whether the server accepts it. */
+  @property({ type: Boolean, reflect: true }) cancelable = false;
   /**
    * Observes the native `lang` attribute (re-render on change) without replacing the native
    * property: a Lit `lang` property would reflect `lang=""` and cut the page's language off.
@@ -129,6 +140,10 @@ export class ProgressTracker extends LitElement {
   @state() private _notice: ProgressErrorInfo | undefined;
   @state() private _hasContent = false;
   @state() private _hasSkeleton = false;
+  /** The inline cancel confirmation is open. */
+  @state() private _confirming = false;
+  /** The server's refusal of the last cancel, shown next to the Cancel button. */
+  @state() private _cancelError: string | undefined;
 
   private readonly smoother = new FinishTimeSmoother();
   private receivedAt = 0;
@@ -136,6 +151,10 @@ export class ProgressTracker extends LitElement {
   private ticker: ReturnType<typeof setInterval> | undefined;
   private readonly announcer = new LiveAnnouncer(this);
   private wasLive = false;
+  /** Focus after the next render: a control by class (the confirmation's flow). */
+  private focusNext: 'cancel' | 'keep' | undefined;
+  /** What had focus in the shadow root before this render. */
+  private hadFocus: Element | null = null;
 
   private readonly connection = new ConnectionController(
     this,
@@ -147,9 +166,15 @@ export class ProgressTracker extends LitElement {
         if (this.notify) notifyIfHidden({ title: this.m.notificationDone(this.accessibleName), tag: job.id });
       },
       error: (info) => {
-        if (!info.job) this._notice = info;
+        const m = this.m;
+        // A refusal while a cancel awaits its answer is the cancel's: shown next to its button.
+        const cancelRefused = !info.job && this.cancelTask.status === TaskStatus.PENDING;
+        if (cancelRefused) this._cancelError = info.message;
+        else if (!info.job) this._notice = info;
         emit(this, 'progress-error', info);
-        this.announce(this.m.announceFailed(info.message));
+        this.announce(
+          cancelRefused ? m.cancelFailed(info.message) : info.job?.status === 'canceled' ? m.announceCanceled : m.announceFailed(info.message),
+        );
         if (info.job && this.notify) notifyIfHidden({ title: this.m.notificationFailed(this.accessibleName), body: info.message, tag: info.job.id });
       },
       connection: (state, transport) => this.onConnection(state, transport),
@@ -221,6 +246,7 @@ export class ProgressTracker extends LitElement {
   }
 
   protected override willUpdate(changed: PropertyValues<this>): void {
+    this.hadFocus = (this.renderRoot as ShadowRoot).activeElement;
     // A different job: forget the old one's state. (Lit runs willUpdate before the controllers'
     // hostUpdate, so the connection's new client is seeded from the state kept here, not the old job's.)
     if (changed.has('job') && this._job && this._job.id !== this.job) {
@@ -233,6 +259,27 @@ export class ProgressTracker extends LitElement {
 
   protected override updated(): void {
     this.updateTicker();
+    // Focus never falls back to the page: it goes where the confirmation flow asks, and when the
+    // focused control is gone (Cancel once the cancel is under way, Retry once the job runs
+    // again), to the bar, whose value says what happened.
+    const root = this.renderRoot as ShadowRoot;
+    const want = this.focusNext ?? (this.hadFocus && !this.hadFocus.isConnected ? 'bar' : undefined);
+    this.focusNext = undefined;
+    if (want) (root.querySelector<HTMLElement>(`.${want}`) ?? root.querySelector<HTMLElement>('.bar'))?.focus();
+  }
+
+  /** Resolves once the server answered a request: a state `accepted` says so, a refusal, or 15 s. */
+  private answered(client: ProgressClient, accepted: (job: Job) => boolean, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        offs.forEach((off) => off());
+        clearTimeout(timer);
+        resolve();
+      };
+      const offs = [client.on('update', (job) => accepted(job) && done()), client.on('error', (e) => !e.job && done())];
+      const timer = setTimeout(done, ANSWER_TIMEOUT_MS);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   /**
@@ -245,23 +292,70 @@ export class ProgressTracker extends LitElement {
     task: async ([step]: [string | undefined], { signal }) => {
       const client = this.connection.client;
       if (!client) return;
-      const answered = new Promise<void>((resolve) => {
-        const done = () => {
-          offs.forEach((off) => off());
-          clearTimeout(timer);
-          resolve();
-        };
-        const offs = [
-          client.on('update', (job) => job.status !== 'failed' && done()),
-          client.on('error', (e) => !e.job && done()),
-        ];
-        const timer = setTimeout(done, RETRY_ANSWER_TIMEOUT_MS);
-        signal.addEventListener('abort', done, { once: true });
-      });
+      const answered = this.answered(client, (job) => job.status !== 'failed', signal);
       await client.retry(step);
       await answered;
     },
   });
+
+  /**
+   * The cancel, from Confirm (or `cancel()`) until the server answers: the job carries
+   * `cancelRequested` or has ended, or the request is refused, or 15 s pass. While pending the
+   * Cancel button says "Canceling…" and ignores presses.
+   */
+  private readonly cancelTask = new Task(this, {
+    autoRun: false,
+    task: async ([reason]: [string | undefined], { signal }) => {
+      const client = this.connection.client;
+      if (!client) return;
+      const answered = this.answered(client, (job) => !!job.cancelRequested || isTerminal(job.status), signal);
+      await client.cancel(reason);
+      await answered;
+    },
+  });
+
+  /**
+   * Cancel the job without asking: what Confirm does, and what an app calls after its own
+   * confirmation when it prevented `progress-cancel`. Works without `cancelable` (that only shows
+   * the button); the token needs `progress:cancel`. A refusal is shown next to the Cancel button
+   * and fired as `progress-error`. Resolves once the server has answered (or after 15 s).
+   */
+  async cancel(reason?: string): Promise<void> {
+    const job = this._job;
+    if (this.cancelTask.status === TaskStatus.PENDING || (job?.cancelRequested && !isTerminal(job.status))) return;
+    this._confirming = false;
+    this._cancelError = undefined;
+    await this.cancelTask.run([reason]);
+  }
+
+  /** The Cancel button: `progress-cancel`, then (not prevented) the inline confirmation. */
+  private askCancel(): void {
+    if (this.cancelTask.status === TaskStatus.PENDING) return;
+    const job = this._job;
+    this._cancelError = undefined;
+    if (emit(this, 'progress-cancel', { jobId: this.job || job?.id || '', job }, true)) {
+      this._confirming = true;
+      this.focusNext = 'keep';
+    }
+  }
+
+  private confirmCancel(): void {
+    this.focusNext = 'cancel';
+    void this.cancel();
+  }
+
+  private keepRunning(): void {
+    this._confirming = false;
+    this.focusNext = 'cancel';
+  }
+
+  private onConfirmationKey(e: KeyboardEvent): void {
+    if (e.key !== 'Escape') return;
+    // Consumed: an Escape meant for the confirmation must not also close a dialog around it.
+    e.preventDefault();
+    e.stopPropagation();
+    this.keepRunning();
+  }
 
   /** Retry the failed job from its failed step (what the Retry button does). */
   retry(): void {
@@ -283,6 +377,10 @@ export class ProgressTracker extends LitElement {
     if (isTerminal(job.status)) this.smoother.reset();
     else this.smoother.update(job.eta, now);
     if (!isTerminal(job.status)) this._notice = undefined;
+    if (job.cancelRequested || isTerminal(job.status)) {
+      this._confirming = false;
+      this._cancelError = undefined;
+    }
     emit(this, 'progress-update', job);
     const index = currentStepIndex(job);
     const prevIndex = prev ? currentStepIndex(prev) : 0;
@@ -290,6 +388,7 @@ export class ProgressTracker extends LitElement {
     if (job.status === 'running' && step && (index !== prevIndex || prev?.status !== 'running')) {
       this.announce(this.m.announceStep(step.label, index, job.steps.length));
     }
+    if (job.cancelRequested && !prev?.cancelRequested && !isTerminal(job.status)) this.announce(this.m.canceling);
   }
 
   private onConnection(state: ConnectionState, transport: ConnectionTransport): void {
@@ -344,12 +443,14 @@ export class ProgressTracker extends LitElement {
     const now = this.clock();
     const ended = !!job && isTerminal(job.status);
     const offline = this._connection === 'offline';
+    // Asked to cancel, still running: the producer is stopping, so the bar no longer glides on.
+    const canceling = !!job?.cancelRequested && !ended;
 
     let progress = 0;
     let remainingMs: number | null = null;
     if (job) {
       const est = estimateProgress(job, this.receivedAt, this.smoother.finishAt, now);
-      progress = job.status === 'completed' ? 1 : Math.max(this.shownProgress, est.progress);
+      progress = job.status === 'completed' ? 1 : Math.max(this.shownProgress, canceling ? job.progress : est.progress);
       if (job.status === 'running') this.shownProgress = progress;
       remainingMs = est.remainingMs;
     }
@@ -364,6 +465,7 @@ export class ProgressTracker extends LitElement {
     }
     else if (job.status === 'failed') etaText = m.failed;
     else if (job.status === 'canceled') etaText = m.canceled;
+    else if (canceling) etaText = m.canceling;
     else if (remainingMs === null) etaText = job.status === 'queued' ? m.waiting : m.estimating;
     else {
       const eta = job.eta;
@@ -391,12 +493,13 @@ export class ProgressTracker extends LitElement {
     const connectionText = ended ? '' : offline && !job ? m.unreachable : m.connection[this._connection];
 
     return html`
-      <div part="card" class=${classMap({ card: true, [`card--${job?.status ?? 'loading'}`]: true })}>
+      <div part="card" class=${classMap({ card: true, [`card--${job?.status ?? 'loading'}`]: true, 'card--canceling': canceling })}>
         <div part="header" class="header">
           <div
             part="bar"
             class=${classMap({ bar: true, 'bar--indeterminate': !job })}
             role="progressbar"
+            tabindex="-1"
             aria-label=${this.accessibleName}
             aria-valuemin="0"
             aria-valuemax="100"
@@ -421,9 +524,12 @@ export class ProgressTracker extends LitElement {
         </div>
         ${steps.length
           ? html`<ol part="steps" class="steps">
-              ${steps.map((s, i) => stepCard(s, i, steps.length, job?.status === 'running' && i + 1 === stepIndex, lang, m))}
+              ${steps.map((s, i) =>
+                stepCard(s, i, steps.length, job?.status === 'running' && i + 1 === stepIndex, lang, m, canceling ? 'canceling' : job?.status === 'canceled' ? 'canceled' : undefined),
+              )}
             </ol>`
           : nothing}
+        ${this.cancelable && job && !ended && !canceling ? this.renderCancel() : nothing}
         ${job && (job.status === 'failed' || job.status === 'canceled') ? this.renderFailure(job, failedStep) : nothing}
         ${this._notice && !(job && job.status === 'failed')
           ? html`<p part="error" class="notice" role="alert"><span part="error-message">${this._notice.message}</span></p>`
@@ -452,11 +558,14 @@ export class ProgressTracker extends LitElement {
     const stepLabel = failedStep?.label;
     // Focus stays on the button while the retry is under way (aria-disabled, not disabled).
     const retrying = this.retryTask.status === TaskStatus.PENDING;
-    return html`<div part="error" class="error" role="group" aria-label=${job.status === 'failed' ? m.failed : m.canceled}>
-      <span class="error-icon" aria-hidden="true">${stepIcon('failed')}</span>
+    const canceled = job.status === 'canceled';
+    // The server's own end of a cancel (cancel_timeout) says nothing a user needs: "Canceled".
+    const message = canceled && (!error || error.code === 'cancel_timeout') ? m.canceled : (error?.message ?? m.failed);
+    return html`<div part="error" class="error" role="group" aria-label=${canceled ? m.canceled : m.failed}>
+      <span class="error-icon" aria-hidden="true">${stepIcon(canceled ? 'canceled' : 'failed')}</span>
       <div class="error-text">
         ${stepLabel ? html`<strong class="error-step">${m.failedStep(stepLabel)}</strong>` : nothing}
-        <span part="error-message" class="error-message">${error?.message ?? (job.status === 'canceled' ? m.canceled : m.failed)}</span>
+        <span part="error-message" class="error-message">${message}</span>
       </div>
       ${retryable
         ? html`<button
@@ -470,6 +579,27 @@ export class ProgressTracker extends LitElement {
           </button>`
         : nothing}
     </div>`;
+  }
+
+  /** The Cancel button (with the server's refusal, if any), or in its place the inline confirmation. */
+  private renderCancel(): TemplateResult {
+    const m = this.m;
+    // Kept on few lines: whitespace inside templates is not minified and the bundle has a budget.
+    if (this._confirming) {
+      return html`<div part="cancel-confirmation" class="actions" role="group" aria-labelledby="cancel-question" @keydown=${this.onConfirmationKey}
+        ><span part="cancel-question" id="cancel-question">${m.cancelQuestion}</span
+        ><button part="cancel-confirm" class="confirm" type="button" @click=${this.confirmCancel}>${m.cancelConfirm}</button
+        ><button part="cancel-keep" class="keep" type="button" @click=${this.keepRunning}>${m.cancelKeep}</button></div
+      >`;
+    }
+    // Focus stays on the button while the cancel is under way (aria-disabled, not disabled).
+    const pending = this.cancelTask.status === TaskStatus.PENDING;
+    const refusal = this._cancelError;
+    return html`<div class="actions"
+      >${refusal ? html`<span part="cancel-error" id="cancel-error" class="cancel-error">${m.cancelFailed(refusal)}</span>` : nothing}<button
+        part="cancel" class="cancel" type="button" aria-disabled=${pending ? 'true' : 'false'} aria-describedby=${refusal ? 'cancel-error' : nothing} @click=${this.askCancel}
+      >${pending ? m.canceling : m.cancel}</button></div
+    >`;
   }
 }
 
