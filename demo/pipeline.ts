@@ -1,7 +1,8 @@
 /**
  * The demo producer: a simulated five-stage generation pipeline that reports its progress with
  * the producer SDK only (no server internals), exactly as a backend team would. The demo server
- * calls `startDemoJob` from `POST /demo/jobs`.
+ * calls `startDemoJob` from `POST /demo/jobs`. A user's Cancel stops it at once: every wait of
+ * the work loop listens to `job.signal`, and the run then ends the job as `canceled`.
  */
 import { createProducer, isProducerError, type JobHandle, type RetryControl } from '../producer/index.js';
 
@@ -85,8 +86,11 @@ export interface DemoJobOptions {
   onError?: (err: unknown) => void;
 }
 
-/** How the background run ended. */
-export type DemoOutcome = 'completed' | 'abandoned' | 'aborted' | 'error';
+/**
+ * How the background run ended: `canceled` when someone canceled the job (the run stopped and
+ * ended it as canceled), `aborted` when `signal` stopped it (the job is left as it is).
+ */
+export type DemoOutcome = 'completed' | 'canceled' | 'abandoned' | 'aborted' | 'error';
 
 export interface DemoJob {
   jobId: string;
@@ -97,7 +101,8 @@ export interface DemoJob {
 /**
  * Creates a `generation` job and resolves as soon as the server has it; the pipeline then runs
  * in the background. With `fail`, the implementation stage fails part-way with a retryable
- * error, and the run resumes from that stage when someone retries.
+ * error, and the run resumes from that stage when someone retries. When someone cancels the
+ * job, the run stops at once and ends it as `canceled`.
  */
 export async function startDemoJob(opts: DemoJobOptions): Promise<DemoJob> {
   const speed = opts.speed ?? 1;
@@ -140,48 +145,69 @@ export async function startDemoJob(opts: DemoJobOptions): Promise<DemoJob> {
 }
 
 async function run(job: JobHandle, opts: DemoJobOptions & { speed: number }): Promise<DemoOutcome> {
-  const { signal, speed } = opts;
+  const { speed } = opts;
+  // Reading job.signal starts listening for a cancel right away (and catches one made already).
+  // A retry starts a new run with a new signal, so it is read again for every stretch of work.
+  const working = () => (opts.signal ? AbortSignal.any([opts.signal, job.signal]) : job.signal);
+  let signal = working();
+  const stopWaiting = new AbortController();
   let failurePending = Boolean(opts.fail);
   let from = 0;
-  while (from < DEMO_STAGES.length) {
-    const stage = DEMO_STAGES[from]!;
-    const failAt = failurePending && stage.id === DEMO_FAILING_STAGE ? between(0.35, 0.65) : undefined;
-    // Listen before failing, so the retry cannot slip past us.
-    const retry = failAt === undefined ? undefined : waitForRetry(job, opts);
-    const reached = await runStage(job, stage, speed, failAt, signal);
-    if (reached === 'done') {
-      from++;
-      continue;
+  try {
+    while (from < DEMO_STAGES.length) {
+      const stage = DEMO_STAGES[from]!;
+      const failAt = failurePending && stage.id === DEMO_FAILING_STAGE ? between(0.35, 0.65) : undefined;
+      // Listen before failing, so the retry cannot slip past us.
+      const retry = failAt === undefined ? undefined : waitForRetry(job, opts, AbortSignal.any([stopWaiting.signal, signal]));
+      const reached = await runStage(job, stage, speed, failAt, signal);
+      if (reached === 'done') {
+        from++;
+        continue;
+      }
+      failurePending = false;
+      await job.failStep({
+        code: 'model_timeout',
+        message: `The code model did not answer in time while ${reached.toLowerCase()}. Retrying usually helps.`,
+        retryable: true,
+      });
+      const control = await retry!;
+      signal.throwIfAborted(); // a cancel that came before the failure, heard while waiting
+      if (!control) return 'abandoned';
+      const index = DEMO_STAGES.findIndex((s) => s.id === control.step);
+      from = index >= 0 ? index : from;
+      signal = working();
     }
-    failurePending = false;
-    await job.failStep({
-      code: 'model_timeout',
-      message: `The code model did not answer in time while ${reached.toLowerCase()}. Retrying usually helps.`,
-      retryable: true,
+    signal.throwIfAborted(); // canceled during the last step's end: honour it rather than complete
+    await job.complete({
+      message: 'Generation finished',
+      result: { files: 5 + Math.floor(Math.random() * 8), summary: 'Generated, checked and published.' },
     });
-    const control = await retry!;
-    if (!control) return signal?.aborted ? 'aborted' : 'abandoned';
-    const index = DEMO_STAGES.findIndex((s) => s.id === control.step);
-    from = index >= 0 ? index : from;
+    return 'completed';
+  } catch (err) {
+    if (!isProducerError(err, 'canceled') || opts.signal?.aborted) throw err;
+    // Someone canceled the job: the work stopped at its current wait; tell the server it stopped.
+    const reason = job.cancelRequested?.reason;
+    await job.cancel({ message: reason ? `Canceled: ${reason}` : 'Canceled' }).catch((e: unknown) => {
+      if (!isProducerError(e, 'job_finished')) throw e; // already ended (the server's grace period ran out)
+    });
+    return 'canceled';
+  } finally {
+    stopWaiting.abort();
   }
-  await job.complete({
-    message: 'Generation finished',
-    result: { files: 5 + Math.floor(Math.random() * 8), summary: 'Generated, checked and published.' },
-  });
-  return 'completed';
 }
 
-/** Resolves with the retry, or undefined when the wait times out or the run is aborted. */
-function waitForRetry(job: JobHandle, opts: DemoJobOptions): Promise<RetryControl | undefined> {
+/** Resolves with the retry, or undefined when the wait times out, the run stops or is aborted. */
+function waitForRetry(job: JobHandle, opts: DemoJobOptions, stop: AbortSignal): Promise<RetryControl | undefined> {
   const timeout = AbortSignal.timeout(opts.retryWaitMs ?? 15 * 60_000);
-  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+  const signal = AbortSignal.any([stop, timeout, ...(opts.signal ? [opts.signal] : [])]);
   return job.nextRetry({ signal }).catch(() => undefined);
 }
 
 /**
  * Runs one stage: its tasks take random shares of the work and of the time, so progress speeds
  * up and slows down like a real pipeline's, with an occasional stall. Returns 'done', or the
- * task it was on when it reached `failAt`.
+ * task it was on when it reached `failAt`; rejects with `signal`'s reason as soon as it aborts
+ * (a cancel, or the server shutting down).
  */
 async function runStage(
   job: JobHandle,
@@ -193,6 +219,7 @@ async function runStage(
   const totalMs = (between(...stage.seconds) * 1000) / speed;
   const work = shares(stage.tasks.length);
   const time = shares(stage.tasks.length);
+  signal?.throwIfAborted();
   await job.startStep(stage.id, { message: stage.tasks[0] });
   let done = 0;
   for (const [i, task] of stage.tasks.entries()) {

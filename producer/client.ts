@@ -1,8 +1,8 @@
 /**
  * The Producer: the SDK's entry point, holding what a process shares across its jobs (the HTTP
- * context, the `onRetry` WebSockets, the open JobHandles). It implements JobTransport for its
- * handles, so job-handle.ts never imports this file and the SDK's imports have no cycle (only
- * index.ts imports client.ts). Like every file here, it imports nothing outside producer/ but
+ * context, the control WebSockets behind `onRetry` and `onCancel`, the open JobHandles). It
+ * implements JobTransport for its handles, so job-handle.ts never imports this file and the SDK's
+ * imports have no cycle (only index.ts imports client.ts). Like every file here, it imports nothing outside producer/ but
  * protocol/, Node built-ins and `ws`: the SDK ships without the server.
  */
 import { randomUUID } from 'node:crypto';
@@ -16,7 +16,9 @@ import {
 } from '../protocol/index.js';
 import {
   ControlSocket,
+  type CancelHandler,
   type ConnectionState,
+  type ControlListener,
   type RetryControl,
   type RetryHandler,
   type Unsubscribe,
@@ -38,7 +40,7 @@ export interface ProducerOptions {
    * token (cache it yourself: it is called often). Use instead of `token`.
    */
   tokenProvider?: () => string | Promise<string>;
-  /** WebSocket URL for `onRetry`; default: `url` with ws(s) and `/v1/ws`. */
+  /** WebSocket URL for `onRetry` and `onCancel` (`job.signal`); default: `url` with ws(s) and `/v1/ws`. */
   wsUrl?: string | URL;
   /** Retries of transient HTTP failures (network, timeout, 5xx, 429 with `Retry-After`). */
   retry?: Partial<RetryPolicy>;
@@ -52,10 +54,10 @@ export interface ProducerOptions {
   /**
    * Failures that no call can reject with: WebSocket problems (including a token the socket's
    * `auth` could not use, and a job dropped because a refreshed token no longer grants it:
-   * code `forbidden`), `onRetry` handlers that throw.
+   * code `forbidden`, with its `jobId`), `onRetry` and `onCancel` handlers that throw.
    */
   onError?: (err: ProducerError) => void;
-  /** The `onRetry` WebSocket's state changes (`open` once the server accepted its token). */
+  /** The control WebSocket's state changes (`open` once the server accepted its token). */
   onConnection?: (state: ConnectionState) => void;
   /** Called before every HTTP retry (for logs or metrics). */
   onRetryAttempt?: (info: RetryAttempt) => void;
@@ -83,6 +85,8 @@ export class Producer implements JobTransport {
   private readonly handles = new Map<string, JobHandle>();
   private readonly globalHandlers = new Set<RetryHandler>();
   private readonly globalWatches = new Map<string, Unsubscribe>();
+  private readonly globalCancelHandlers = new Set<CancelHandler>();
+  private readonly globalCancelWatches = new Map<string, Unsubscribe>();
   private readonly maxBatch: number;
   private readonly token: () => Promise<string>;
 
@@ -130,7 +134,7 @@ export class Producer implements JobTransport {
       this.http.onRetryAttempt?.(info);
     };
     try {
-      const res = await requestJson<Job>({ ...this.http, onRetryAttempt }, 'POST', '/v1/jobs', body);
+      const res = await requestJson<Job>({ ...this.http, onRetryAttempt }, 'POST', '/v1/jobs', body, id);
       job = res.body;
     } catch (err) {
       // A 409 after a retried attempt is most likely our own first attempt: read it back.
@@ -156,13 +160,14 @@ export class Producer implements JobTransport {
       handle = new JobHandle(id, this, this.maxBatch);
       this.handles.set(id, handle);
       if (this.globalHandlers.size > 0) this.watchForGlobal(id);
+      if (this.globalCancelHandlers.size > 0) this.cancelForGlobal(handle);
     }
     return handle;
   }
 
   /** `GET /v1/jobs/{id}` (needs `progress:read`). */
   async getJob(id: string): Promise<Job> {
-    return (await requestJson<Job>(this.http, 'GET', `/v1/jobs/${encodeURIComponent(id)}`)).body;
+    return (await requestJson<Job>(this.http, 'GET', `/v1/jobs/${encodeURIComponent(id)}`, undefined, id)).body;
   }
 
   /**
@@ -172,8 +177,9 @@ export class Producer implements JobTransport {
   async sendEvents(jobId: string, events: JobEvent | JobEvent[]): Promise<EventsAccepted> {
     const list = (Array.isArray(events) ? events : [events]).map((e) => ({ ...e, eventId: e.eventId ?? randomUUID() }));
     const body = list.length === 1 ? list[0] : list;
-    return (await requestJson<EventsAccepted>(this.http, 'POST', `/v1/jobs/${encodeURIComponent(jobId)}/events`, body))
-      .body;
+    return (
+      await requestJson<EventsAccepted>(this.http, 'POST', `/v1/jobs/${encodeURIComponent(jobId)}/events`, body, jobId)
+    ).body;
   }
 
   /** `POST /v1/jobs/{id}/retry` (needs `progress:retry`): what a user's Retry button does. */
@@ -183,7 +189,28 @@ export class Producer implements JobTransport {
       'POST',
       `/v1/jobs/${encodeURIComponent(jobId)}/retry`,
       step === undefined ? {} : { step },
+      jobId,
     );
+  }
+
+  /**
+   * `POST /v1/jobs/{id}/cancel` (needs `progress:cancel`): what a user's Cancel button does. It
+   * asks the job's producer to stop (its `onCancel` handlers run, its `job.signal` aborts); the
+   * job ends as `canceled` when that producer calls `job.cancel()`, or when the server's grace
+   * period (`PT_CANCEL_GRACE`) runs out. A repeated cancel changes nothing (same `seq`).
+   *
+   * @throws {ProducerError} `already_finished` (409) when the job has ended.
+   */
+  async cancelJob(jobId: string, reason?: string): Promise<{ seq: number }> {
+    return (
+      await requestJson<{ seq: number }>(
+        this.http,
+        'POST',
+        `/v1/jobs/${encodeURIComponent(jobId)}/cancel`,
+        reason === undefined ? {} : { reason },
+        jobId,
+      )
+    ).body;
   }
 
   /**
@@ -209,7 +236,39 @@ export class Producer implements JobTransport {
       };
     }
     if (!maybeHandler) throw new TypeError('onRetry(jobId, handler): handler is missing');
-    return this.watch(jobIdOrHandler, maybeHandler);
+    const jobId = jobIdOrHandler;
+    return this.watch(jobId, (control) => {
+      this.handles.get(jobId)?.noteRetry(); // a new run: its job.signal is a fresh one
+      return maybeHandler(control);
+    });
+  }
+
+  /**
+   * Calls `handler` once when someone cancels the job (the server's `control` message over the
+   * WebSocket; needs `progress:write`): stop the work, then end the job with `job.cancel()`. A
+   * cancel made while the socket was down, or before the SDK listened, is read from the job's
+   * `cancelRequested` when it subscribes (`recovered: true`), so it is still heard, once. Same as
+   * `producer.job(jobId).onCancel(handler)`; see also `job.signal`.
+   *
+   * With only a handler, listens to every job this producer creates or opens with
+   * {@link Producer.job}, from creation until the job completes or is canceled.
+   */
+  onCancel(jobId: string, handler: CancelHandler): Unsubscribe;
+  onCancel(handler: CancelHandler): Unsubscribe;
+  onCancel(jobIdOrHandler: string | CancelHandler, maybeHandler?: CancelHandler): Unsubscribe {
+    if (typeof jobIdOrHandler === 'function') {
+      if (this.abort.signal.aborted) throw new ProducerError('aborted', 'The producer is closed');
+      this.globalCancelHandlers.add(jobIdOrHandler);
+      for (const handle of this.handles.values()) this.cancelForGlobal(handle);
+      return () => {
+        this.globalCancelHandlers.delete(jobIdOrHandler);
+        if (this.globalCancelHandlers.size > 0) return;
+        for (const stop of this.globalCancelWatches.values()) stop();
+        this.globalCancelWatches.clear();
+      };
+    }
+    if (!maybeHandler) throw new TypeError('onCancel(jobId, handler): handler is missing');
+    return this.job(jobIdOrHandler).onCancel(maybeHandler);
   }
 
   /**
@@ -227,7 +286,7 @@ export class Producer implements JobTransport {
   // ---- JobTransport: used by JobHandle ---------------------------------------------------
 
   /** @internal */
-  watch(jobId: string, handler: RetryHandler): Unsubscribe {
+  watch(jobId: string, handler: RetryHandler | ControlListener): Unsubscribe {
     if (this.abort.signal.aborted) throw new ProducerError('aborted', 'The producer is closed');
     let socket = this.sockets.find((s) => s.has(jobId)) ?? this.sockets.find((s) => s.hasRoom);
     if (!socket) {
@@ -249,6 +308,8 @@ export class Producer implements JobTransport {
     if (status === 'completed' || status === 'canceled') {
       this.globalWatches.get(jobId)?.();
       this.globalWatches.delete(jobId);
+      this.globalCancelWatches.get(jobId)?.();
+      this.globalCancelWatches.delete(jobId);
       this.handles.delete(jobId);
     }
   }
@@ -261,12 +322,25 @@ export class Producer implements JobTransport {
   private watchForGlobal(jobId: string): void {
     if (this.globalWatches.has(jobId)) return;
     const dispatch: RetryHandler = async (control: RetryControl) => {
+      this.handles.get(jobId)?.noteRetry(); // a new run: its job.signal is a fresh one
       for (const h of [...this.globalHandlers]) await h(control);
     };
     this.globalWatches.set(jobId, this.watch(jobId, dispatch));
   }
 
-  private reportError(err: ProducerError): void {
+  private cancelForGlobal(handle: JobHandle): void {
+    if (this.globalCancelWatches.has(handle.id)) return;
+    // Through the handle, so a cancel reaches the producer's handlers once, like the job's own.
+    this.globalCancelWatches.set(
+      handle.id,
+      handle.onCancel(async (control) => {
+        for (const h of [...this.globalCancelHandlers]) await h(control);
+      }),
+    );
+  }
+
+  /** @internal */
+  reportError(err: ProducerError): void {
     if (this.options.onError) this.options.onError(err);
     else if (err.code !== 'network_error') console.warn(`[progress-tracker producer] ${err.code}: ${err.message}`);
   }

@@ -1,8 +1,9 @@
 /**
- * The SDK's side of `onRetry`: WebSocket connections to `/v1/ws` that subscribe to the producer's
- * jobs and turn the server's `control` messages into RetryControl calls. A producer must hear
- * about every retry exactly once even across reconnects, so a socket also infers a retry it
- * missed while down from the job's snapshot. Reconnect backoff is protocol/timing.ts's, like
+ * The SDK's side of `onRetry` and `onCancel`: WebSocket connections to `/v1/ws` that subscribe to
+ * the producer's jobs and turn the server's `control` messages into RetryControl and CancelControl
+ * calls. A producer must hear about every retry and every cancel exactly once even across
+ * reconnects, so a socket also infers a retry it missed while down from the job's snapshot, and a
+ * cancel from the job's `cancelRequested`. Reconnect backoff is protocol/timing.ts's, like
  * every other client's.
  *
  * Credentials (protocol/messages.ts): the token never goes in the URL. Every (re)connect sends
@@ -31,6 +32,33 @@ export interface RetryControl {
 }
 
 export type RetryHandler = (control: RetryControl) => void | Promise<void>;
+
+/** A user's cancel of a job, delivered to `onCancel` handlers: stop, then end the job as `canceled`. */
+export interface CancelControl {
+  jobId: string;
+  /** The reason the user gave, if any. */
+  reason?: string;
+  /**
+   * True when the `control` message itself was not heard (the socket was down, or the job was
+   * canceled before the SDK listened) and the SDK read the cancel from the job's snapshot
+   * (`cancelRequested`).
+   */
+  recovered: boolean;
+  /** The latest job state the socket has seen, when it has seen one. */
+  job?: Job;
+}
+
+export type CancelHandler = (control: CancelControl) => void | Promise<void>;
+
+/**
+ * @internal What one subscriber of a job's controls wants to hear (a bare function is a retry
+ * handler): retries, cancels, and every job state the socket receives.
+ */
+export interface ControlListener {
+  retry?: RetryHandler;
+  cancel?: CancelHandler;
+  state?: (job: Job) => void;
+}
 
 /** Removes a listener. */
 export type Unsubscribe = () => void;
@@ -66,13 +94,18 @@ export interface ControlSocketOptions {
 }
 
 interface Watch {
-  handlers: Set<RetryHandler>;
+  listeners: Set<ControlListener>;
   /** Latest status/attempts seen (or, before any, what the producer knows it reported). */
   lastStatus?: JobStatus;
   lastAttempts?: number;
   lastJob?: Job;
   /** A `control` arrived after the latest job state: a snapshot must not replay it. */
   controlSinceState: boolean;
+  /**
+   * The cancel heard for the job's current run (from a `control`, or read from a job state's
+   * `cancelRequested`): delivered once; a retry starts a new run and forgets it.
+   */
+  cancel?: CancelControl;
 }
 
 /** An `auth` message: its token and the token's times (epoch ms) as its payload states them. */
@@ -89,7 +122,9 @@ interface Credentials {
  * It reconnects with backoff and jitter, authenticates with its first message (a fresh token on
  * every connect), re-subscribes everything once accepted, refreshes its token in place before it
  * expires, and infers a retry it missed while down from the snapshot, so a producer always hears
- * about a retry once. A job the server stops granting (`forbidden`) is dropped and reported.
+ * about a retry once; a cancel is delivered once per run of the job, from the `control` message or,
+ * when that was missed, from the job state's `cancelRequested`. A job the server stops granting
+ * (`forbidden`) is dropped and reported.
  * Holds at most `LIMITS.maxSubscriptionsPerSocket` jobs.
  */
 export class ControlSocket {
@@ -125,22 +160,34 @@ export class ControlSocket {
   }
 
   /**
-   * Listen for retries of `jobId`. `knownStatus` is what the producer last reported (say
-   * `failed`), so a retry that happened before the first snapshot is not missed.
+   * Listen for retries (a bare handler) or for retries, cancels and states of `jobId`.
+   * `knownStatus` is what the producer last reported (say `failed`), so a retry that happened
+   * before the first snapshot is not missed. A cancel this socket already heard for the job's
+   * current run is delivered to a new listener too (once, on the next microtask).
    */
-  watch(jobId: string, handler: RetryHandler, knownStatus?: JobStatus): Unsubscribe {
+  watch(jobId: string, handlerOrListener: RetryHandler | ControlListener, knownStatus?: JobStatus): Unsubscribe {
+    const listener: ControlListener =
+      typeof handlerOrListener === 'function' ? { retry: handlerOrListener } : handlerOrListener;
     let w = this.watches.get(jobId);
     if (!w) {
-      w = { handlers: new Set(), lastStatus: knownStatus, controlSinceState: false };
+      w = { listeners: new Set(), lastStatus: knownStatus, controlSinceState: false };
       this.watches.set(jobId, w);
       // Before `auth_ok`, the subscriptions go out with the rest when it arrives.
       if (this.ready) this.send({ type: 'subscribe', jobId });
       else this.connect();
     }
-    w.handlers.add(handler);
+    w.listeners.add(listener);
+    const heard = w.cancel;
+    const onCancel = listener.cancel;
+    if (heard && onCancel) {
+      const watch = w;
+      queueMicrotask(() => {
+        if (watch.listeners.has(listener) && watch.cancel === heard) this.call(onCancel, heard, 'onCancel');
+      });
+    }
     return () => {
       const current = this.watches.get(jobId);
-      if (!current?.handlers.delete(handler) || current.handlers.size > 0) return;
+      if (!current?.listeners.delete(listener) || current.listeners.size > 0) return;
       this.watches.delete(jobId);
       if (this.ready) this.send({ type: 'unsubscribe', jobId });
       if (this.watches.size === 0) this.disconnect();
@@ -252,17 +299,43 @@ export class ControlSocket {
         w.lastAttempts = job.attempts ?? 0;
         w.lastJob = job;
         w.controlSinceState = false;
+        for (const l of [...w.listeners]) l.state?.(job);
         if (missedRetry) {
           const step = job.steps.find((s) => s.status !== 'completed')?.id;
-          if (step) this.dispatch(w, { jobId: job.id, step, recovered: true, job });
+          if (step) {
+            w.cancel = undefined; // a retried job runs again: an earlier cancel is history
+            this.dispatchRetry(w, { jobId: job.id, step, recovered: true, job });
+          }
+        }
+        // A cancel whose `control` this socket has not heard (it was down, or the job was canceled
+        // before we subscribed, or the update came first): the job's state says so.
+        const requested = job.cancelRequested;
+        if (requested && !w.cancel && job.status !== 'completed' && job.status !== 'canceled') {
+          const reason = requested.reason;
+          this.dispatchCancel(w, {
+            jobId: job.id,
+            ...(reason !== undefined && { reason }),
+            recovered: msg.type === 'snapshot',
+            job,
+          });
         }
         return;
       }
       case 'control': {
         const w = this.watches.get(msg.jobId);
-        if (!w || msg.action !== 'retry') return;
-        w.controlSinceState = true;
-        this.dispatch(w, { jobId: msg.jobId, step: msg.step, recovered: false, job: w.lastJob });
+        if (!w) return;
+        if (msg.action === 'retry') {
+          w.controlSinceState = true;
+          w.cancel = undefined; // a retried job runs again: an earlier cancel is history
+          this.dispatchRetry(w, { jobId: msg.jobId, step: msg.step, recovered: false, job: w.lastJob });
+        } else if (msg.action === 'cancel' && !w.cancel) {
+          this.dispatchCancel(w, {
+            jobId: msg.jobId,
+            ...(typeof msg.reason === 'string' && { reason: msg.reason }),
+            recovered: false,
+            job: w.lastJob,
+          });
+        }
         return;
       }
       case 'error':
@@ -270,7 +343,9 @@ export class ControlSocket {
         if (msg.code === 'unauthorized' && msg.jobId === undefined && this.pendingAuth) return this.authRefused(msg.message);
         if (msg.code === 'forbidden' && msg.jobId !== undefined) return this.revoked(msg.jobId, msg.message);
         this.opts.onError(
-          new ProducerError(msg.code, msg.jobId ? `${msg.message} (job ${msg.jobId})` : msg.message),
+          new ProducerError(msg.code, msg.jobId ? `${msg.message} (job ${msg.jobId})` : msg.message, {
+            ...(msg.jobId !== undefined && { jobId: msg.jobId }),
+          }),
         );
         return;
       default:
@@ -381,7 +456,8 @@ export class ControlSocket {
     this.opts.onError(
       new ProducerError(
         'forbidden',
-        `${reason} (job ${jobId})${followed ? '; onRetry no longer hears about this job' : ''}`,
+        `${reason} (job ${jobId})${followed ? '; onRetry and onCancel no longer hear about this job' : ''}`,
+        { jobId },
       ),
     );
     if (followed && this.watches.size === 0) this.disconnect();
@@ -395,22 +471,33 @@ export class ControlSocket {
     this.refreshFailures = 0;
   }
 
-  private dispatch(w: Watch, control: RetryControl): void {
-    for (const handler of [...w.handlers]) {
-      try {
-        Promise.resolve(handler(control)).catch((err) => this.reportHandlerError(control, err));
-      } catch (err) {
-        this.reportHandlerError(control, err);
-      }
-    }
+  private dispatchRetry(w: Watch, control: RetryControl): void {
+    for (const l of [...w.listeners]) if (l.retry) this.call(l.retry, control, 'onRetry');
   }
 
-  private reportHandlerError(control: RetryControl, err: unknown): void {
-    this.opts.onError(
-      new ProducerError('handler_error', `onRetry handler for job ${control.jobId} threw: ${String(err)}`, {
-        cause: err,
-      }),
-    );
+  private dispatchCancel(w: Watch, control: CancelControl): void {
+    w.cancel = control;
+    for (const l of [...w.listeners]) if (l.cancel) this.call(l.cancel, control, 'onCancel');
+  }
+
+  /** Calls a handler; what it throws or rejects with is reported through `onError` (`handler_error`). */
+  private call<C extends { jobId: string }>(
+    handler: (control: C) => void | Promise<void>,
+    control: C,
+    what: 'onRetry' | 'onCancel',
+  ): void {
+    const report = (err: unknown) =>
+      this.opts.onError(
+        new ProducerError('handler_error', `${what} handler for job ${control.jobId} threw: ${String(err)}`, {
+          cause: err,
+          jobId: control.jobId,
+        }),
+      );
+    try {
+      Promise.resolve(handler(control)).catch(report);
+    } catch (err) {
+      report(err);
+    }
   }
 
   private send(msg: object): void {

@@ -10,13 +10,18 @@ export type ClientErrorCode =
   | 'aborted'
   /** The server answered something that is not the protocol's JSON. */
   | 'bad_response'
-  /** An `onRetry` handler threw or rejected (reported through `onError`). */
-  | 'handler_error';
+  /** An `onRetry` or `onCancel` handler threw or rejected (reported through `onError`). */
+  | 'handler_error'
+  /**
+   * Someone canceled the job: the reason of an aborted `job.signal` (the SDK never rejects a call
+   * with it; your own code throws it, e.g. `job.signal.throwIfAborted()`).
+   */
+  | 'canceled';
 
 /**
  * Every failure the SDK reports. `code` is the server's error code (`duplicate_job`,
  * `unknown_step`, `forbidden`, …) or a {@link ClientErrorCode}; `status` is the HTTP status,
- * 0 when there was no HTTP response.
+ * 0 when there was no HTTP response; `jobId` is the job it concerns, when it concerns one.
  */
 export class ProducerError extends Error {
   override readonly name = 'ProducerError';
@@ -24,16 +29,23 @@ export class ProducerError extends Error {
   readonly status: number;
   /** Whether the SDK considers the failure transient (it has already retried those it could). */
   readonly retryable: boolean;
+  /**
+   * The job the failure concerns, when the SDK knows it: a call on a job (its HTTP requests), a
+   * job the WebSocket stopped following (`forbidden`), a server `error` naming a job, a handler
+   * that threw, a cancel (`canceled`). Undefined otherwise.
+   */
+  readonly jobId?: string;
 
   constructor(
     code: ProducerError['code'],
     message: string,
-    options: { status?: number; retryable?: boolean; cause?: unknown } = {},
+    options: { status?: number; retryable?: boolean; cause?: unknown; jobId?: string } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = options.status ?? 0;
     this.retryable = options.retryable ?? false;
+    if (options.jobId !== undefined) this.jobId = options.jobId;
   }
 }
 

@@ -58,22 +58,25 @@ const RETRYABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 /**
  * One JSON request with retries. Transient failures (network errors, timeouts, 408/425/429/5xx)
  * are retried with exponential backoff, honouring `Retry-After`. Only call this for requests that
- * are safe to repeat: the Producer makes them so with client-generated ids and eventIds.
+ * are safe to repeat: the Producer makes them so with client-generated ids and eventIds. `jobId`,
+ * for a request about one job, is set on every ProducerError it throws.
  */
 export async function requestJson<T>(
   ctx: HttpContext,
   method: 'GET' | 'POST',
   path: string,
   body?: unknown,
+  jobId?: string,
 ): Promise<HttpResult<T>> {
+  const tag: ErrorTag = jobId === undefined ? {} : { jobId };
   let refreshedFor401 = false;
   for (let attempt = 0; ; attempt++) {
     let error: ProducerError;
     let retryAfterMs: number | undefined;
     try {
-      const res = await send(ctx, method, path, body);
-      if (res.ok) return { status: res.status, body: (await readJson(res)) as T, attempts: attempt + 1 };
-      error = await toError(res);
+      const res = await send(ctx, method, path, body, tag);
+      if (res.ok) return { status: res.status, body: (await readJson(res, tag)) as T, attempts: attempt + 1 };
+      error = await toError(res, tag);
       retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), Date.now(), MAX_RETRY_AFTER_MS);
       if (res.status === 401 && ctx.refreshableToken && !refreshedFor401) {
         // The token may have expired in flight: one immediate retry with a fresh one.
@@ -92,13 +95,16 @@ export async function requestJson<T>(
     try {
       await sleep(delayMs, ctx.signal);
     } catch {
-      throw new ProducerError('aborted', `${method} ${path} aborted: the producer was closed`, { cause: error });
+      throw new ProducerError('aborted', `${method} ${path} aborted: the producer was closed`, { cause: error, ...tag });
     }
   }
 }
 
-async function send(ctx: HttpContext, method: string, path: string, body: unknown): Promise<Response> {
-  if (ctx.signal.aborted) throw new ProducerError('aborted', `${method} ${path} aborted: the producer was closed`);
+/** What every error of one request carries besides its own fields (the job it is about). */
+type ErrorTag = { jobId?: string };
+
+async function send(ctx: HttpContext, method: string, path: string, body: unknown, tag: ErrorTag): Promise<Response> {
+  if (ctx.signal.aborted) throw new ProducerError('aborted', `${method} ${path} aborted: the producer was closed`, tag);
   const timeout = AbortSignal.timeout(ctx.timeoutMs);
   const headers: Record<string, string> = {
     accept: 'application/json',
@@ -114,24 +120,25 @@ async function send(ctx: HttpContext, method: string, path: string, body: unknow
     });
   } catch (err) {
     if (ctx.signal.aborted) {
-      throw new ProducerError('aborted', `${method} ${path} aborted: the producer was closed`, { cause: err });
+      throw new ProducerError('aborted', `${method} ${path} aborted: the producer was closed`, { cause: err, ...tag });
     }
     if (timeout.aborted) {
       throw new ProducerError('timeout', `${method} ${path}: no response within ${ctx.timeoutMs} ms`, {
         retryable: true,
         cause: err,
+        ...tag,
       });
     }
     const reason = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new ProducerError(
       'network_error',
       `${method} ${path}: ${reason?.code ?? reason?.message ?? (err as Error).message}`,
-      { retryable: true, cause: err },
+      { retryable: true, cause: err, ...tag },
     );
   }
 }
 
-async function readJson(res: Response): Promise<unknown> {
+async function readJson(res: Response, tag: ErrorTag): Promise<unknown> {
   const text = await res.text();
   if (text === '') return undefined;
   try {
@@ -140,12 +147,13 @@ async function readJson(res: Response): Promise<unknown> {
     throw new ProducerError('bad_response', `Expected JSON from the server (HTTP ${res.status})`, {
       status: res.status,
       cause: err,
+      ...tag,
     });
   }
 }
 
 /** Turns a non-2xx response into a ProducerError carrying the server's `{error:{code,message}}`. */
-async function toError(res: Response): Promise<ProducerError> {
+async function toError(res: Response, tag: ErrorTag): Promise<ProducerError> {
   const retryable = RETRYABLE_STATUS.has(res.status);
   let parsed: unknown;
   try {
@@ -155,9 +163,9 @@ async function toError(res: Response): Promise<ProducerError> {
   }
   const e = (parsed as Partial<ErrorBody> | undefined)?.error;
   if (e && typeof e.code === 'string') {
-    return new ProducerError(e.code, String(e.message ?? e.code), { status: res.status, retryable });
+    return new ProducerError(e.code, String(e.message ?? e.code), { status: res.status, retryable, ...tag });
   }
   // No protocol body (a proxy answered, say): name the code after the status where we can.
   const code = STATUS_CODES[res.status] ?? 'bad_response';
-  return new ProducerError(code, `HTTP ${res.status} ${res.statusText}`.trim(), { status: res.status, retryable });
+  return new ProducerError(code, `HTTP ${res.status} ${res.statusText}`.trim(), { status: res.status, retryable, ...tag });
 }

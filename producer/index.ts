@@ -1,6 +1,6 @@
 /**
  * The producer SDK: a small typed Node client that backend jobs use to report progress to a
- * progress-tracker server and to hear about retries. See docs/producer.md.
+ * progress-tracker server and to hear about retries and cancels. See docs/producer.md.
  *
  * @example
  * import { createProducer } from 'progress-tracker-kit/producer';
@@ -10,7 +10,14 @@
 export { createProducer, Producer, type ProducerOptions } from './client.js';
 export { JobHandle, type Failure } from './job-handle.js';
 export { ProducerError, isProducerError, type ClientErrorCode } from './errors.js';
-export type { RetryControl, RetryHandler, ConnectionState, Unsubscribe } from './control-socket.js';
+export type {
+  RetryControl,
+  RetryHandler,
+  CancelControl,
+  CancelHandler,
+  ConnectionState,
+  Unsubscribe,
+} from './control-socket.js';
 export type { RetryPolicy } from './retry-policy.js';
 export {
   verifyWebhook,
@@ -32,4 +39,7 @@ export type {
   JobStatus,
   ErrorCode,
   RetryWebhook,
+  CancelWebhook,
+  JobWebhook,
+  CancelRequest,
 } from '../protocol/index.js';

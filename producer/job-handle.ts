@@ -1,8 +1,8 @@
 /**
  * One job as its producer sees it: typed methods for the protocol's events, sent in call order
- * through an EventQueue, and the job's retries. A handle does not know the Producer: it needs
- * only the three things JobTransport declares, which the Producer implements, so the dependency
- * points one way (client.ts imports this file, never the reverse).
+ * through an EventQueue, and the job's retries and cancel (`onCancel`, `signal`). A handle does
+ * not know the Producer: it needs only what JobTransport declares, which the Producer implements,
+ * so the dependency points one way (client.ts imports this file, never the reverse).
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -13,7 +13,14 @@ import {
   type JobEvent,
   type JobStatus,
 } from '../protocol/index.js';
-import type { RetryControl, RetryHandler, Unsubscribe } from './control-socket.js';
+import type {
+  CancelControl,
+  CancelHandler,
+  ControlListener,
+  RetryControl,
+  RetryHandler,
+  Unsubscribe,
+} from './control-socket.js';
 import { ProducerError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 
@@ -21,10 +28,12 @@ import { EventQueue } from './event-queue.js';
 export interface JobTransport {
   /** Sends a job's events in one request (`POST /v1/jobs/{id}/events`). */
   post(jobId: string, events: JobEvent[]): Promise<EventsAccepted>;
-  /** Calls `handler` on every retry of the job until unsubscribed. */
-  watch(jobId: string, handler: RetryHandler): Unsubscribe;
+  /** Calls `handler` on every retry of the job (or the listener's hooks) until unsubscribed. */
+  watch(jobId: string, handler: RetryHandler | ControlListener): Unsubscribe;
   /** The handle reported a status (failed, or a final one) that the sockets may not have seen. */
   noteStatus(jobId: string, status: JobStatus): void;
+  /** A failure no call can reject with (a handler that threw): the producer's `onError`. */
+  reportError(err: ProducerError): void;
 }
 
 /** Why a step or job failed. `retryable` (default true) tells users whether Retry can help. */
@@ -51,6 +60,14 @@ export class JobHandle {
   lastSeq = 0;
 
   private readonly queue: EventQueue;
+  /** Aborted on cancel; replaced by a fresh one when a retry starts a new run. */
+  private controller = new AbortController();
+  private cancelHeard: CancelControl | undefined;
+  private readonly cancelHandlers = new Set<CancelHandler>();
+  /** The control subscription behind `signal`, `cancelRequested` and `onCancel`, once one of them is used. */
+  private cancelWatch: Unsubscribe | undefined;
+  /** The job completed or was canceled: nothing more to listen for. */
+  private listenDone = false;
 
   /** @internal Use `producer.createJob()` or `producer.job(id)`. */
   constructor(
@@ -73,7 +90,7 @@ export class JobHandle {
    * step is replaced by the newest value.
    */
   async progress(progress: number, options: { step?: string; message?: string } = {}): Promise<EventsAccepted> {
-    checkProgress(progress);
+    checkProgress(progress, this.id);
     return this.send({ type: 'progress', step: this.stepOf(options.step), progress, message: options.message });
   }
 
@@ -110,7 +127,11 @@ export class JobHandle {
     return this.finish('failed', { ...options, error });
   }
 
-  /** Ends the job as `canceled`. */
+  /**
+   * Ends the job as `canceled` (`job_end`): what the producer does once it stopped after a cancel
+   * (see {@link JobHandle.signal}), or to abandon a job itself. Asking *another* producer's job
+   * to cancel is `producer.cancelJob(id)`.
+   */
   async cancel(options: { message?: string } = {}): Promise<EventsAccepted> {
     return this.finish('canceled', options);
   }
@@ -141,8 +162,63 @@ export class JobHandle {
     return this.transport.watch(this.id, (control) => {
       this.status = 'queued';
       this.currentStep = undefined;
+      this.noteRetry();
       return handler(control);
     });
+  }
+
+  /**
+   * Aborted when someone cancels the job (`POST /v1/jobs/{id}/cancel`, a user's Cancel button).
+   * Its `reason` is a {@link ProducerError} with code `canceled` and this job's `jobId` (the user's
+   * reason, if any, is in its message and in {@link JobHandle.cancelRequested}). Pass it to
+   * whatever does the work (`fetch(url, { signal: job.signal })`, your own sleep) or check it
+   * in loops (`job.signal.throwIfAborted()`), then end the job with {@link JobHandle.cancel}.
+   *
+   * Reading it starts listening for the cancel (on the producer's control WebSocket, opened if
+   * needed): a cancel made before that, or while the socket was down, is read from the job's
+   * state when the socket subscribes, so it still aborts the signal, once. A retry of the job
+   * starts a new run with a new signal: read `job.signal` when you start (or resume) the work.
+   * Nothing is blocked after a cancel: the server still accepts progress until the job ends.
+   */
+  get signal(): AbortSignal {
+    this.listenForCancel(false);
+    return this.controller.signal;
+  }
+
+  /**
+   * The cancel heard for this job's current run, or undefined while nobody canceled it. Reading
+   * it starts listening, like {@link JobHandle.signal}.
+   */
+  get cancelRequested(): CancelControl | undefined {
+    this.listenForCancel(false);
+    return this.cancelHeard;
+  }
+
+  /**
+   * Calls `handler` once when someone cancels the job — at once (on the next microtask) when the
+   * SDK has already heard the cancel — with `{jobId, reason?, recovered, job?}`. Stop the work,
+   * then call {@link JobHandle.cancel}. Returns an unsubscribe function. What the handler throws
+   * is reported through the producer's `onError` (`handler_error`). See also `job.signal`.
+   */
+  onCancel(handler: CancelHandler): Unsubscribe {
+    this.listenForCancel(true);
+    this.cancelHandlers.add(handler);
+    const heard = this.cancelHeard;
+    if (heard) {
+      queueMicrotask(() => {
+        if (this.cancelHandlers.has(handler) && this.cancelHeard === heard) this.callCancelHandler(handler, heard);
+      });
+    }
+    return () => {
+      this.cancelHandlers.delete(handler);
+    };
+  }
+
+  /** @internal A retry of this job was heard: a new run starts, with a new `signal`. */
+  noteRetry(): void {
+    if (!this.cancelHeard) return;
+    this.cancelHeard = undefined;
+    this.controller = new AbortController();
   }
 
   /**
@@ -173,13 +249,67 @@ export class JobHandle {
 
   private stepOf(step: string | undefined): string {
     const id = step ?? this.currentStep;
-    if (id === undefined) throw new ProducerError('step_not_running', `Job ${this.id}: no step given and none started`);
+    if (id === undefined) {
+      throw new ProducerError('step_not_running', `Job ${this.id}: no step given and none started`, { jobId: this.id });
+    }
     return id;
   }
 
   private setStatus(status: JobStatus): void {
     this.status = status;
     this.transport.noteStatus(this.id, status);
+    if (status === 'completed' || status === 'canceled') this.stopListening();
+  }
+
+  /**
+   * Subscribes (once) to the job's controls for `signal`, `cancelRequested` and `onCancel`, until
+   * the job completes or is canceled. A closed producer cannot listen: `onCancel` (`strict`)
+   * then throws `aborted` like `onRetry`; the getters just answer what is known.
+   */
+  private listenForCancel(strict: boolean): void {
+    if (this.cancelWatch || this.listenDone || this.status === 'completed' || this.status === 'canceled') return;
+    try {
+      this.cancelWatch = this.transport.watch(this.id, {
+        cancel: (control) => this.heardCancel(control),
+        retry: () => this.noteRetry(),
+        state: (job) => {
+          // Ended elsewhere (the server's cancel_timeout, another process): nothing more to hear.
+          if (job.status === 'completed' || job.status === 'canceled') queueMicrotask(() => this.stopListening());
+        },
+      });
+    } catch (err) {
+      if (strict) throw err;
+    }
+  }
+
+  private stopListening(): void {
+    this.listenDone = true;
+    const stop = this.cancelWatch;
+    this.cancelWatch = undefined;
+    stop?.();
+  }
+
+  private heardCancel(control: CancelControl): void {
+    if (this.cancelHeard) return; // once per run, whatever the socket hears
+    this.cancelHeard = control;
+    const reason = control.reason === undefined ? '' : `: ${control.reason}`;
+    this.controller.abort(new ProducerError('canceled', `Job ${this.id} was canceled${reason}`, { jobId: this.id }));
+    for (const handler of [...this.cancelHandlers]) this.callCancelHandler(handler, control);
+  }
+
+  private callCancelHandler(handler: CancelHandler, control: CancelControl): void {
+    const report = (err: unknown) =>
+      this.transport.reportError(
+        new ProducerError('handler_error', `onCancel handler for job ${this.id} threw: ${String(err)}`, {
+          cause: err,
+          jobId: this.id,
+        }),
+      );
+    try {
+      Promise.resolve(handler(control)).catch(report);
+    } catch (err) {
+      report(err);
+    }
   }
 }
 
@@ -188,11 +318,11 @@ export class JobHandle {
  * rule (validate.ts, the server's check) so the SDK and the server cannot disagree. Status 0: no
  * request was made.
  */
-function checkProgress(progress: number): void {
+function checkProgress(progress: number, jobId: string): void {
   try {
     parseJobEvent({ type: 'progress', progress });
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
-    throw new ProducerError(err.code, `progress must be within 0..1, got ${progress}`);
+    throw new ProducerError(err.code, `progress must be within 0..1, got ${progress}`, { jobId });
   }
 }
