@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm test`: provisions what the tests need (Debian's Chromium, Redis, nginx and openssl), builds,
+// `npm test`: provisions what the tests need (Debian's Chromium, Redis, nginx, openssl and the Python
+// packages of python/tests), builds,
 // then runs every suite against the real server. Each suite runs even when an earlier one fails;
 // the exit code is non-zero when any failed.
 import { spawnSync } from 'node:child_process';
@@ -10,12 +11,26 @@ const SYSTEM_DEPS = [
   { bin: '/usr/bin/redis-server', pkg: 'redis-server', why: 'Redis store and cluster tests' },
   { bin: '/usr/sbin/nginx', pkg: 'nginx', why: 'the reverse-proxy test (test/reliability/nginx.test.ts)' },
   { bin: '/usr/bin/openssl', pkg: 'openssl', why: "the reverse-proxy test's self-signed certificate" },
+  // The Python producer SDK's suite (python/tests): Debian's Python 3 packages, never pip.
+  ...[
+    ['pytest', 'python3-pytest'],
+    ['celery', 'python3-celery'],
+    ['redis', 'python3-redis'],
+    ['fastapi', 'python3-fastapi'],
+    ['uvicorn', 'python3-uvicorn'],
+    ['httpx', 'python3-httpx'],
+    ['mypy', 'python3-mypy'],
+    ['setuptools', 'python3-setuptools'],
+    ['wheel', 'python3-wheel'],
+  ].map(([mod, pkg]) => ({ bin: `/usr/lib/python3/dist-packages/${mod}/__init__.py`, pkg, why: 'the Python SDK tests (python/tests)' })),
+  { bin: '/usr/lib/python3.11/ensurepip/__init__.py', pkg: 'python3-venv', why: "the Python SDK's offline pip install test" },
 ];
 
 const SUITES = [
   ['server', 'npm', ['run', 'test:server']],
   ['widget (Chromium)', 'npm', ['run', 'test:widget']],
   ['reliability', 'npm', ['run', 'test:reliability']],
+  ['python', '/usr/bin/python3', ['-m', 'pytest', '-q', 'python/tests']],
 ];
 
 function run(cmd, args, opts = {}) {
