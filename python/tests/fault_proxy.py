@@ -40,6 +40,7 @@ class FaultProxy:
         self.injected: List[Recorded] = []
         self.connections = 0
         self._streams: List[socket.socket] = []
+        self._clients: List[socket.socket] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -50,6 +51,13 @@ class FaultProxy:
                 super().setup()
                 with proxy._lock:
                     proxy.connections += 1
+                    proxy._clients.append(self.connection)
+
+            def finish(self) -> None:
+                with proxy._lock:
+                    if self.connection in proxy._clients:
+                        proxy._clients.remove(self.connection)
+                super().finish()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -162,6 +170,18 @@ class FaultProxy:
             except OSError:
                 pass
         return len(streams)
+
+    def close_idle_clients(self) -> int:
+        """Closes the client connections kept alive between requests, as a server's keep-alive
+        timeout does."""
+        with self._lock:
+            clients = [c for c in self._clients if c not in self._streams]
+        for c in clients:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(clients)
 
     def events_requests(self, job_id: Optional[str] = None) -> List[Recorded]:
         return [r for r in self.requests if r.path.endswith("/events") and (job_id is None or f"/{job_id}/" in r.path)]

@@ -109,6 +109,22 @@ def test_async_connections_are_kept_alive(server: Server, write_token: str, prox
     assert proxy.connections == 1, f"{proxy.connections} connections for 22 requests"
 
 
+def test_async_stale_keep_alive_is_replaced_at_once(server: Server, write_token: str, proxy: FaultProxy) -> None:
+    async def main() -> List[RetryAttempt]:
+        attempts: List[RetryAttempt] = []
+        p = AsyncProducer(proxy.url, write_token, retry=FAST, on_retry_attempt=attempts.append)
+        job = await p.create_job("async-stale", ["a"])
+        assert proxy.close_idle_clients() == 1
+        await asyncio.sleep(0.1)
+        assert await job.start_step("a") == 2
+        await p.aclose()
+        return attempts
+
+    attempts = run(main())
+    assert [a.delay for a in attempts] in ([], [0.0]), "a closed socket is noticed before sending, or resent at once"
+    assert proxy.connections == 2
+
+
 def test_async_retry_and_cancel_are_heard(server: Server, write_token: str) -> None:
     user = Producer(server.url, server.token("progress:retry progress:cancel", ["*"]))
 

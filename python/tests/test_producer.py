@@ -232,6 +232,19 @@ def test_connections_are_kept_alive(server: Server, write_token: str, proxy: Fau
     p.close()
 
 
+def test_a_kept_alive_connection_the_server_closed_is_replaced_at_once(server: Server, write_token: str, proxy: FaultProxy) -> None:
+    attempts: List[RetryAttempt] = []
+    p = Producer(proxy.url, write_token, retry=FAST, on_retry_attempt=attempts.append)
+    job = p.create_job("stale", ["a"])
+    assert proxy.close_idle_clients() == 1
+    time.sleep(0.1)
+    assert job.start_step("a") == 2
+    assert [(a.error.code, a.delay) for a in attempts] == [("network_error", 0.0)], "resent at once, no backoff"
+    assert proxy.connections == 2
+    assert p.get_job(job.id)["seq"] == 2
+    p.close()
+
+
 def test_close_flushes_what_threads_queued_then_refuses(server: Server, write_token: str) -> None:
     p = Producer(server.url, write_token, retry=FAST)
     job = p.create_job("closing", [f"s{i}" for i in range(4)])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ssl
+import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 
 from ._core import Attempts, RetryAttempt, aborted, encode, error_from_response, parse_json, request_headers
@@ -190,6 +191,7 @@ class AsyncHttp:
         on_retry_attempt: Optional[Callable[[RetryAttempt], None]] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         max_idle: int = 8,
+        idle_timeout: float = 4.0,
     ) -> None:
         self.endpoint = endpoint
         self.token = token
@@ -200,7 +202,8 @@ class AsyncHttp:
         self.on_retry_attempt = on_retry_attempt
         self.ssl_context = ssl_context
         self.max_idle = max_idle
-        self._idle: List[Connection] = []
+        self.idle_timeout = idle_timeout
+        self._idle: List[Tuple[Connection, float]] = []
         self.connections_opened = 0
 
     async def connect(self) -> Connection:
@@ -215,7 +218,7 @@ class AsyncHttp:
 
     def close(self) -> None:
         idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             conn.close()
 
     def request_bytes(self, method: str, path: str, headers: Dict[str, str], payload: Optional[bytes]) -> bytes:
@@ -246,16 +249,26 @@ class AsyncHttp:
             if delay > 0 and await self.closed.wait(delay):
                 raise aborted(method, path) from error
 
+    def _take(self) -> Optional[Connection]:
+        now = time.monotonic()
+        while self._idle:
+            conn, since = self._idle.pop()
+            if now - since < self.idle_timeout and not conn.reader.at_eof():
+                return conn
+            conn.close()
+        return None
+
     async def _exchange(self, method: str, path: str, payload: Optional[bytes]) -> Tuple[int, str, Dict[str, str], bytes]:
         try:
             token = await self.token()
         except Exception as exc:
             raise ProducerError("unauthorized", f"the token provider failed: {exc!r}") from exc
         headers = request_headers(token, payload is not None)
-        reused = bool(self._idle)
-        conn: Optional[Connection] = None
+        conn = self._take()
+        reused = conn is not None
         try:
-            conn = self._idle.pop() if self._idle else await asyncio.wait_for(self.connect(), self.timeout)
+            if conn is None:
+                conn = await asyncio.wait_for(self.connect(), self.timeout)
             conn.writer.write(self.request_bytes(method, path, headers, payload))
 
             async def answer() -> Tuple[Response, bytes]:
@@ -281,7 +294,7 @@ class AsyncHttp:
                 conn.close()
             raise
         if res.keep_alive and not self.closed.is_set() and len(self._idle) < self.max_idle:
-            self._idle.append(conn)
+            self._idle.append((conn, time.monotonic()))
         else:
             conn.close()
         return res.status, res.reason, res.headers, data

@@ -6,6 +6,7 @@ import http.client
 import socket
 import ssl
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ class SyncHttp:
         on_retry_attempt: Optional[Callable[[RetryAttempt], None]] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         max_idle: int = 8,
+        idle_timeout: float = 4.0,
     ) -> None:
         self.endpoint = endpoint
         self.token = token
@@ -56,7 +58,10 @@ class SyncHttp:
         self.on_retry_attempt = on_retry_attempt
         self.ssl_context = ssl_context
         self.max_idle = max_idle
-        self._idle: List[http.client.HTTPConnection] = []
+        #: Idle connections older than this are closed rather than reused: servers close idle
+        #: keep-alive connections after a few seconds (uWebSockets.js after 10).
+        self.idle_timeout = idle_timeout
+        self._idle: List[Tuple[http.client.HTTPConnection, float]] = []
         self._lock = threading.Lock()
         #: Connections opened so far (tests check keep-alive with it).
         self.connections_opened = 0
@@ -73,22 +78,26 @@ class SyncHttp:
         return http.client.HTTPConnection(e.host, e.port, timeout=timeout)
 
     def _take(self) -> Tuple[http.client.HTTPConnection, bool]:
+        now = time.monotonic()
         with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
+            while self._idle:
+                conn, since = self._idle.pop()
+                if now - since < self.idle_timeout:
+                    return conn, True
+                conn.close()
         return self.connect(self.timeout), False
 
     def _give(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
             if not self.closed.is_set() and len(self._idle) < self.max_idle:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
                 return
         conn.close()
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             conn.close()
 
     # ---- requests -------------------------------------------------------------------------
