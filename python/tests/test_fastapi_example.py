@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from typing import Any, Dict, Iterator
 import httpx
 import pytest
 
-from conftest import PYTHON_DIR, Server, api, free_port, wait_for
+from conftest import HERE, PYTHON_DIR, ROOT, Server, api, free_port, wait_for
 from progress_tracker._core import jwt_payload
 
 EXAMPLES = PYTHON_DIR / "examples"
@@ -26,6 +27,7 @@ def app_url(server: Server) -> Iterator[str]:
         **os.environ,
         "PT_URL": server.url,
         "PT_JWT_SECRET": server.secret,
+        "PIPELINE_SPEED": "20",
         "PYTHONPATH": os.pathsep.join([str(PYTHON_DIR / "src"), str(EXAMPLES)]),
     }
     proc = subprocess.Popen(
@@ -119,3 +121,17 @@ def test_cancel_from_the_page_stops_the_pipeline(app_url: str, server: Server) -
     job = until(server, job_id, token, "canceled", timeout=10)
     assert time.monotonic() - asked < 5
     assert "error" not in job, "the pipeline ended it, not the server's grace period"
+
+
+def test_the_page_in_chromium_retries_with_the_widget(app_url: str, server: Server) -> None:
+    node, chromium = shutil.which("node"), os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if node is None or not os.path.exists(chromium) or not (ROOT / "node_modules" / "playwright-core").exists():
+        pytest.skip("needs node, playwright-core (npm ci) and Debian's chromium")
+    done = subprocess.run([node, str(HERE / "page_check.mjs"), app_url], cwd=str(ROOT), capture_output=True, text=True, timeout=90)
+    seen = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {"ok": False, "failure": done.stderr}
+    assert seen["ok"], seen
+    assert not seen["errors"], seen["errors"]
+    assert "failed" in seen["statuses"] and seen["statuses"][-1] == "completed", seen["statuses"]
+    job = until(server, seen["jobId"], server.token("progress:read", ["*"]), "completed")
+    assert job["attempts"] == 1, "resumed by the widget's Retry"
+    assert len(job["tags"]) == 1 and job["tags"][0].startswith("user:u"), "the page's visitor got a demo user id"
