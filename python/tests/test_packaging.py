@@ -86,8 +86,9 @@ def test_mypy_strict() -> None:
     cache = tempfile.mkdtemp(prefix="pt-mypy-")
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "mypy", "--strict", "--python-version", "3.9", "--cache-dir", cache, str(SRC)],
-            capture_output=True, text=True, cwd=str(PYTHON_DIR),
+            [sys.executable, "-m", "mypy", "--strict", "--python-version", "3.9", "--cache-dir", cache, str(SRC),
+             str(PYTHON_DIR / "examples" / "fastapi_pipeline.py")],
+            capture_output=True, text=True, cwd=str(PYTHON_DIR), env={**os.environ, "MYPYPATH": str(PYTHON_DIR / "src")},
         )
     finally:
         shutil.rmtree(cache, ignore_errors=True)
