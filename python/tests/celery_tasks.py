@@ -99,3 +99,17 @@ def celery_progress_style(self: Any, total: int) -> int:
 def decorated(self: ProgressTask, x: int) -> int:
     with self.progress_job.step("only"):
         return x * 2
+
+
+@app.task(bind=True)
+def celery_progress_fails(self: Any, total: int) -> int:
+    recorder = ProgressRecorder(self)
+    recorder.set_progress(1, total, description="Item 1")
+    raise KeyError("item 2 is missing")
+
+
+@app.task(base=ProgressTask, bind=True, progress_steps=["a"])
+def fails_after_the_last_step(self: ProgressTask) -> None:
+    with self.progress_job.step("a"):
+        pass
+    raise RuntimeError("could not save the result")

@@ -205,3 +205,16 @@ def test_celery_progress_users_switch_in_one_line(celery_env: Dict[str, Any]) ->
     dec = tasks.decorated.delay(21)
     assert dec.get(timeout=20) == 42
     assert settled(celery_env, dec.id, "completed")["kind"] == "decorated"
+
+
+def test_failures_outside_a_step(celery_env: Dict[str, Any]) -> None:
+    tasks = celery_env["tasks"]
+    res = tasks.celery_progress_fails.delay(3)
+    job = settled(celery_env, res.id, "failed")
+    assert job["error"]["message"] == "'item 2 is missing'" and job["error"]["retryable"] is False
+    assert job["steps"][0]["status"] == "failed"
+
+    res = tasks.fails_after_the_last_step.delay()
+    job = settled(celery_env, res.id, "failed")
+    assert job["error"]["message"] == "could not save the result"
+    assert job["steps"][0]["status"] == "completed", "a failure after the last step fails the job, not a step"

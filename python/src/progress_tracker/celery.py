@@ -333,7 +333,10 @@ class ProgressTask(Task):  # type: ignore[misc]
             if step is None:
                 step = next((s for s in job.step_ids if s not in job.completed_steps), None)
             try:
-                job.fail_step(exc, retryable=retryable, step=step)
+                if step is None:  # every step completed: the job itself failed
+                    job.fail(exc, retryable=retryable)
+                else:
+                    job.fail_step(exc, retryable=retryable, step=step)
             except ProducerError as err:
                 log.warning("could not report the failure of job %s: %s", job.id, err)
                 return
@@ -454,13 +457,24 @@ def _recorded_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     with _lock:
         job = _recorded.pop(task_id, None) if task_id else None
     if job is not None and job.status not in ("completed", "canceled", "failed"):
-        job.complete(result=_jsonable(result))
+        try:
+            job.complete(result=_jsonable(result))
+        except ProducerError as err:
+            log.warning("could not complete job %s: %s", job.id, err)
 
 
 @signals.task_failure.connect(weak=False)  # type: ignore[misc]
 def _recorded_failure(sender: Any = None, task_id: Optional[str] = None, exception: Optional[BaseException] = None, **_: Any) -> None:
     with _lock:
         job = _recorded.pop(task_id, None) if task_id else None
-    if job is not None and job.status not in ("completed", "canceled", "failed") and exception is not None:
-        job.fail_step(exception, retryable=False)
-        job.stop_listening()
+    if job is None or job.status in ("completed", "canceled", "failed") or exception is None:
+        return
+    step = job.current_step or next(iter(job.step_ids), None)
+    try:
+        if step is None or step in job.completed_steps:
+            job.fail(exception)
+        else:
+            job.fail_step(exception, retryable=False, step=step)
+    except ProducerError as err:
+        log.warning("could not report the failure of job %s: %s", job.id, err)
+    job.stop_listening()
