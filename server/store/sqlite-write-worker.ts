@@ -9,9 +9,13 @@
  * Checkpoints are this thread's job. SQLite's automatic checkpoint only runs once the WAL holds
  * 1000 pages (4 MB): on a smaller volume the WAL filled the disk first and then never shrank,
  * even after space was freed. So, after answering a batch, the thread runs a PASSIVE checkpoint
- * once a second while writes go on and whenever the WAL file has grown past 1 MB, a TRUNCATE one
- * when it passes 4 MB (readers kept PASSIVE ones from finishing), and a TRUNCATE one when writes
- * stop for a second or a batch failed (a full disk gets the WAL's space back). Once a checkpoint
+ * once a second while writes go on (and past 4 MB of WAL, SQLite's own threshold), a TRUNCATE one
+ * past 16 MB (readers kept PASSIVE ones from finishing) — both lower on a small or nearly full
+ * volume (an eighth and a quarter of the free space), and a TRUNCATE one when writes stop for a
+ * second or a batch failed (a full disk gets the WAL's space back). The size thresholds are not
+ * lower on purpose: each checkpoint is an extra fsync of the database file before the next batch
+ * can commit, and at 1 MB they ran after nearly every batch under load (durable ingest fell by
+ * about a quarter). Once a checkpoint
  * has finished, the next write restarts the WAL, and journal_size_limit = 0 cuts the file to
  * nothing then, so the WAL holds no more disk than what was written since (SQLite would keep the
  * file at its largest size for reuse: on a 2 MB volume, half of it). A checkpoint never delays
@@ -22,16 +26,19 @@
  * error, and the connection stays usable: the next batch is tried as usual and succeeds once the
  * cause is gone, without a restart.
  */
-import { statSync } from 'node:fs';
+import { statfsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDatabase, prepareWrites, type Synchronous, type WriteOp } from './sqlite-schema.js';
 
 /** A PASSIVE checkpoint at least this often (ms) while writes go on. */
 export const CHECKPOINT_EVERY_MS = 1000;
-/** A WAL file larger than this is checkpointed after the batch that grew it. */
-export const CHECKPOINT_WAL_ABOVE_BYTES = 1024 * 1024;
-/** A WAL larger than this is checkpointed and truncated after the batch that grew it. */
-export const TRUNCATE_WAL_ABOVE_BYTES = 4 * 1024 * 1024;
+/** A WAL file larger than this is checkpointed after the batch that grew it (less on a small volume, see `limits`). */
+export const CHECKPOINT_WAL_ABOVE_BYTES = 4 * 1024 * 1024;
+/** A WAL larger than this is checkpointed and truncated after the batch that grew it (likewise). */
+export const TRUNCATE_WAL_ABOVE_BYTES = 16 * 1024 * 1024;
+/** The floor of both thresholds on a nearly full volume. */
+const MIN_WAL_THRESHOLD_BYTES = 256 * 1024;
 /** Writes stopped this long: checkpoint and truncate the WAL. */
 const IDLE_TRUNCATE_MS = 1000;
 /** How long a TRUNCATE checkpoint waits for readers before trying again later. */
@@ -89,14 +96,37 @@ function walBytes(): number {
   return statSync(walFile, { throwIfNoEntry: false })?.size ?? 0;
 }
 
+/**
+ * The WAL thresholds for the volume as it is: the fixed ones on a roomy disk; on a small or
+ * nearly full one, an eighth (PASSIVE) and a quarter (TRUNCATE) of the free space, so the WAL
+ * never fills the volume by itself. Free space is read at most once a second.
+ */
+const limits = { passive: CHECKPOINT_WAL_ABOVE_BYTES, truncate: TRUNCATE_WAL_ABOVE_BYTES, readAt: 0 };
+function walLimits(): typeof limits {
+  const now = Date.now();
+  if (now - limits.readAt >= CHECKPOINT_EVERY_MS) {
+    limits.readAt = now;
+    try {
+      const fs = statfsSync(dirname(walFile));
+      const free = fs.bavail * fs.bsize + walBytes();
+      limits.passive = Math.max(MIN_WAL_THRESHOLD_BYTES, Math.min(CHECKPOINT_WAL_ABOVE_BYTES, free / 8));
+      limits.truncate = Math.max(2 * MIN_WAL_THRESHOLD_BYTES, Math.min(TRUNCATE_WAL_ABOVE_BYTES, free / 4));
+    } catch {
+      /* keep the last ones */
+    }
+  }
+  return limits;
+}
+
 /** After each batch, once its answer is on its way. */
 function afterBatch(failed: boolean): void {
   dirty = true;
   const bytes = walBytes();
   const since = Date.now() - lastCheckpoint;
-  if (failed || bytes > TRUNCATE_WAL_ABOVE_BYTES) {
+  const { passive, truncate } = walLimits();
+  if (failed || bytes > truncate) {
     if (checkpoint('TRUNCATE')) dirty = false;
-  } else if (since >= CHECKPOINT_EVERY_MS || bytes > CHECKPOINT_WAL_ABOVE_BYTES) {
+  } else if (since >= CHECKPOINT_EVERY_MS || bytes > passive) {
     checkpoint('PASSIVE');
   }
   clearTimeout(idleTimer);
