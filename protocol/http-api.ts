@@ -1,8 +1,9 @@
 /**
- * Bodies of the producer HTTP API (`POST /v1/jobs`, `POST /v1/jobs/{id}/events`, retry) and of
- * the retry webhook. Validated at runtime by validate.ts; documented in docs/protocol.md.
+ * Bodies of the producer HTTP API (`POST /v1/jobs`, `POST /v1/jobs/{id}/events`, retry), of the
+ * listing (`GET /v1/jobs`) and of the retry webhook. Validated at runtime by validate.ts; documented in docs/protocol.md.
  */
 import type { ErrorCode } from './errors.js';
+import type { JobStatus, JobSummary } from './job.js';
 import type { JobSource } from './source.js';
 
 export interface StepSpec {
@@ -81,3 +82,24 @@ export interface CancelWebhook {
 }
 
 export type JobWebhook = RetryWebhook | CancelWebhook;
+
+/** The query of `GET /v1/jobs` (parsed by `parseListJobsQuery`). */
+export interface ListJobsQuery {
+  /** Only jobs carrying this tag (TAG_PATTERN). */
+  tag?: string;
+  /** Only jobs in one of these states (`status=running,queued`). */
+  status?: JobStatus[];
+  /** Only jobs of exactly this kind. */
+  kind?: string;
+  /** 1..LISTING.maxLimit, default LISTING.defaultLimit. */
+  limit: number;
+  /** `nextCursor` of the previous page: continue after it (opaque). */
+  cursor?: string;
+}
+
+/** 200 answer to `GET /v1/jobs`: newest first; `nextCursor` is null on the last page. */
+export interface JobList {
+  jobs: JobSummary[];
+  /** Pass as `cursor` for the next page; a page may hold fewer than `limit` jobs while this is not null. */
+  nextCursor: string | null;
+}

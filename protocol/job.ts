@@ -1,7 +1,7 @@
 /**
  * The job model every party shares: what a job and its steps look like on the wire, in the
- * snapshot and update messages and in `GET /v1/jobs/{id}`. A public contract (docs/protocol.md):
- * extend it, never rename it. Types only, browser-safe.
+ * snapshot and update messages and in `GET /v1/jobs/{id}`, and its summary in listings and tag
+ * feeds. A public contract (docs/protocol.md): extend it, never rename it. Browser-safe.
  */
 
 export const JOB_STATUSES = ['queued', 'running', 'completed', 'failed', 'canceled'] as const;
@@ -78,4 +78,45 @@ export interface Job {
   cancelRequested?: CancelRequest;
   createdAt: number;
   updatedAt: number;
+}
+
+/**
+ * A job in a list (`GET /v1/jobs`) or a tag feed (`feed`, `feed_update`): what a list row shows,
+ * without steps, result or meta (only `meta.title`, when it is a string). `tags` is always an
+ * array. Compare `seq` like a full job's: a summary never replaces one with a higher `seq`.
+ */
+export interface JobSummary {
+  id: string;
+  kind: string;
+  status: JobStatus;
+  progress: number;
+  eta: Eta | null;
+  tags: string[];
+  seq: number;
+  createdAt: number;
+  updatedAt: number;
+  error?: JobError;
+  cancelRequested?: CancelRequest;
+  /** Only `title`, and only when the job's `meta.title` is a string. */
+  meta?: { title: string };
+}
+
+/** The summary of a job (the same fields, in the same order, whoever builds it). */
+export function summaryOf(job: Job): JobSummary {
+  const summary: JobSummary = {
+    id: job.id,
+    kind: job.kind,
+    status: job.status,
+    progress: job.progress,
+    eta: job.eta,
+    tags: job.tags ?? [],
+    seq: job.seq,
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+  };
+  if (job.error !== undefined) summary.error = job.error;
+  if (job.cancelRequested !== undefined) summary.cancelRequested = job.cancelRequested;
+  const title = job.meta?.title;
+  if (typeof title === 'string') summary.meta = { title };
+  return summary;
 }

@@ -57,3 +57,17 @@ export const FIELD_LIMITS = {
 export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const STEP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 export const TAG_PATTERN = /^[A-Za-z0-9:._-]{1,128}$/;
+
+/** Listing (`GET /v1/jobs`) and tag feeds (`subscribe` with `tag`, `GET /v1/feed`). */
+export const LISTING = {
+  /** Jobs per page when `limit` is not given. */
+  defaultLimit: 20,
+  /** Largest accepted `limit`. */
+  maxLimit: 100,
+  /** Jobs in a feed's first message (`feed`): the tag's latest. */
+  feedJobs: 50,
+  /** A job's progress (and other changes that keep its status) reaches a feed at most this often (ms); the latest state always follows. */
+  feedProgressIntervalMs: 2000,
+  /** Longest accepted `cursor` (characters). */
+  cursorChars: 256,
+} as const;

@@ -4,11 +4,14 @@
  * (validate.ts).
  */
 import type { ErrorCode } from './errors.js';
-import type { Job } from './job.js';
+import type { Job, JobSummary } from './job.js';
 
 export type ClientMessage =
   | { type: 'subscribe'; jobId: string; since?: number }
   | { type: 'unsubscribe'; jobId: string }
+  /** Follow a tag's feed (a grant `tag:<tag>` or `*`): `feed` with the latest jobs, then `feed_update`s. */
+  | FeedSubscribe
+  | FeedUnsubscribe
   | { type: 'retry'; jobId: string; step?: string }
   | { type: 'cancel'; jobId: string; reason?: string }
   /**
@@ -23,7 +26,10 @@ export type ServerMessage =
   | { type: 'snapshot'; job: Job }
   | { type: 'update'; job: Job }
   | ControlMessage
-  | { type: 'error'; code: ErrorCode | string; message: string; jobId?: string }
+  | FeedMessage
+  | FeedUpdateMessage
+  /** `jobId` or `tag`: the subscription the refusal concerns, when it concerns one. */
+  | { type: 'error'; code: ErrorCode | string; message: string; jobId?: string; tag?: string }
   /** The `auth` token was accepted; `exp` is its expiry (epoch seconds). */
   | { type: 'auth_ok'; exp: number }
   | { type: 'pong' };
@@ -32,6 +38,34 @@ export type ServerMessage =
 export type ControlMessage =
   | { type: 'control'; action: 'retry'; jobId: string; step: string }
   | { type: 'control'; action: 'cancel'; jobId: string; reason?: string };
+
+export interface FeedSubscribe {
+  type: 'subscribe';
+  tag: string;
+}
+
+export interface FeedUnsubscribe {
+  type: 'unsubscribe';
+  tag: string;
+}
+
+/** Answer to every feed subscribe: the tag's latest jobs (LISTING.feedJobs), newest first. */
+export interface FeedMessage {
+  type: 'feed';
+  tag: string;
+  jobs: JobSummary[];
+}
+
+/**
+ * A job carrying the tag was created or changed status (at once), or made progress (at most once
+ * per LISTING.feedProgressIntervalMs per job, the latest state last). Keep, per job, the summary
+ * with the highest `seq`: an update may arrive before the `feed` answer, and may be resent.
+ */
+export interface FeedUpdateMessage {
+  type: 'feed_update';
+  tag: string;
+  job: JobSummary;
+}
 
 /** WebSocket close codes the server uses. */
 export const CloseCode = {

@@ -6,8 +6,9 @@
  * Browser-safe: no Node imports.
  */
 import { ApiError, badRequest } from './errors.js';
-import { EVENT_TYPES, type CancelJobRequest, type CreateJobRequest, type JobEvent, type RetryRequest } from './http-api.js';
-import { FIELD_LIMITS, JOB_ID_PATTERN, LIMITS, STEP_ID_PATTERN, TAG_PATTERN } from './limits.js';
+import { EVENT_TYPES, type CancelJobRequest, type CreateJobRequest, type JobEvent, type ListJobsQuery, type RetryRequest } from './http-api.js';
+import { JOB_STATUSES, type JobStatus } from './job.js';
+import { FIELD_LIMITS, JOB_ID_PATTERN, LIMITS, LISTING, STEP_ID_PATTERN, TAG_PATTERN } from './limits.js';
 import type { ClientMessage } from './messages.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -179,14 +180,76 @@ export function parseCancelRequest(body: unknown): CancelJobRequest {
   return reason !== undefined ? { reason } : {};
 }
 
-/** A refused client message: the error to send back, and the job it concerned when known. */
+/** A refused client message: the error to send back, and the job (or feed tag) it concerned when known. */
 export class ClientMessageError extends ApiError {
   constructor(
     message: string,
     readonly jobId?: string,
+    readonly tag?: string,
   ) {
     super(400, 'bad_request', message);
   }
+}
+
+const TAG_RULE = `1-${FIELD_LIMITS.tagChars} characters of A-Z a-z 0-9 : . _ -`;
+const CURSOR_PATTERN = /^[A-Za-z0-9_-]+$/;
+
+/** The one value of a query parameter; 400 naming it when repeated. */
+function single(params: URLSearchParams, name: string): string | undefined {
+  const values = params.getAll(name);
+  if (values.length > 1) throw badRequest(`${name} is given more than once`);
+  return values[0];
+}
+
+/**
+ * The query of `GET /v1/jobs` (`?tag=&status=&kind=&limit=&cursor=`); throws ApiError 400 naming
+ * the parameter. `status` is a comma list (or repeated); other parameters are ignored. The cursor
+ * is opaque: only its alphabet and length are checked here, the server decodes it.
+ */
+export function parseListJobsQuery(params: URLSearchParams): ListJobsQuery {
+  const query: ListJobsQuery = { limit: LISTING.defaultLimit };
+  const tag = single(params, 'tag');
+  if (tag !== undefined) {
+    if (!TAG_PATTERN.test(tag)) throw badRequest(`tag must be ${TAG_RULE}`);
+    query.tag = tag;
+  }
+  const statuses = params.getAll('status');
+  if (statuses.length > 0) {
+    const wanted = new Set<JobStatus>();
+    for (const word of statuses.join(',').split(',')) {
+      const status = word.trim();
+      if (!(JOB_STATUSES as readonly string[]).includes(status)) {
+        throw badRequest(`status must be a comma-separated list of ${JOB_STATUSES.join(', ')} (got "${status.slice(0, 32)}")`);
+      }
+      wanted.add(status as JobStatus);
+    }
+    query.status = [...wanted];
+  }
+  const kind = single(params, 'kind');
+  if (kind !== undefined) {
+    if (kind.length === 0 || kind.length > FIELD_LIMITS.kindChars) throw badRequest(`kind must be 1-${FIELD_LIMITS.kindChars} characters`);
+    query.kind = kind;
+  }
+  const limit = single(params, 'limit');
+  if (limit !== undefined) {
+    const n = /^[0-9]{1,4}$/.test(limit) ? Number(limit) : NaN;
+    if (!(n >= 1 && n <= LISTING.maxLimit)) throw badRequest(`limit must be an integer from 1 to ${LISTING.maxLimit}`);
+    query.limit = n;
+  }
+  const cursor = single(params, 'cursor');
+  if (cursor !== undefined && cursor !== '') {
+    if (cursor.length > LISTING.cursorChars || !CURSOR_PATTERN.test(cursor)) throw badRequest('cursor must be the nextCursor of a previous page');
+    query.cursor = cursor;
+  }
+  return query;
+}
+
+/** The query of `GET /v1/feed` (`?tag=`; `access_token` is the stream's, not checked here): the tag. */
+export function parseFeedQuery(params: URLSearchParams): string {
+  const tag = single(params, 'tag');
+  if (tag === undefined) throw badRequest('tag is required (GET /v1/feed?tag=<tag>)');
+  if (!TAG_PATTERN.test(tag)) throw badRequest(`tag must be ${TAG_RULE}`);
+  return tag;
 }
 
 /** One WebSocket client message (already JSON-parsed); throws ClientMessageError. */
@@ -205,6 +268,13 @@ export function parseClientMessage(msg: unknown): ClientMessage {
     case 'retry':
     case 'cancel': {
       const { type, jobId } = msg;
+      if ((type === 'subscribe' || type === 'unsubscribe') && msg.tag !== undefined) {
+        // A tag's feed instead of one job.
+        const tag = msg.tag;
+        if (typeof tag !== 'string' || !TAG_PATTERN.test(tag)) throw new ClientMessageError(`${type} "tag" must be ${TAG_RULE}`);
+        if (jobId !== undefined) throw new ClientMessageError(`${type} takes either "jobId" or "tag", not both`, undefined, tag);
+        return type === 'subscribe' ? { type, tag } : { type, tag };
+      }
       if (typeof jobId !== 'string' || !JOB_ID_PATTERN.test(jobId)) throw new ClientMessageError(`${type} needs a valid "jobId"`);
       if (type === 'unsubscribe') return { type, jobId };
       if (type === 'cancel') {

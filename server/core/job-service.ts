@@ -10,6 +10,11 @@
  * state is the truth (one node) or must be checked against the store (a cluster) is the
  * Freshness strategy's call (freshness.ts). Listeners (hub, polling, webhooks, cluster) are wired
  * in assembly (server/app/start-server.ts).
+ *
+ * Reads of many jobs: `list` (job-list.ts, newest first with a keyset cursor) serves
+ * `GET /v1/jobs` and the first message of a tag feed; `feed` (feed.ts) is this service's tag feed,
+ * fed by its own `created` and `update` (and, in a cluster, by cluster/node.ts), which the
+ * transports deliver.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -30,12 +35,15 @@ import { SeqConflictError, type EventIdEntry, type JobRecord, type Store } from 
 import type { Estimate, Estimator } from './estimator.js';
 import { changedMeaningfully } from './eta-update-policy.js';
 import { singleNode, type Freshness } from './freshness.js';
+import { JobFeed } from './feed.js';
 import { JobCache, type CacheEntry } from './job-cache.js';
+import { listJobs, type JobListQuery, type JobListResult } from './job-list.js';
 import { applyCancel, applyEvent, applyRetry, createJob, weightedProgress } from './job-machine.js';
 import { viewOf, type JobView } from './job-view.js';
 import { JobWriter } from './job-writer.js';
 
 export type { JobView } from './job-view.js';
+export type { JobListQuery, JobListResult } from './job-list.js';
 
 export interface RetryNotice {
   jobId: string;
@@ -100,6 +108,8 @@ type Listeners = { [K in keyof JobServiceEvents]: Set<JobServiceEvents[K]> };
 
 export class JobService {
   readonly estimator: Estimator;
+  /** Tag feeds (feed.ts): what followers of a tag hear. */
+  readonly feed: JobFeed;
   private readonly store: Store;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -133,6 +143,10 @@ export class JobService {
       },
       reload: (id) => this.reload(id),
     });
+    this.feed = new JobFeed({ latest: async (tag, limit) => (await this.list({ tags: [tag], limit })).jobs, log: this.log });
+    this.on('created', (view) => this.feed.observe(view.job));
+    this.on('update', (view) => this.feed.observe(view.job));
+    this.on('pruned', (ids) => this.feed.forget(ids));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -157,6 +171,7 @@ export class JobService {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await this.writer.settled();
+    this.feed.close();
   }
 
   on<K extends keyof JobServiceEvents>(event: K, listener: JobServiceEvents[K]): () => void {
@@ -200,6 +215,14 @@ export class JobService {
 
   async countByStatus(): Promise<Record<JobStatus, number>> {
     return this.store.countByStatus();
+  }
+
+  /**
+   * Committed jobs newest first, `limit` at most, continuing after `before` (job-list.ts): the
+   * caller (a transport) has turned the token's grants into `tags` and `where`.
+   */
+  async list(query: JobListQuery): Promise<JobListResult> {
+    return listJobs(this.store, query);
   }
 
   /**

@@ -9,7 +9,24 @@
  *   {p}st:<status>     sorted set: job ids in that status, scored by updatedAt
  *   {p}hist:<key>      list: ETA history samples, trimmed to maxPerKey ("<n>|<json>")
  *   {p}hist:keys       set of history keys; {p}hist:n the global sample counter
+ *   {p}created         listing index, every job  ┐ sorted sets, every score 0, member
+ *   {p}lst:<status>    listing index, by status  │ `<createdAt, 15 digits>:<id>`, so their
+ *   {p}kind:<kind>     listing index, by kind    │ lexicographic order is the listing's
+ *   {p}tag:<tag>       listing index, by tag     ┘ (createdAt, id) order, ties included
+ *   {p}listidx         "2" once jobs stored before the listing indexes existed were indexed
  *   {p}ch:<id>         pub/sub channel: every committed change of the job (./redis-channels.ts)
+ *   {p}tagch:<tag>     pub/sub channel: every committed change of every job carrying the tag
+ *
+ * Listing: the indexes are sorted sets of one score whose members sort as the listing does, so a
+ * page is `ZRANGE <index> (<cursor> - BYLEX REV LIMIT 0 n` (O(log n + n), exact under ties, and
+ * the cursor needs no member to still exist), then the records by a pipeline. The insert script
+ * adds a job to created, lst:<status>, kind:<kind> and tag:<tag> and remembers its member (`lm`)
+ * and those keys (`ix`) in the job's hash; the save script moves it between lst: sets when its
+ * status changes; the prune script removes it from all of them. A job Redis expired on its own
+ * (the retention TTL, when no node pruned it) leaves members behind: a listing walk skips them and
+ * removes them from the index it walked. Jobs stored by an older version are indexed once at open
+ * (`{p}listidx`). The prune script reads the keys from `ix`, and the tag channels are named from
+ * the job's tags: keys a script does not declare, one more reason this is not for Redis Cluster.
  *
  * Atomicity: `save` is one Lua script that checks the stored seq, writes the record, moves the id
  * between status indexes, records eventIds, sets or clears the retention TTL and PUBLISHes the new
@@ -25,8 +42,18 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { JOB_STATUSES, isTerminal, type Job, type JobStatus } from '../../protocol/index.js';
-import { jobChannel } from './redis-channels.js';
-import { recordJson, SeqConflictError, StoreOpenError, type EventIdEntry, type JobRecord, type Store } from './store.js';
+import { jobChannel, tagChannel } from './redis-channels.js';
+import {
+  recordJson,
+  SeqConflictError,
+  StoreOpenError,
+  type EventIdEntry,
+  type JobRecord,
+  type ListCursor,
+  type ListPage,
+  type ListQuery,
+  type Store,
+} from './store.js';
 
 export interface RedisStoreOptions {
   /** `redis://[:password@]host:port[/db]` or `rediss://` (TLS). Ignored when `client` is given. */
@@ -60,8 +87,9 @@ export interface RedisDurability {
 const STATUS_LIST = JOB_STATUSES.map((s) => `'${s}'`).join(', ');
 
 /**
- * KEYS: job, ev, st:queued, st:running, st:completed, st:failed, st:canceled
- * ARGV: id, expectedSeq ('' = unchecked), seq, status, updatedAt, rec, ttlMs, channel, message, [eventId, seq]...
+ * KEYS: job, ev, st:queued, st:running, st:completed, st:failed, st:canceled, lst:queued … lst:canceled
+ * ARGV: id, expectedSeq ('' = unchecked), seq, status, updatedAt, rec, ttlMs, channel, message,
+ *       listMember, n, [tag channel] × n, [eventId, seq]...
  * → {1, seq} saved (or the identical save was already applied) · {0, storedSeq} conflict · {-1, 0} no job
  */
 const SAVE_SCRIPT = `
@@ -80,9 +108,14 @@ local old = redis.call('HGET', KEYS[1], 'status')
 redis.call('HSET', KEYS[1], 'seq', ARGV[3], 'status', ARGV[4], 'rec', ARGV[6])
 local oi = old and idx(old)
 local ni = idx(ARGV[4])
-if oi and oi ~= ni then redis.call('ZREM', KEYS[2 + oi], ARGV[1]) end
+if oi and oi ~= ni then
+  redis.call('ZREM', KEYS[2 + oi], ARGV[1])
+  redis.call('ZREM', KEYS[7 + oi], ARGV[10])
+end
 redis.call('ZADD', KEYS[2 + ni], tonumber(ARGV[5]), ARGV[1])
-for i = 10, #ARGV, 2 do redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) end
+if oi ~= ni then redis.call('ZADD', KEYS[7 + ni], 0, ARGV[10]) end
+local tags = tonumber(ARGV[11])
+for i = 12 + tags, #ARGV, 2 do redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) end
 local ttl = tonumber(ARGV[7])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
@@ -92,21 +125,44 @@ else
   redis.call('PERSIST', KEYS[2])
 end
 if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
+for i = 12, 11 + tags do redis.call('PUBLISH', ARGV[i], ARGV[9]) end
 return {1, tonumber(ARGV[3])}
 `;
 
-/** KEYS: job, st:<status> · ARGV: id, seq, status, updatedAt, rec → 1 inserted, 0 exists */
+/**
+ * KEYS: job, st:<status>, lst:<status>, created, kind:<kind>, tag:<tag>...
+ * ARGV: id, seq, status, updatedAt, rec, listMember, ix (JSON: KEYS[4..], the indexes prune empties), n, [tag channel] × n, message
+ * → 1 inserted, 0 exists
+ */
 const INSERT_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'status', ARGV[3], 'rec', ARGV[5])
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'status', ARGV[3], 'rec', ARGV[5], 'lm', ARGV[6], 'ix', ARGV[7])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), ARGV[1])
+for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[6]) end
+local n = tonumber(ARGV[8])
+for i = 9, 8 + n do redis.call('PUBLISH', ARGV[i], ARGV[9 + n]) end
 return 1
 `;
 
-/** KEYS: st:<finished status>, job, ev · ARGV: id → 1 when this call deleted it */
+/** KEYS: st:<finished status>, job, ev · ARGV: id, prefix → 1 when this call deleted it (and took it out of the listing indexes) */
 const PRUNE_ONE_SCRIPT = `
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local f = redis.call('HMGET', KEYS[2], 'lm', 'ix', 'status')
+if f[1] then
+  if f[3] then redis.call('ZREM', ARGV[2] .. 'lst:' .. f[3], f[1]) end
+  if f[2] then for _, key in ipairs(cjson.decode(f[2])) do redis.call('ZREM', key, f[1]) end end
+end
 redis.call('DEL', KEYS[2], KEYS[3])
+return 1
+`;
+
+/** Indexes one job stored before the listing indexes existed. KEYS: job · ARGV: listMember, ix, prefix → 1 indexed now */
+const INDEX_ONE_SCRIPT = `
+local f = redis.call('HMGET', KEYS[1], 'lm', 'status')
+if f[1] or not f[2] then return 0 end
+for _, key in ipairs(cjson.decode(ARGV[2])) do redis.call('ZADD', key, 0, ARGV[1]) end
+redis.call('ZADD', ARGV[3] .. 'lst:' .. f[2], 0, ARGV[1])
+redis.call('HSET', KEYS[1], 'lm', ARGV[1], 'ix', ARGV[2])
 return 1
 `;
 
@@ -123,8 +179,22 @@ interface ScriptedRedis extends Redis {
   ptSave(...args: Array<string | number>): Promise<[number, number]>;
   ptInsert(...args: Array<string | number>): Promise<number>;
   ptPruneOne(...args: Array<string | number>): Promise<number>;
+  ptIndexOne(...args: Array<string | number>): Promise<number>;
   ptHistory(...args: Array<string | number>): Promise<number>;
 }
+
+/** Entries a listing walk examines when the caller sets no `scan` and the index does not cover every filter. */
+const DEFAULT_FILTERED_SCAN = 1000;
+/** Index entries read per round trip of a filtered walk. */
+const WALK_BATCH = 200;
+/** The value of `{p}listidx` once every stored job is in the listing indexes. */
+const LIST_INDEX_VERSION = '2';
+
+/** A listing index member: sorts (lexicographically) as the listing does. */
+export const listMember = (createdAt: number, id: string): string => `${String(Math.max(0, Math.trunc(createdAt))).padStart(15, '0')}:${id}`;
+const cursorOf = (member: string): ListCursor => ({ createdAt: Number(member.slice(0, 15)), id: member.slice(16) });
+/** A SCAN MATCH pattern matching `text` literally. */
+const globEscape = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
 
 const FINISHED: readonly JobStatus[] = ['completed', 'failed', 'canceled'];
 
@@ -157,9 +227,11 @@ export class RedisStore implements Store {
     this.ttlMs = (options.retentionMs ?? 86_400_000) + (options.retentionGraceMs ?? 3_600_000);
     this.publish = options.publish ?? true;
     // defineCommand uses EVALSHA and falls back to EVAL on NOSCRIPT (a restarted Redis forgot them).
-    client.defineCommand('ptSave', { numberOfKeys: 2 + JOB_STATUSES.length, lua: SAVE_SCRIPT });
-    client.defineCommand('ptInsert', { numberOfKeys: 2, lua: INSERT_SCRIPT });
+    client.defineCommand('ptSave', { numberOfKeys: 2 + 2 * JOB_STATUSES.length, lua: SAVE_SCRIPT });
+    // The insert's key count varies with the job's tags: given first on each call.
+    client.defineCommand('ptInsert', { lua: INSERT_SCRIPT });
     client.defineCommand('ptPruneOne', { numberOfKeys: 3, lua: PRUNE_ONE_SCRIPT });
+    client.defineCommand('ptIndexOne', { numberOfKeys: 1, lua: INDEX_ONE_SCRIPT });
     client.defineCommand('ptHistory', { numberOfKeys: 3, lua: HISTORY_SCRIPT });
   }
 
@@ -197,7 +269,14 @@ export class RedisStore implements Store {
       if (!options.client) client.disconnect();
       throw new StoreOpenError(`cannot use ${where}: ${(err as Error).message}`);
     }
-    return new RedisStore(client, !options.client, options);
+    const store = new RedisStore(client, !options.client, options);
+    try {
+      await store.indexOlderJobs();
+    } catch (err) {
+      if (!options.client) client.disconnect();
+      throw new StoreOpenError(`cannot use ${where}: indexing stored jobs for listing failed: ${(err as Error).message}`);
+    }
+    return store;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -205,12 +284,25 @@ export class RedisStore implements Store {
   jobKey = (id: string) => `${this.prefix}job:${id}`;
   private evKey = (id: string) => `${this.prefix}ev:${id}`;
   private stKey = (status: JobStatus) => `${this.prefix}st:${status}`;
+  private lstKey = (status: JobStatus) => `${this.prefix}lst:${status}`;
+  private createdKey = () => `${this.prefix}created`;
+  private kindKey = (kind: string) => `${this.prefix}kind:${kind}`;
+  private tagKey = (tag: string) => `${this.prefix}tag:${tag}`;
+  /** The listing indexes of a job other than its status's (what prune empties, from `ix`). */
+  private indexKeys = (job: Job): string[] => [this.createdKey(), this.kindKey(job.kind), ...(job.tags ?? []).map(this.tagKey)];
+  private tagChannels = (job: Job): string[] => (this.publish ? (job.tags ?? []).map((tag) => tagChannel(this.prefix, tag)) : []);
+  private changeMessage = (jobJson: string) => `{"n":${JSON.stringify(this.nodeId)},"t":"u","job":${jobJson}}`;
 
   async insert(record: JobRecord): Promise<boolean> {
     const { job } = record;
+    const jobJson = JSON.stringify(job);
+    const indexes = this.indexKeys(job);
+    const channels = this.tagChannels(job);
+    const keys = [this.jobKey(job.id), this.stKey(job.status), this.lstKey(job.status), ...indexes];
     const inserted = await this.redis.ptInsert(
-      this.jobKey(job.id), this.stKey(job.status),
-      job.id, job.seq, job.status, job.updatedAt, JSON.stringify(record),
+      keys.length, ...keys,
+      job.id, job.seq, job.status, job.updatedAt, recordJson(record, jobJson), listMember(job.createdAt, job.id), JSON.stringify(indexes),
+      channels.length, ...channels, channels.length > 0 ? this.changeMessage(jobJson) : '',
     );
     return inserted === 1;
   }
@@ -219,11 +311,13 @@ export class RedisStore implements Store {
     const { job } = record;
     const ttl = isTerminal(job.status) ? this.ttlMs : 0;
     // ChangeMessage, spliced from the job's JSON: `{"n":<node>,"t":"u","job":<Job>}`.
-    const message = this.publish ? `{"n":${JSON.stringify(this.nodeId)},"t":"u","job":${jobJson}}` : '';
+    const message = this.publish ? this.changeMessage(jobJson) : '';
+    const channels = this.tagChannels(job);
     const args: Array<string | number> = [
-      this.jobKey(job.id), this.evKey(job.id), ...JOB_STATUSES.map(this.stKey),
+      this.jobKey(job.id), this.evKey(job.id), ...JOB_STATUSES.map(this.stKey), ...JOB_STATUSES.map(this.lstKey),
       job.id, expectedSeq ?? '', job.seq, job.status, job.updatedAt, recordJson(record, jobJson), ttl,
       this.publish ? jobChannel(this.prefix, job.id) : '', message,
+      listMember(job.createdAt, job.id), channels.length, ...channels,
     ];
     for (const e of eventIds) args.push(e.eventId, e.seq);
     const [outcome, stored] = await this.redis.ptSave(...args);
@@ -252,6 +346,83 @@ export class RedisStore implements Store {
   async findEvent(jobId: string, eventId: string): Promise<number | undefined> {
     const seq = await this.redis.hget(this.evKey(jobId), eventId);
     return seq === null ? undefined : Number(seq);
+  }
+
+  /**
+   * One walk of a listing index (see the header): the tag's, else the one status's, else the
+   * kind's, else every job's; other filters are checked on the records, WALK_BATCH entries per
+   * round trip.
+   */
+  async list(query: ListQuery): Promise<ListPage> {
+    const { tag, statuses, kind, limit } = query;
+    if (limit <= 0 || statuses?.length === 0) return { records: [], scanned: 0 };
+    const byStatus = tag === undefined && statuses?.length === 1 ? statuses[0]! : undefined;
+    const byKind = tag === undefined && byStatus === undefined ? kind : undefined;
+    const key =
+      tag !== undefined ? this.tagKey(tag) : byStatus !== undefined ? this.lstKey(byStatus) : byKind !== undefined ? this.kindKey(byKind) : this.createdKey();
+    const wantStatus = statuses !== undefined && byStatus === undefined ? new Set(statuses) : undefined;
+    const wantKind = kind !== undefined && byKind === undefined ? kind : undefined;
+    const filtered = wantStatus !== undefined || wantKind !== undefined;
+    const scan = Math.max(1, query.scan ?? (filtered ? DEFAULT_FILTERED_SCAN : limit));
+    const records: JobRecord[] = [];
+    let scanned = 0;
+    let from = query.before ? `(${listMember(query.before.createdAt, query.before.id)}` : '+';
+    let last: string | undefined;
+    let exhausted = false;
+    while (records.length < limit && scanned < scan && !exhausted) {
+      const want = Math.min(scan - scanned, filtered ? Math.max(WALK_BATCH, limit - records.length) : limit - records.length);
+      const members = (await this.redis.call('ZRANGE', key, from, '-', 'BYLEX', 'REV', 'LIMIT', 0, want)) as string[];
+      exhausted = members.length < want;
+      const found = await this.getMany(members.map((m) => m.slice(16)));
+      const gone: string[] = [];
+      for (let i = 0; i < members.length && records.length < limit; i++) {
+        scanned++;
+        last = members[i]!;
+        const record = found[i];
+        if (!record) gone.push(last);
+        else if ((!wantStatus || wantStatus.has(record.job.status)) && (wantKind === undefined || record.job.kind === wantKind)) records.push(record);
+      }
+      // Expired by Redis (retention TTL) before a node pruned them: drop their members from this index.
+      if (gone.length > 0) void this.redis.zrem(key, ...gone).catch(() => undefined);
+      if (last !== undefined) from = `(${last}`;
+    }
+    const stopped = records.length >= limit || (scanned >= scan && !exhausted);
+    return { records, scanned, ...(stopped && last !== undefined && { next: cursorOf(last) }) };
+  }
+
+  /**
+   * Jobs stored before the listing indexes existed are added to them, once per prefix: by the
+   * first node to open it (a lock keeps others from repeating it at once; a node that finds the
+   * lock taken goes on without waiting). Safe beside live writes: a job already indexed by its
+   * insert, or gone, is left alone.
+   */
+  async indexOlderJobs(): Promise<number> {
+    const done = `${this.prefix}listidx`;
+    if ((await this.redis.get(done)) === LIST_INDEX_VERSION) return 0;
+    const lock = `${done}:lock`;
+    if ((await this.redis.set(lock, this.nodeId, 'PX', 120_000, 'NX')) !== 'OK') return 0;
+    let indexed = 0;
+    try {
+      let cursor = '0';
+      const pattern = `${globEscape(this.prefix)}job:*`;
+      const skip = this.prefix.length + 'job:'.length;
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        const records = await this.getMany(keys.map((k) => k.slice(skip)));
+        const pipe = this.redis.pipeline();
+        records.forEach((record, i) => {
+          if (!record) return;
+          const { job } = record;
+          (pipe as unknown as ScriptedRedis).ptIndexOne(keys[i]!, listMember(job.createdAt, job.id), JSON.stringify(this.indexKeys(job)), this.prefix);
+        });
+        for (const [err, n] of (await pipe.exec()) ?? []) if (!err && n === 1) indexed++;
+      } while (cursor !== '0');
+      await this.redis.set(done, LIST_INDEX_VERSION);
+    } finally {
+      await this.redis.del(lock);
+    }
+    return indexed;
   }
 
   async listByStatus(statuses: readonly JobStatus[], limit: number): Promise<JobRecord[]> {
@@ -292,7 +463,7 @@ export class RedisStore implements Store {
         const ids = await this.redis.zrangebyscore(this.stKey(status), '-inf', `(${before}`, 'LIMIT', 0, 1000);
         if (ids.length === 0) break;
         const pipe = this.redis.pipeline();
-        for (const id of ids) (pipe as unknown as ScriptedRedis).ptPruneOne(this.stKey(status), this.jobKey(id), this.evKey(id), id);
+        for (const id of ids) (pipe as unknown as ScriptedRedis).ptPruneOne(this.stKey(status), this.jobKey(id), this.evKey(id), id, this.prefix);
         const replies = (await pipe.exec()) ?? [];
         replies.forEach(([err, n], i) => {
           if (!err && n === 1) pruned.push(ids[i]!);

@@ -3,6 +3,17 @@
  * the event loop reads (WAL lets readers run beside the writer) and the writer thread
  * (sqlite-write-worker.ts) commits. Every write goes through `runWriteBatch`: one transaction
  * per batch, so one fsync covers every change in it (group commit).
+ *
+ * Schema version 2 (listing, `GET /v1/jobs` and tag feeds): `jobs` gained `created_at` and `kind`
+ * (both fixed at creation) and three indexes in the listing order (created_at DESC, id DESC):
+ * every job, by status (it replaces version 1's `jobs_status`, which GROUP BY status and the start's
+ * status query use as well) and by kind; `job_tags(tag, created_at, id)` (its primary key is the
+ * per-tag index, WITHOUT ROWID) holds one row per tag of a job, written by the insert and deleted by
+ * the prune in the same transaction. Keyset reads (`(created_at, id) < (?, ?)`) walk these indexes
+ * from any cursor in O(log n), however deep the page. A save never touches them, except
+ * `jobs_status_created` on a status change: its SET list leaves created_at and kind alone.
+ * A version 1 file is migrated at open, in one transaction: the columns are added and filled from
+ * each record's JSON (json_extract), the tags copied out of it (json_each), the indexes built.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -10,7 +21,7 @@ import Database from 'better-sqlite3';
 import type { JobStatus } from '../../protocol/index.js';
 import { recordJson, StoreOpenError, type EventIdEntry, type JobRecord } from './store.js';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -19,9 +30,10 @@ CREATE TABLE IF NOT EXISTS jobs (
   seq INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
   finished_at INTEGER,
-  record TEXT NOT NULL
+  record TEXT NOT NULL,
+  created_at INTEGER NOT NULL DEFAULT 0,
+  kind TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS event_ids (
   job_id TEXT NOT NULL,
@@ -36,6 +48,45 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_key ON history(key, id);
 `;
+
+/** Version 2: the listing's columns, tags and indexes (see the header); run after SCHEMA and any migration. */
+const LISTING_SCHEMA = `
+CREATE TABLE IF NOT EXISTS job_tags (
+  tag TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  PRIMARY KEY (tag, created_at, id)
+) WITHOUT ROWID;
+DROP INDEX IF EXISTS jobs_status;
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs(status, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_kind_created ON jobs(kind, created_at DESC, id DESC);
+`;
+
+/** Version 1 → 2, inside the open's transaction: the new columns filled from each record's JSON, its tags copied out. */
+const MIGRATE_1_TO_2 = `
+ALTER TABLE jobs ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+UPDATE jobs SET created_at = COALESCE(json_extract(record, '$.job.createdAt'), 0), kind = COALESCE(json_extract(record, '$.job.kind'), '');
+CREATE TABLE IF NOT EXISTS job_tags (
+  tag TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  PRIMARY KEY (tag, created_at, id)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO job_tags (tag, created_at, id)
+  SELECT t.value, jobs.created_at, jobs.id FROM jobs, json_each(jobs.record, '$.job.tags') AS t WHERE t.type = 'text';
+`;
+
+/** Creates the tables (a new file) or migrates an older version's, then stamps SCHEMA_VERSION; in the caller's transaction. */
+function migrate(db: Database.Database): void {
+  db.exec(SCHEMA);
+  const columns = (db.pragma('table_info(jobs)') as Array<{ name: string }>).map((c) => c.name);
+  // A version 1 file: CREATE TABLE IF NOT EXISTS above kept its jobs table as it was.
+  if (!columns.includes('created_at')) db.exec(MIGRATE_1_TO_2);
+  db.exec(LISTING_SCHEMA);
+  db.pragma(`user_version = ${SCHEMA_VERSION}`);
+}
 
 export type Synchronous = 'full' | 'normal';
 
@@ -66,9 +117,13 @@ export function openDatabase(path: string, synchronous: Synchronous, { create }:
         throw new Error(`schema version ${version} is newer than this server understands (${SCHEMA_VERSION})`);
       }
       db.exec('BEGIN IMMEDIATE');
-      db.exec(SCHEMA);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      db.exec('COMMIT');
+      try {
+        migrate(db);
+        db.exec('COMMIT');
+      } catch (err) {
+        db.exec('ROLLBACK');
+        throw err;
+      }
       const check = db.pragma('quick_check(1)', { simple: true });
       if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`);
     }
@@ -97,6 +152,10 @@ export interface JobRow {
   seq: number;
   updatedAt: number;
   finishedAt: number | null;
+  createdAt: number;
+  kind: string;
+  /** The job's tags (rows of job_tags). */
+  tags: readonly string[];
   record: string;
 }
 
@@ -110,6 +169,9 @@ export function rowOf(record: JobRecord, jobJson?: string): JobRow {
     seq: job.seq,
     updatedAt: job.updatedAt,
     finishedAt: FINISHED.includes(job.status) ? job.updatedAt : null,
+    createdAt: job.createdAt,
+    kind: job.kind,
+    tags: job.tags ?? [],
     record: recordJson(record, jobJson),
   };
 }
@@ -133,24 +195,38 @@ export type WriteResult = boolean | null | { conflict: number | undefined } | st
 export function prepareWrites(db: Database.Database): (ops: readonly WriteOp[]) => WriteResult[] {
   const s = {
     insert: db.prepare(
-      'INSERT OR IGNORE INTO jobs (id, status, seq, updated_at, finished_at, record) VALUES (@id, @status, @seq, @updatedAt, @finishedAt, @record)',
+      'INSERT OR IGNORE INTO jobs (id, status, seq, updated_at, finished_at, created_at, kind, record) ' +
+        'VALUES (@id, @status, @seq, @updatedAt, @finishedAt, @createdAt, @kind, @record)',
     ),
+    // created_at and kind are fixed at creation: left out of the SET list, their indexes are never touched by a save.
     save: db.prepare(
-      'INSERT INTO jobs (id, status, seq, updated_at, finished_at, record) VALUES (@id, @status, @seq, @updatedAt, @finishedAt, @record) ' +
+      'INSERT INTO jobs (id, status, seq, updated_at, finished_at, created_at, kind, record) ' +
+        'VALUES (@id, @status, @seq, @updatedAt, @finishedAt, @createdAt, @kind, @record) ' +
         'ON CONFLICT(id) DO UPDATE SET status = excluded.status, seq = excluded.seq, updated_at = excluded.updated_at, finished_at = excluded.finished_at, record = excluded.record',
     ),
+    addTag: db.prepare('INSERT OR IGNORE INTO job_tags (tag, created_at, id) VALUES (?, ?, ?)'),
+    deleteTag: db.prepare('DELETE FROM job_tags WHERE tag = ? AND created_at = ? AND id = ?'),
     seq: db.prepare('SELECT seq FROM jobs WHERE id = ?').pluck(),
     addEvent: db.prepare('INSERT OR IGNORE INTO event_ids (job_id, event_id, seq) VALUES (?, ?, ?)'),
-    finishedBefore: db.prepare(`SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ${PRUNE_BATCH}`).pluck(),
+    finishedBefore: db.prepare(
+      `SELECT id, created_at AS createdAt, json_extract(record, '$.job.tags') AS tags FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ${PRUNE_BATCH}`,
+    ),
     deleteJob: db.prepare('DELETE FROM jobs WHERE id = ?'),
     deleteEvents: db.prepare('DELETE FROM event_ids WHERE job_id = ?'),
     appendHistory: db.prepare('INSERT INTO history (key, sample) VALUES (?, ?)'),
     trimHistory: db.prepare('DELETE FROM history WHERE key = ? AND id NOT IN (SELECT id FROM history WHERE key = ? ORDER BY id DESC LIMIT ?)'),
   };
+  const bind = ({ tags: _tags, ...columns }: JobRow) => columns;
+  const addTags = (row: JobRow) => {
+    for (const tag of row.tags) s.addTag.run(tag, row.createdAt, row.id);
+  };
   const one = (w: WriteOp): WriteResult => {
     switch (w.op) {
-      case 'insert':
-        return s.insert.run(w.row).changes === 1;
+      case 'insert': {
+        const inserted = s.insert.run(bind(w.row)).changes === 1;
+        if (inserted) addTags(w.row);
+        return inserted;
+      }
       case 'save': {
         // Checked per write: the job service pipelines a job's writes, so one built on an earlier
         // write that failed (or never landed) is refused without failing the batch.
@@ -158,7 +234,9 @@ export function prepareWrites(db: Database.Database): (ops: readonly WriteOp[]) 
           const stored = s.seq.get(w.row.id) as number | undefined;
           if (stored !== w.expectedSeq) return { conflict: stored };
         }
-        s.save.run(w.row);
+        s.save.run(bind(w.row));
+        // Unchecked, the save may have created the job: its tags too (a checked one found it, with them).
+        if (w.expectedSeq === undefined) addTags(w.row);
         for (const e of w.eventIds) s.addEvent.run(w.row.id, e.eventId, e.seq);
         return null;
       }
@@ -167,12 +245,13 @@ export function prepareWrites(db: Database.Database): (ops: readonly WriteOp[]) 
         s.trimHistory.run(w.key, w.key, w.maxPerKey);
         return null;
       case 'prune': {
-        const ids = s.finishedBefore.all(w.before) as string[];
-        for (const id of ids) {
+        const rows = s.finishedBefore.all(w.before) as Array<{ id: string; createdAt: number; tags: string | null }>;
+        for (const { id, createdAt, tags } of rows) {
           s.deleteEvents.run(id);
+          for (const tag of tags ? (JSON.parse(tags) as unknown[]) : []) if (typeof tag === 'string') s.deleteTag.run(tag, createdAt, id);
           s.deleteJob.run(id);
         }
-        return ids;
+        return rows.map((r) => r.id);
       }
     }
   };

@@ -18,13 +18,30 @@
  * The write-ahead log is checkpointed by the writer thread on its own (sqlite-write-worker.ts), so
  * it stays small on a small volume; a write that fails on a full disk is answered 503 and the next
  * one succeeds once there is space again.
+ *
+ * Listing (`list`): a keyset walk of one index of sqlite-schema.ts (by tag, by status, by kind,
+ * or every job) from the cursor, reading only the indexed columns; the records of the rows that
+ * match the other filters are read by id afterwards. So a page costs O(log n + rows examined)
+ * whatever its depth, and a filter the index does not cover costs at most `scan` rows.
  */
 import type Database from 'better-sqlite3';
 import { JOB_STATUSES, type JobStatus } from '../../protocol/index.js';
 import { openDatabase, PRUNE_BATCH, rowOf, type Synchronous } from './sqlite-schema.js';
 import { lockDatabase, type DatabaseLock } from './sqlite-lock.js';
 import { InlineWriter, ThreadWriter, type SqliteWriter } from './sqlite-writer.js';
-import { SeqConflictError, type EventIdEntry, type JobRecord, type Store } from './store.js';
+import { SeqConflictError, type EventIdEntry, type JobRecord, type ListPage, type ListQuery, type Store } from './store.js';
+
+/** Rows examined by a walk whose filters are not all covered by its index, when the caller sets no `scan`. */
+const DEFAULT_FILTERED_SCAN = 1000;
+/** Before every stored position: a walk without a cursor starts here. */
+const NEWEST = { createdAt: Number.MAX_SAFE_INTEGER, id: '' };
+
+interface IndexRow {
+  id: string;
+  createdAt: number;
+  status: JobStatus;
+  kind: string;
+}
 
 export interface SqliteStoreOptions {
   /** File path or `:memory:`. */
@@ -38,6 +55,23 @@ function prepareReads(db: Database.Database) {
     findEvent: db.prepare('SELECT seq FROM event_ids WHERE job_id = ? AND event_id = ?').pluck(),
     count: db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status'),
     loadHistory: db.prepare('SELECT key, sample FROM history ORDER BY id'),
+    // Listing walks: (created_at, id) < (cursor) on an index in that order (see sqlite-schema.ts).
+    walkAll: db.prepare(
+      'SELECT id, created_at AS createdAt, status, kind FROM jobs INDEXED BY jobs_created ' +
+        'WHERE (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?',
+    ),
+    walkStatus: db.prepare(
+      'SELECT id, created_at AS createdAt, status, kind FROM jobs INDEXED BY jobs_status_created ' +
+        'WHERE status = ? AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?',
+    ),
+    walkKind: db.prepare(
+      'SELECT id, created_at AS createdAt, status, kind FROM jobs INDEXED BY jobs_kind_created ' +
+        'WHERE kind = ? AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?',
+    ),
+    walkTag: db.prepare(
+      'SELECT t.id AS id, t.created_at AS createdAt, j.status AS status, j.kind AS kind FROM job_tags t CROSS JOIN jobs j ON j.id = t.id ' +
+        'WHERE t.tag = ? AND (t.created_at, t.id) < (?, ?) ORDER BY t.created_at DESC, t.id DESC LIMIT ?',
+    ),
   };
 }
 
@@ -88,6 +122,40 @@ export class SqliteStore implements Store {
 
   async findEvent(jobId: string, eventId: string): Promise<number | undefined> {
     return this.read.findEvent.get(jobId, eventId) as number | undefined;
+  }
+
+  async list(query: ListQuery): Promise<ListPage> {
+    const { tag, statuses, kind, limit } = query;
+    if (limit <= 0 || statuses?.length === 0) return { records: [], scanned: 0 };
+    const { createdAt, id } = query.before ?? NEWEST;
+    // The index: the tag's, else the one status's, else the kind's, else every job's; the rest is checked on the way.
+    const byStatus = tag === undefined && statuses?.length === 1 ? statuses[0]! : undefined;
+    const byKind = tag === undefined && byStatus === undefined ? kind : undefined;
+    const wantStatus = statuses !== undefined && byStatus === undefined ? new Set(statuses) : undefined;
+    const wantKind = kind !== undefined && byKind === undefined ? kind : undefined;
+    const filtered = wantStatus !== undefined || wantKind !== undefined;
+    const scan = Math.max(1, query.scan ?? (filtered ? DEFAULT_FILTERED_SCAN : limit));
+    const rows = (
+      tag !== undefined
+        ? this.read.walkTag.all(tag, createdAt, id, scan)
+        : byStatus !== undefined
+          ? this.read.walkStatus.all(byStatus, createdAt, id, scan)
+          : byKind !== undefined
+            ? this.read.walkKind.all(byKind, createdAt, id, scan)
+            : this.read.walkAll.all(createdAt, id, scan)
+    ) as IndexRow[];
+    const records: JobRecord[] = [];
+    let scanned = 0;
+    while (scanned < rows.length && records.length < limit) {
+      const row = rows[scanned++]!;
+      if ((wantStatus && !wantStatus.has(row.status)) || (wantKind !== undefined && row.kind !== wantKind)) continue;
+      const text = this.read.get.get(row.id) as string | undefined;
+      if (text !== undefined) records.push(JSON.parse(text) as JobRecord);
+    }
+    // Stopped early (enough records, or `scan` rows examined): continue after the last row examined.
+    const last = rows[scanned - 1];
+    const stopped = records.length >= limit || rows.length === scan;
+    return { records, scanned, ...(stopped && last && { next: { createdAt: last.createdAt, id: last.id } }) };
   }
 
   async listByStatus(statuses: readonly JobStatus[], limit: number): Promise<JobRecord[]> {

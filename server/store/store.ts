@@ -37,6 +37,12 @@ export interface Store extends HistoryStore {
   getMany(ids: readonly string[]): Promise<Array<JobRecord | undefined>>;
   /** The seq a job's eventId produced when it was first accepted. */
   findEvent(jobId: string, eventId: string): Promise<number | undefined>;
+  /**
+   * Jobs newest first (createdAt DESC, id DESC), for `GET /v1/jobs` and tag feeds: one walk of one
+   * index (see ListQuery), keyset-paginated by `before`. The job service merges several walks
+   * (several tags, several statuses) and filters by grants (core/job-list.ts).
+   */
+  list(query: ListQuery): Promise<ListPage>;
   /** Jobs in the given states (used at start to resume running jobs and their polling). */
   listByStatus(statuses: readonly JobStatus[], limit: number): Promise<JobRecord[]>;
   countByStatus(): Promise<Record<JobStatus, number>>;
@@ -44,6 +50,46 @@ export interface Store extends HistoryStore {
   pruneFinished(before: number): Promise<string[]>;
   close(): Promise<void>;
 }
+
+/** A position in the listing order (createdAt DESC, id DESC); the cursor of `GET /v1/jobs`. */
+export interface ListCursor {
+  createdAt: number;
+  id: string;
+}
+
+/**
+ * One walk of a listing index. The store walks the jobs carrying `tag` when given, else those in
+ * the one status of `statuses` when it names one, else those of `kind` when given, else every
+ * job; the other filters are checked on the way (in the store, so rows that do not match never
+ * leave it).
+ */
+export interface ListQuery {
+  tag?: string;
+  /** Only jobs in one of these states (empty: none). */
+  statuses?: readonly JobStatus[];
+  kind?: string;
+  /** Only jobs strictly after this position (older, or as old with a smaller id). */
+  before?: ListCursor;
+  /** At most this many records. */
+  limit: number;
+  /** Examine at most this many index entries (default: `limit`, or 1000 when filters are checked on the way). */
+  scan?: number;
+}
+
+export interface ListPage {
+  /** Matching records, newest first. */
+  records: JobRecord[];
+  /**
+   * Where the walk stopped, when it did before the end of the index (`limit` records found, or
+   * `scan` entries examined): the next walk continues after it. Undefined: nothing older is left.
+   */
+  next?: ListCursor;
+  /** Index entries examined. */
+  scanned: number;
+}
+
+/** `a` comes before `b` in the listing order (newer, or as new with a larger id). */
+export const listsBefore = (a: ListCursor, b: ListCursor): boolean => a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.id > b.id);
 
 const sourceJson = new WeakMap<object, string>();
 

@@ -219,6 +219,29 @@ export async function allowed(
 /** The tags a token's `tag:` grants name. */
 export const grantedTags = (p: Principal): string[] => p.jobs.filter((g) => g.startsWith(TAG_GRANT)).map((g) => g.slice(TAG_GRANT.length));
 
+/**
+ * Follow or list a whole tag (its feed, `GET /v1/jobs?tag=`): read (or write) scope and a grant
+ * naming the tag (`tag:<tag>`) or every job (`*`). An id or prefix grant does not cover a tag:
+ * which of its jobs it covers is not known without reading them.
+ */
+export const canReadTag = (p: Principal, tag: string): boolean =>
+  (p.scopes.has('progress:read') || p.scopes.has('progress:write')) && (p.jobs.includes('*') || p.jobs.includes(TAG_GRANT + tag));
+
+/**
+ * What a token may list (`GET /v1/jobs`), undefined when nothing: with `tag`, that tag's jobs when
+ * `canReadTag`; without, every job for `*`, the union of its tags for a token with only `tag:`
+ * grants, else the jobs its grants cover, checked one by one (`where`, within the listing's scan
+ * budget: core/job-list.ts).
+ */
+export function listingScope(p: Principal, tag: string | undefined): { tags?: string[]; where?: (job: JobRef) => boolean } | undefined {
+  if (!p.scopes.has('progress:read') && !p.scopes.has('progress:write')) return undefined;
+  if (tag !== undefined) return canReadTag(p, tag) ? { tags: [tag] } : undefined;
+  if (p.jobs.includes('*')) return {};
+  const tags = grantedTags(p);
+  if (tags.length === p.jobs.length) return { tags };
+  return { where: (job) => coversJob(p, job) };
+}
+
 /** Read a job (GET, subscribe). A producer's write scope includes reading its own jobs. */
 export const canRead = (p: Principal, job: JobRef): boolean =>
   (p.scopes.has('progress:read') || p.scopes.has('progress:write')) && coversJob(p, job);

@@ -1,12 +1,29 @@
 /**
- * The HTTP API routes: producers create jobs and post events, browsers poll jobs and retry,
- * operators read /healthz and /metrics. Bodies are checked by the protocol's validators
- * (protocol/validate.ts); the uWS request handling is uws-http.ts's.
+ * The HTTP API routes: producers create jobs and post events, browsers poll jobs, list them and
+ * retry, operators read /healthz and /metrics. Bodies and queries are checked by the protocol's
+ * validators (protocol/validate.ts); the uWS request handling is uws-http.ts's.
+ *
+ * `GET /v1/jobs` lists what the token may read (auth.ts `listingScope`): a tag it is granted, the
+ * union of its tags, or everything for `*`; id and prefix grants are checked job by job within the
+ * listing's scan budget (core/job-list.ts). Summaries, newest first, with an opaque keyset cursor.
  */
 import type { TemplatedApp } from 'uWebSockets.js';
-import { ApiError, badRequest, forbidden, JOB_ID_PATTERN, notFound, parseCancelRequest, parseCreateJobRequest, parseEventsBody, parseRetryRequest } from '../../protocol/index.js';
+import {
+  ApiError,
+  badRequest,
+  forbidden,
+  JOB_ID_PATTERN,
+  notFound,
+  parseCancelRequest,
+  parseCreateJobRequest,
+  parseEventsBody,
+  parseListJobsQuery,
+  parseRetryRequest,
+  summaryOf,
+} from '../../protocol/index.js';
+import { decodeCursor, encodeCursor, type ListCursor } from '../core/job-list.js';
 import type { JobService } from '../core/job-service.js';
-import { allowed, canCancel, canRead, canRetry, canWrite, coversJob, creationPrefix } from './auth.js';
+import { allowed, canCancel, canRead, canRetry, canWrite, coversJob, creationPrefix, listingScope } from './auth.js';
 import { authenticate, parseJson, route, statusLine, type HttpContext, type RequestInfo } from './uws-http.js';
 
 function jobIdParam(info: RequestInfo): string {
@@ -65,6 +82,37 @@ export function registerApi(app: TemplatedApp, ctx: HttpContext, service: JobSer
       const result = await service.applyEvents(id, parseEventsBody(parseJson(body!)));
       metrics.eventsAccepted += result.applied;
       return { status: 202, body: { seq: result.seq } };
+    }),
+  );
+
+  app.get(
+    '/v1/jobs',
+    route(ctx, {}, async (info) => {
+      const principal = await authenticate(ctx, info);
+      const query = parseListJobsQuery(new URLSearchParams(info.query));
+      const scope = listingScope(principal, query.tag);
+      if (!scope) {
+        throw forbidden(
+          query.tag !== undefined
+            ? `listing tag ${query.tag} needs progress:read and a jobs grant tag:${query.tag} or *`
+            : 'listing jobs needs progress:read (or progress:write) and a jobs grant',
+        );
+      }
+      let before: ListCursor | undefined;
+      if (query.cursor !== undefined) {
+        before = decodeCursor(query.cursor);
+        if (!before) throw badRequest('cursor must be the nextCursor of a previous page');
+      }
+      const { jobs, next } = await service.list({
+        limit: query.limit,
+        ...(scope.tags && { tags: scope.tags }),
+        ...(scope.where && { where: scope.where }),
+        ...(query.status && { statuses: query.status }),
+        ...(query.kind !== undefined && { kind: query.kind }),
+        ...(before && { before }),
+      });
+      const body = `{"jobs":[${jobs.map((job) => JSON.stringify(summaryOf(job))).join(',')}],"nextCursor":${next ? JSON.stringify(encodeCursor(next)) : 'null'}}`;
+      return { status: 200, body, contentType: 'application/json', headers: { 'Cache-Control': 'no-store' } };
     }),
   );
 

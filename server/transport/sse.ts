@@ -28,6 +28,9 @@
  * Memory per stream stays bounded by one message, and the latest state always arrives.
  * `X-Accel-Buffering: no` and `Cache-Control: no-transform` keep proxies from buffering or
  * compressing the stream (nginx: docs/deployment.md).
+ *
+ * `register` also registers a tag's feed, `GET /v1/feed?tag=` (sse-feed.ts), which shares this
+ * context: the same connection limit, origin check and shutdown.
  */
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { ApiError, forbidden, JOB_ID_PATTERN, LIMITS, notFound, unauthorized, type ControlMessage } from '../../protocol/index.js';
@@ -39,6 +42,7 @@ import type { JobView } from '../core/job-view.js';
 import type { AddressLimit } from './address-limit.js';
 import { canRead, canWrite, hasTagGrants, type Principal, type Verifier } from './auth.js';
 import { corsHeaders, decodeParam, errorReply, rawQuery, remoteAddress, statusLine, writeReply } from './uws-http.js';
+import { SseFeeds } from './sse-feed.js';
 import { controlMessage, snapshotMessage, updateMessage } from './wire.js';
 
 export interface SseContext {
@@ -74,8 +78,11 @@ export class SseStreams {
   private readonly unbind: Array<() => void> = [];
   private heartbeat?: NodeJS.Timeout;
   private shuttingDown = false;
+  /** `GET /v1/feed` streams. */
+  readonly feeds: SseFeeds;
 
   constructor(private readonly ctx: SseContext) {
+    this.feeds = new SseFeeds(ctx);
     this.unbind.push(
       ctx.service.on('update', (view) => {
         const streams = this.byJob.get(view.job.id);
@@ -89,12 +96,14 @@ export class SseStreams {
   }
 
   get streamCount(): number {
-    let n = 0;
+    let n = this.feeds.streamCount;
     for (const set of this.byJob.values()) n += set.size;
     return n;
   }
 
-  register(app: TemplatedApp, path = '/v1/jobs/:id/stream'): void {
+  /** The job stream at `path`, and a tag's feed at `feedPath`. */
+  register(app: TemplatedApp, path = '/v1/jobs/:id/stream', feedPath = '/v1/feed'): void {
+    this.feeds.register(app, feedPath);
     app.get(path, (res, req) => {
       // HttpRequest dies when this function returns: copy what we need now.
       const jobId = decodeParam(req.getParameter(0) ?? '');
@@ -120,6 +129,7 @@ export class SseStreams {
   closeAll(): void {
     this.shuttingDown = true;
     clearInterval(this.heartbeat);
+    this.feeds.closeAll();
     for (const off of this.unbind) off();
     for (const set of [...this.byJob.values()]) {
       for (const s of [...set]) {

@@ -36,13 +36,21 @@
  * and ends between two checks (fewer than 32 publishes, under a second) goes unseen. Each publish
  * costs a Map lookup.
  *
+ * Tag feeds (`{"type":"subscribe","tag"}`, core/feed.ts): authorized by a grant naming the tag or
+ * `*` (auth.ts canReadTag), counted with the socket's job subscriptions. The socket joins the uWS
+ * topic `feed:<tag>` and gets `feed` (the tag's latest jobs) every time it subscribes; each
+ * `feed_update` the feed decides on is published once to the topic. After congestion, a draining
+ * socket gets again the latest summary of each job sent to its tags since it was last in sync
+ * (or a whole `feed` when too many changed), like the jobs it follows.
+ *
  * Limits: frames larger than maxMessageBytes close with 1009 (uWS's own maxPayloadLength is set
- * far higher because uWS would drop such a frame with a bare 1006), 100 subscriptions per socket,
+ * far higher because uWS would drop such a frame with a bare 1006), 100 subscriptions per socket
+ * (jobs and tags together),
  * a token bucket of messages per second (4008 on a sustained flood), idle timeout with pings,
  * connections per client address.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
-import { canCancel, canRead, canRetry, canWrite, hasTagGrants, type JobRef, type Principal, type Verifier } from './auth.js';
+import { canCancel, canRead, canReadTag, canRetry, canWrite, hasTagGrants, type JobRef, type Principal, type Verifier } from './auth.js';
 import type { ServerConfig } from '../app/config.js';
 import { ApiError, ClientMessageError, CloseCode, LIMITS, parseClientMessage, type ClientMessage, type ControlMessage, type ErrorCode, type ServerMessage } from '../../protocol/index.js';
 import { errorReply, rawQuery, remoteAddress, writeReply } from './uws-http.js';
@@ -50,7 +58,7 @@ import type { JobService, JobView } from '../core/job-service.js';
 import type { Logger } from '../app/log.js';
 import type { Metrics } from '../app/metrics.js';
 import type { AddressLimit } from './address-limit.js';
-import { controlMessage, snapshotMessage, updateMessage } from './wire.js';
+import { controlMessage, feedMessage, feedUpdateMessage, snapshotMessage, updateMessage } from './wire.js';
 
 /** uWS cuts frames above this with 1006; we enforce the documented, lower limit ourselves. */
 const TRANSPORT_MAX_PAYLOAD = 1024 * 1024;
@@ -77,6 +85,8 @@ interface SocketData {
    * seq its updates are counted up to (from there while over; a floor for the next time after).
    */
   skips?: { over: boolean; seqs: Map<string, number> };
+  /** Followed tag feeds → the feed's counter for the tag when this socket was last in sync (-1: send a whole feed). Created on the first. */
+  feeds?: Map<string, number>;
   /** Key of the expiry bucket this socket sits in. */
   expirySecond: number;
   tokens: number;
@@ -103,6 +113,7 @@ export interface HubContext {
 
 const jobTopic = (id: string) => `job:${id}`;
 const controlTopic = (id: string) => `ctl:${id}`;
+const feedTopic = (tag: string) => `feed:${tag}`;
 
 export class WsHub {
   private readonly sockets = new Set<WebSocket<SocketData>>();
@@ -145,6 +156,8 @@ export class WsHub {
         metrics.published++;
         this.notePublish(view.job.id, view.job.seq);
       }),
+      // A feed change: published once to the tag's topic, like a job's update.
+      service.feed.onUpdate((tag, summary) => void app.publish(feedTopic(tag), feedUpdateMessage(tag, summary), false, false)),
       service.on('retry', (notice) => this.deliverControl({ type: 'control', action: 'retry', jobId: notice.jobId, step: notice.step })),
       service.on('cancel', (notice) =>
         this.deliverControl({ type: 'control', action: 'cancel', jobId: notice.jobId, ...(notice.reason !== undefined && { reason: notice.reason }) }),
@@ -334,6 +347,11 @@ export class WsHub {
             });
           });
         }
+        for (const tag of d.feeds?.keys() ?? []) {
+          if (canReadTag(principal, tag)) continue;
+          this.unsubscribeFeed(ws, d, tag);
+          ws.cork(() => this.error(ws, 'forbidden', `the new token does not grant the feed of tag ${tag}; unsubscribed`, undefined, tag));
+        }
         log.debug({ socket: d.id, sub: principal.subject, first }, first ? 'websocket authenticated' : 'websocket token refreshed');
       },
       (err: unknown) => {
@@ -359,6 +377,11 @@ export class WsHub {
     metrics.subscriptions -= subscriptions;
     if (d.skips?.over) this.countSkipped(d, false);
     if (this.ctx.interest) for (const jobId of d.subs.keys()) this.ctx.interest.release(jobId);
+    if (d.feeds) {
+      metrics.subscriptions -= d.feeds.size;
+      for (const tag of d.feeds.keys()) this.ctx.service.feed.unfollow(tag);
+      d.feeds = undefined;
+    }
     d.subs.clear();
     d.pendingResync = undefined;
     log.info({ socket: d.id, code, subscriptions }, 'websocket closed');
@@ -371,8 +394,8 @@ export class WsHub {
     return ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg), false, false);
   }
 
-  private error(ws: WebSocket<SocketData>, code: ErrorCode, message: string, jobId?: string): void {
-    this.send(ws, { type: 'error', code, message, ...(jobId !== undefined && { jobId }) });
+  private error(ws: WebSocket<SocketData>, code: ErrorCode, message: string, jobId?: string, tag?: string): void {
+    this.send(ws, { type: 'error', code, message, ...(jobId !== undefined && { jobId }), ...(tag !== undefined && { tag }) });
   }
 
   private message(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean): void {
@@ -405,7 +428,7 @@ export class WsHub {
     try {
       msg = parseClientMessage(JSON.parse(Buffer.from(message).toString('utf8')));
     } catch (err) {
-      if (err instanceof ClientMessageError) return this.error(ws, err.code, err.message, err.jobId);
+      if (err instanceof ClientMessageError) return this.error(ws, err.code, err.message, err.jobId, err.tag);
       return this.error(ws, 'bad_request', 'message is not valid JSON');
     }
     if (msg.type === 'auth') return this.authenticate(ws, d, msg.token);
@@ -415,8 +438,13 @@ export class WsHub {
         this.send(ws, '{"type":"pong"}');
         return;
       case 'unsubscribe':
-        return this.unsubscribe(ws, d, msg.jobId);
+        return 'tag' in msg ? this.unsubscribeFeed(ws, d, msg.tag) : this.unsubscribe(ws, d, msg.jobId);
       case 'subscribe': {
+        if ('tag' in msg) {
+          const { tag } = msg;
+          this.subscribeFeed(ws, d, tag).catch((err) => this.failFeed(ws, err, tag));
+          return;
+        }
         const { jobId } = msg;
         this.subscribe(ws, d, jobId).catch((err) => this.fail(ws, err, jobId));
         return;
@@ -466,7 +494,7 @@ export class WsHub {
       return this.error(ws, 'forbidden', `the token does not grant reading job ${jobId}`, jobId);
     }
     const already = d.subs.has(jobId);
-    if (!already && d.subs.size >= config.limits.maxSubscriptionsPerSocket) {
+    if (!already && d.subs.size + (d.feeds?.size ?? 0) >= config.limits.maxSubscriptionsPerSocket) {
       metrics.subscriptionsRefused++;
       return this.error(ws, 'too_many_subscriptions', `at most ${config.limits.maxSubscriptionsPerSocket} subscriptions per socket`, jobId);
     }
@@ -502,6 +530,78 @@ export class WsHub {
     d.pendingResync?.delete(jobId);
     ws.unsubscribe(jobTopic(jobId));
     ws.unsubscribe(controlTopic(jobId));
+  }
+
+  /** `{"type":"subscribe","tag"}`: the tag's feed (see the header); `feed` every time, then its topic's `feed_update`s. */
+  private async subscribeFeed(ws: WebSocket<SocketData>, d: SocketData, tag: string): Promise<void> {
+    const { service, metrics, config } = this.ctx;
+    if (!canReadTag(d.principal!, tag)) {
+      return this.error(ws, 'forbidden', `the token does not grant the feed of tag ${tag} (it needs a jobs grant tag:${tag} or *)`, undefined, tag);
+    }
+    const feeds = (d.feeds ??= new Map());
+    if (!feeds.has(tag)) {
+      if (d.subs.size + feeds.size >= config.limits.maxSubscriptionsPerSocket) {
+        metrics.subscriptionsRefused++;
+        return this.error(ws, 'too_many_subscriptions', `at most ${config.limits.maxSubscriptionsPerSocket} subscriptions per socket`, undefined, tag);
+      }
+      // Join the topic before reading the feed, so no change can fall in between (clients keep the highest seq per job).
+      feeds.set(tag, -1);
+      metrics.subscriptions++;
+      ws.subscribe(feedTopic(tag));
+      await service.feed.follow(tag);
+      if (d.closed || !feeds.has(tag)) return;
+    }
+    await this.sendFeed(ws, d, tag);
+  }
+
+  /** The tag's `feed` message (its latest jobs); in sync from the counter read before the listing. */
+  private async sendFeed(ws: WebSocket<SocketData>, d: SocketData, tag: string): Promise<void> {
+    const { feed } = this.ctx.service;
+    const seq = feed.tagSeq(tag);
+    const summaries = await feed.latest(tag);
+    if (d.closed || !d.feeds?.has(tag)) return;
+    ws.cork(() => {
+      if (this.send(ws, feedMessage(tag, summaries)) === 2) {
+        this.ctx.metrics.droppedBackpressure++;
+        d.feeds!.set(tag, -1);
+      } else d.feeds!.set(tag, seq);
+    });
+  }
+
+  private unsubscribeFeed(ws: WebSocket<SocketData>, d: SocketData, tag: string): void {
+    if (!d.feeds?.delete(tag)) return;
+    this.ctx.metrics.subscriptions--;
+    this.ctx.service.feed.unfollow(tag);
+    ws.unsubscribe(feedTopic(tag));
+  }
+
+  private failFeed(ws: WebSocket<SocketData>, err: unknown, tag: string): void {
+    if (ws.getUserData().closed) return;
+    if (!(err instanceof ApiError)) this.ctx.log.error({ err, tag }, 'websocket feed request failed');
+    const e = err instanceof ApiError ? err : new ApiError(500, 'internal', 'internal error');
+    ws.cork(() => this.error(ws, e.code, e.message, undefined, tag));
+  }
+
+  /** After congestion: each followed tag's changes since the socket was in sync, or a whole feed. */
+  private resyncFeeds(ws: WebSocket<SocketData>, d: SocketData): void {
+    const { service, metrics, config } = this.ctx;
+    for (const [tag, synced] of d.feeds!) {
+      const now = service.feed.tagSeq(tag);
+      if (synced >= 0 && now <= synced) continue;
+      if (ws.getBufferedAmount() > config.limits.maxBackpressureBytes) return;
+      metrics.resyncs++;
+      const changed = synced < 0 ? undefined : service.feed.changedSince(tag, synced);
+      if (changed === undefined) {
+        void this.sendFeed(ws, d, tag).catch((err) => this.failFeed(ws, err, tag));
+        continue;
+      }
+      let sent = true;
+      ws.cork(() => {
+        for (const summary of changed) if (this.send(ws, feedUpdateMessage(tag, summary)) === 2) sent = false;
+      });
+      if (sent) d.feeds!.set(tag, now);
+      else metrics.droppedBackpressure++;
+    }
   }
 
   private async retry(ws: WebSocket<SocketData>, d: SocketData, jobId: string, step: string | undefined): Promise<void> {
@@ -561,6 +661,7 @@ export class WsHub {
         }
       }
     });
+    if (d.feeds) this.resyncFeeds(ws, d);
   }
 
   // ------------------------------------------------------------------------------------------
