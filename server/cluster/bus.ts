@@ -17,10 +17,15 @@
  *   outage is lost to a client, because the store, not the channel, is the source of truth.
  * - A per-node channel (`{prefix}node:<id>`) carries directed requests (a retry of a polled job
  *   forwarded to the node that polls it), and job channels also carry retry `control` notices.
+ * - Tag feeds: the store's insert and save scripts also PUBLISH each committed state on
+ *   `{prefix}tagch:<tag>` for every tag of the job. A node SUBSCRIBEs to a tag's channel while its
+ *   clients follow the tag's feed (`acquireTag` / `releaseTag`, counted and lingering like job
+ *   channels) and hands what it hears to the feed (`tagChange`), which drops seqs it has seen.
+ *   After a Redis reconnect the feed re-reads each followed tag's latest jobs (`tagResync`).
  */
 import type { Redis } from 'ioredis';
 import type { ControlMessage, Job } from '../../protocol/index.js';
-import { jobChannel, nodeChannel, type JobChannelMessage, type NodeMessage } from '../store/redis-channels.js';
+import { jobChannel, nodeChannel, tagChannel, type JobChannelMessage, type NodeMessage } from '../store/redis-channels.js';
 import { watchConnection, type ClusterLogger } from './connection.js';
 import type { ClusterMetrics } from './metrics.js';
 
@@ -35,6 +40,10 @@ export interface BusHandlers {
   resync(jobIds: readonly string[]): Promise<void>;
   /** A request addressed to this node. */
   nodeMessage(msg: NodeMessage): void;
+  /** A state of a job carrying a tag this node follows, committed by another node (creation included). */
+  tagChange?(job: Job): void;
+  /** Re-read these tags' latest jobs (after a reconnect: what was published meanwhile is lost). */
+  tagResync?(tags: readonly string[]): Promise<void>;
 }
 
 export interface ClusterBusOptions {
@@ -59,9 +68,16 @@ interface Interest {
   linger?: NodeJS.Timeout;
 }
 
+interface TagInterest {
+  refs: number;
+  ready: Promise<void>;
+  linger?: NodeJS.Timeout;
+}
+
 export class ClusterBus {
   private readonly sub: Redis;
   private readonly interests = new Map<string, Interest>();
+  private readonly tagInterests = new Map<string, TagInterest>();
   private readonly o: ClusterBusOptions;
   private readonly lingerMs: number;
   private readonly unwatch: Array<() => void> = [];
@@ -77,6 +93,10 @@ export class ClusterBus {
   }
 
   private channel = (jobId: string) => jobChannel(this.o.prefix, jobId);
+  private tagChannel = (tag: string) => tagChannel(this.o.prefix, tag);
+  private get tagChannelPrefix(): string {
+    return tagChannel(this.o.prefix, '');
+  }
   private nodeChannel = (nodeId: string) => nodeChannel(this.o.prefix, nodeId);
 
   async start(): Promise<void> {
@@ -114,6 +134,49 @@ export class ClusterBus {
       if (!this.closed) void this.sub.unsubscribe(this.channel(jobId)).catch(() => undefined);
     }, this.lingerMs);
     interest.linger.unref();
+  }
+
+  /** Local clients started following a tag's feed. Resolves once the node hears the tag's changes. */
+  acquireTag(tag: string): Promise<void> {
+    const known = this.tagInterests.get(tag);
+    if (known) {
+      known.refs++;
+      if (known.linger) {
+        clearTimeout(known.linger);
+        delete known.linger;
+      }
+      return known.ready;
+    }
+    const created: TagInterest = { refs: 1, ready: Promise.resolve() };
+    this.tagInterests.set(tag, created);
+    this.o.metrics.tagChannels++;
+    created.ready = this.sub.subscribe(this.tagChannel(tag)).then(
+      () => undefined,
+      (err: unknown) => {
+        // The reconnect path resubscribes (ioredis) and resyncs every followed tag.
+        this.o.log.warn({ tag, err: (err as Error).message }, 'cluster: subscribing to a tag channel failed; will resync on reconnect');
+      },
+    );
+    return created.ready;
+  }
+
+  /** Local clients stopped following a tag's feed. */
+  releaseTag(tag: string): void {
+    const interest = this.tagInterests.get(tag);
+    if (!interest || interest.refs === 0) return;
+    if (--interest.refs > 0) return;
+    interest.linger = setTimeout(() => {
+      if (interest.refs > 0 || this.tagInterests.get(tag) !== interest) return;
+      this.tagInterests.delete(tag);
+      this.o.metrics.tagChannels--;
+      if (!this.closed) void this.sub.unsubscribe(this.tagChannel(tag)).catch(() => undefined);
+    }, this.lingerMs);
+    interest.linger.unref();
+  }
+
+  /** Tags local clients follow. */
+  get followedTags(): string[] {
+    return [...this.tagInterests.keys()];
   }
 
   /**
@@ -157,6 +220,8 @@ export class ClusterBus {
     this.closed = true;
     for (const interest of this.interests.values()) if (interest.linger) clearTimeout(interest.linger);
     this.interests.clear();
+    for (const interest of this.tagInterests.values()) if (interest.linger) clearTimeout(interest.linger);
+    this.tagInterests.clear();
     for (const fn of this.unwatch) fn();
     try {
       await this.sub.quit();
@@ -195,7 +260,9 @@ export class ClusterBus {
         const interest = this.interests.get(id);
         if (interest) interest.live = true;
       }
-      this.o.log.info({ jobs: ids.length }, 'cluster: resubscribed and resynced after the Redis outage');
+      const tags = this.followedTags;
+      if (tags.length > 0) await this.o.handlers.tagResync?.(tags);
+      this.o.log.info({ jobs: ids.length, tags: tags.length }, 'cluster: resubscribed and resynced after the Redis outage');
     } catch (err) {
       this.o.log.error({ err: (err as Error).message }, 'cluster: resync after reconnect failed; will retry on the next reconnect');
     }
@@ -214,6 +281,14 @@ export class ClusterBus {
       return;
     }
     if (msg.n === this.o.nodeId) return; // our own commit: already delivered locally
+    if (channel.startsWith(this.tagChannelPrefix)) {
+      // A tag channel: to the feed (it drops a seq it has seen, e.g. from the job channel or another tag's).
+      if (msg.t === 'u' && msg.job && this.tagInterests.has(channel.slice(this.tagChannelPrefix.length))) {
+        this.o.metrics.tagUpdates++;
+        this.o.handlers.tagChange?.(msg.job);
+      }
+      return;
+    }
     if (msg.t === 'c') {
       if (this.interests.has(msg.control.jobId)) this.o.handlers.control(msg.control);
       return;

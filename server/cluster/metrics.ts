@@ -8,6 +8,10 @@ export class ClusterMetrics {
   channels = 0;
   subscribes = 0;
   unsubscribes = 0;
+  /** Tag channels this node is subscribed to (tags whose feed its own clients follow). */
+  tagChannels = 0;
+  /** Changes of tagged jobs received from other nodes on tag channels (handed to the feed). */
+  tagUpdates = 0;
   /** Changes received from other nodes and delivered to local sockets. */
   remoteUpdates = 0;
   /** Received changes dropped because a newer seq had already been delivered. */
@@ -46,6 +50,8 @@ export class ClusterMetrics {
     metric('pt_cluster_channels', 'gauge', 'Job channels subscribed (jobs local clients follow).', this.channels);
     metric('pt_cluster_subscribes_total', 'counter', 'Job channels subscribed since start.', this.subscribes);
     metric('pt_cluster_unsubscribes_total', 'counter', 'Job channels released since start.', this.unsubscribes);
+    metric('pt_cluster_tag_channels', 'gauge', 'Tag channels subscribed (tags whose feed local clients follow).', this.tagChannels);
+    metric('pt_cluster_tag_updates_total', 'counter', 'Changes of tagged jobs from other nodes handed to the local tag feeds.', this.tagUpdates);
     metric('pt_cluster_remote_updates_total', 'counter', 'Job changes from other nodes delivered to local sockets.', this.remoteUpdates);
     metric('pt_cluster_stale_dropped_total', 'counter', 'Received changes ignored because a newer seq was already delivered.', this.staleDropped);
     metric('pt_cluster_resync_reads_total', 'counter', 'Jobs re-read from Redis after a (re)subscribe.', this.resyncReads);

@@ -8,9 +8,16 @@
  *
  * The service's cached state of a job is only trusted while the bus hears the job live
  * (`isFresh`); otherwise reads go to Redis.
+ *
+ * Tag feeds (core/feed.ts): the service's feed hears other nodes' changes of the jobs carrying a
+ * tag through the bus's tag channels, subscribed while the feed follows the tag here.
+ *
+ *   local client follows a tag ─▶ feed.follow ─▶ bus.acquireTag ─▶ SUBSCRIBE {p}tagch:<tag>
+ *   insert/save script on any node ─▶ PUBLISH {p}tagch:<tag> ─▶ bus ─▶ feed.observe ─▶ feed_update
  */
 import { randomBytes } from 'node:crypto';
 import type { ControlMessage, Job } from '../../protocol/index.js';
+import type { FeedInterest } from '../core/feed.js';
 import type { RedisStore } from '../store/redis.js';
 import type { JobRecord } from '../store/store.js';
 import { ClusterBus, type NodeMessage } from './bus.js';
@@ -24,6 +31,15 @@ export interface ClusterJobService {
   on(event: 'update', listener: (view: { job: Job }) => void): () => void;
   on(event: 'retry', listener: (notice: { jobId: string; step: string }) => void): () => void;
   on(event: 'cancel', listener: (notice: { jobId: string; reason?: string }) => void): () => void;
+  /** The service's tag feed (core/feed.ts), when it has one. */
+  readonly feed?: ClusterFeed;
+}
+
+/** What the node needs from a tag feed. */
+export interface ClusterFeed {
+  setInterest(interest: FeedInterest): void;
+  observe(job: Job): void;
+  resync(tags: readonly string[]): Promise<void>;
 }
 
 export interface ClusterNodeOptions {
@@ -65,6 +81,8 @@ export class ClusterNode {
         control: (msg) => this.controlSink?.(msg),
         resync: (ids) => this.resync(ids),
         nodeMessage: (msg) => this.nodeHandlers.forEach((fn) => fn(msg)),
+        tagChange: (job) => this.service?.feed?.observe(job),
+        tagResync: async (tags) => this.service?.feed?.resync(tags),
       },
     });
   }
@@ -72,6 +90,7 @@ export class ClusterNode {
   /** Connects the bus and starts relaying for `service`. */
   async start(service: ClusterJobService): Promise<void> {
     this.service = service;
+    service.feed?.setInterest({ acquire: (tag) => this.bus.acquireTag(tag), release: (tag) => this.bus.releaseTag(tag) });
     this.unbind.push(
       service.on('update', (view) => void this.bus.delivered(view.job.id, view.job.seq)),
       service.on('retry', (notice) => this.publish({ type: 'control', action: 'retry', jobId: notice.jobId, step: notice.step })),
