@@ -126,7 +126,7 @@ def test_cancel_from_the_page_stops_the_pipeline(app_url: str, server: Server) -
 def test_the_page_in_chromium_retries_with_the_widget(app_url: str, server: Server) -> None:
     node, chromium = shutil.which("node"), os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if node is None or not os.path.exists(chromium) or not (ROOT / "node_modules" / "playwright-core").exists():
-        pytest.skip("needs node, playwright-core (npm ci) and Debian's chromium")
+        pytest.fail("needs node, playwright-core (npm ci) and Debian's chromium (npm test installs them)")
     done = subprocess.run([node, str(HERE / "page_check.mjs"), app_url], cwd=str(ROOT), capture_output=True, text=True, timeout=90)
     seen = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {"ok": False, "failure": done.stderr}
     assert seen["ok"], seen

@@ -28,7 +28,7 @@ def offline_env() -> dict:
 
 def test_pip_install_from_a_checkout_works_offline(tmp_path: Path) -> None:
     if importlib.util.find_spec("venv") is None or importlib.util.find_spec("ensurepip") is None:
-        pytest.skip("python3-venv is not installed")
+        pytest.fail("python3-venv is not installed (npm test installs it: apt-get install python3-venv)")
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -82,7 +82,7 @@ def test_byte_compiles() -> None:
 
 def test_mypy_strict() -> None:
     if importlib.util.find_spec("mypy") is None:
-        pytest.skip("mypy is not installed (Debian: python3-mypy)")
+        pytest.fail("mypy is not installed (npm test installs it: apt-get install python3-mypy)")
     cache = tempfile.mkdtemp(prefix="pt-mypy-")
     try:
         done = subprocess.run(
