@@ -21,20 +21,8 @@
  * mark, it is sent the latest state of every job it follows that changed since it was last known
  * to be in sync. Clients ignore a seq they already have, so a resend is harmless.
  *
- * Counting what uWS skipped (pt_ws_dropped_backpressure_total): uWS skips silently, and a JS
- * callback per delivery would take the fan-out out of native code. But a socket only skips while
- * its buffer is over maxBackpressure, and the buffer only shrinks in a drain callback. So the hub
- * looks for sockets over the limit every second and after every max(32, sockets / 16) publishes:
- * one getBufferedAmount per socket, nothing per delivery. A socket found over the limit gets
- * `skips`: per followed job, the seq from which its updates count as skipped, taken from before
- * the previous check (the socket was not over the limit then, or that check would have found it)
- * and never below what was counted for it before. At each drain callback, and when it closes or
- * unsubscribes, every seq published since is counted; counting stops once the buffer is back
- * under the limit. So every update skipped while a socket is over the limit at a check is
- * counted, and updates delivered between that earlier check and the moment the buffer went over
- * the limit (at most two check periods' publishes) may be counted too. A congestion that starts
- * and ends between two checks (fewer than 32 publishes, under a second) goes unseen. Each publish
- * costs a Map lookup.
+ * Counting what uWS skipped (pt_ws_dropped_backpressure_total) without per-delivery work:
+ * skip-counter.ts.
  *
  * Tag feeds (`{"type":"subscribe","tag"}`, core/feed.ts): authorized by a grant naming the tag or
  * `*` (auth.ts canReadTag), counted with the socket's job subscriptions. The socket joins the uWS
@@ -58,16 +46,15 @@ import type { JobService, JobView } from '../core/job-service.js';
 import type { Logger } from '../app/log.js';
 import type { Metrics } from '../app/metrics.js';
 import type { AddressLimit } from './address-limit.js';
+import { ExpirySweep, type ExpirySlot } from './expiry-sweep.js';
+import { SkipCounter, type Skipping } from './skip-counter.js';
 import { controlMessage, feedMessage, feedUpdateMessage, snapshotMessage, updateMessage } from './wire.js';
 
 /** uWS cuts frames above this with 1006; we enforce the documented, lower limit ourselves. */
 const TRANSPORT_MAX_PAYLOAD = 1024 * 1024;
-/** Congestion checks (see the header): every this many ms, and after this many publishes (or sockets / 16, if more). */
-const CONGESTION_CHECK_MS = 1000;
-const CONGESTION_CHECK_PUBLISHES = 32;
 
 /** Per-socket state, kept small: idle memory per connection is a benchmarked figure. */
-interface SocketData {
+interface SocketData extends Skipping, ExpirySlot {
   id: number;
   /** Shared by every socket with the same token (the verifier caches it); frozen. Undefined until a first-message `auth`. */
   principal: Principal | undefined;
@@ -80,15 +67,8 @@ interface SocketData {
   subs: Map<string, number>;
   /** Jobs whose direct send was dropped under backpressure: resend on drain. Created on the first drop. */
   pendingResync?: Set<string>;
-  /**
-   * Once found over maxBackpressure (see the header): `over` while it is, and per followed job the
-   * seq its updates are counted up to (from there while over; a floor for the next time after).
-   */
-  skips?: { over: boolean; seqs: Map<string, number> };
   /** Followed tag feeds → the feed's counter for the tag when this socket was last in sync (-1: send a whole feed). Created on the first. */
   feeds?: Map<string, number>;
-  /** Key of the expiry bucket this socket sits in. */
-  expirySecond: number;
   tokens: number;
   lastRefill: number;
   flood: number;
@@ -121,17 +101,18 @@ export class WsHub {
   private shuttingDown = false;
   private readonly unbind: Array<() => void> = [];
   private readonly lowWater: number;
-  /** Sockets by the second (epoch) their token expires; swept by one timer. */
-  private readonly expiring = new Map<number, Set<WebSocket<SocketData>>>();
-  /** Every bucket up to this second has been swept. */
-  private swept = Math.floor(Date.now() / 1000);
-  private sweepTimer?: NodeJS.Timeout;
-  /** Congestion checks: job → its seq before its first publish since the last check, and the same for the check before. */
-  private publishedSince = new Map<string, number>();
-  private publishedBefore = new Map<string, number>();
-  private publishesSinceCheck = 0;
-  private checkTimer?: NodeJS.Timeout;
-  private checkSoon?: NodeJS.Immediate;
+  /** Closes sockets whose token expired, or whose first-message auth did not come in time. */
+  private readonly expiry = new ExpirySweep<WebSocket<SocketData>>(
+    (ws) => ws.getUserData(),
+    (ws) => {
+      try {
+        ws.end(CloseCode.TokenExpired, ws.getUserData().principal ? 'token expired' : 'no auth message in time');
+      } catch {
+        /* already closed */
+      }
+    },
+  );
+  private readonly skipped: SkipCounter<SocketData>;
 
   constructor(
     private readonly app: TemplatedApp,
@@ -139,6 +120,12 @@ export class WsHub {
   ) {
     this.lowWater = Math.floor(ctx.config.limits.maxBackpressureBytes / 4);
     const { service, metrics } = ctx;
+    this.skipped = new SkipCounter({
+      sockets: this.sockets,
+      maxBackpressureBytes: ctx.config.limits.maxBackpressureBytes,
+      seqOf: (jobId) => service.peek(jobId)?.job.seq,
+      count: (n) => void (metrics.droppedBackpressure += n),
+    });
     metrics.bufferedBytes = () => {
       let total = 0;
       let max = 0;
@@ -154,7 +141,7 @@ export class WsHub {
         // One serialization, one publish: uWS fans out to every subscriber in native code.
         app.publish(jobTopic(view.job.id), updateMessage(view), false, false);
         metrics.published++;
-        this.notePublish(view.job.id, view.job.seq);
+        this.skipped.published(view.job.id, view.job.seq, this.sockets.size);
       }),
       // A feed change: published once to the tag's topic, like a job's update.
       service.feed.onUpdate((tag, summary) => void app.publish(feedTopic(tag), feedUpdateMessage(tag, summary), false, false)),
@@ -190,43 +177,14 @@ export class WsHub {
       drain: (ws) => this.drain(ws),
       close: (ws, code) => this.closed(ws, code),
     });
-    this.scheduleSweep();
-    this.checkTimer = setInterval(() => this.checkCongestion(), CONGESTION_CHECK_MS);
-    this.checkTimer.unref();
-  }
-
-  /** Next tick just after the next whole second, when the next bucket falls due. */
-  private scheduleSweep(): void {
-    this.sweepTimer = setTimeout(() => this.sweepExpired(), 1000 - (Date.now() % 1000));
-    this.sweepTimer.unref();
-  }
-
-  /** Closes with 4001 every socket whose token has expired; the client reconnects with a fresh one. */
-  private sweepExpired(): void {
-    const now = Math.floor(Date.now() / 1000);
-    while (this.swept < now) {
-      const second = ++this.swept;
-      const bucket = this.expiring.get(second);
-      if (!bucket) continue;
-      // Detached first: the close handler then finds no bucket to edit while we iterate this one.
-      this.expiring.delete(second);
-      for (const ws of bucket) {
-        try {
-          ws.end(CloseCode.TokenExpired, ws.getUserData().principal ? 'token expired' : 'no auth message in time');
-        } catch {
-          /* already closed */
-        }
-      }
-    }
-    if (!this.shuttingDown) this.scheduleSweep();
+    this.expiry.start();
   }
 
   /** Closes every socket with 1001 (server going away). */
   closeAll(): void {
     this.shuttingDown = true;
-    clearTimeout(this.sweepTimer);
-    clearInterval(this.checkTimer);
-    clearImmediate(this.checkSoon);
+    this.expiry.stop();
+    this.skipped.stop();
     for (const fn of this.unbind) fn();
     for (const ws of [...this.sockets]) {
       try {
@@ -307,18 +265,8 @@ export class WsHub {
     metrics.connections++;
     metrics.connectionsTotal++;
     // Closed by the sweep when the token expires, or when the first-message auth deadline passes.
-    this.expireAt(ws, d, d.principal ? d.principal.expiresAt : Date.now() + LIMITS.authTimeoutSeconds * 1000);
+    this.expiry.at(ws, d.principal ? d.principal.expiresAt : Date.now() + LIMITS.authTimeoutSeconds * 1000);
     log.info({ socket: d.id, remote: d.remote, origin: d.origin || undefined, sub: d.principal?.subject, auth: d.principal ? 'url' : 'message' }, 'websocket connected');
-  }
-
-  /** (Re)files the socket in the sweep bucket of `atMs`; one already past it goes on the next tick. */
-  private expireAt(ws: WebSocket<SocketData>, d: SocketData, atMs: number): void {
-    const old = this.expiring.get(d.expirySecond);
-    if (old?.delete(ws) && old.size === 0) this.expiring.delete(d.expirySecond);
-    d.expirySecond = Math.max(Math.ceil(atMs / 1000), this.swept + 1);
-    let bucket = this.expiring.get(d.expirySecond);
-    if (!bucket) this.expiring.set(d.expirySecond, (bucket = new Set()));
-    bucket.add(ws);
   }
 
   /**
@@ -332,7 +280,7 @@ export class WsHub {
         if (d.closed) return;
         const first = d.principal === undefined;
         d.principal = principal;
-        this.expireAt(ws, d, principal.expiresAt);
+        this.expiry.at(ws, principal.expiresAt);
         ws.cork(() => this.send(ws, { type: 'auth_ok', exp: Math.floor(principal.expiresAt / 1000) }));
         // Tag grants decide by the job's tags: read them (from memory for followed running jobs).
         for (const jobId of [...d.subs.keys()]) {
@@ -368,14 +316,13 @@ export class WsHub {
     const { metrics, log } = this.ctx;
     const d = ws.getUserData();
     d.closed = true;
-    const bucket = this.expiring.get(d.expirySecond);
-    if (bucket?.delete(ws) && bucket.size === 0) this.expiring.delete(d.expirySecond);
+    this.expiry.remove(ws);
     this.sockets.delete(ws);
     this.ctx.addresses.remove(d.remote);
     metrics.connections--;
     const subscriptions = d.subs.size;
     metrics.subscriptions -= subscriptions;
-    if (d.skips?.over) this.countSkipped(d, false);
+    this.skipped.closed(d);
     if (this.ctx.interest) for (const jobId of d.subs.keys()) this.ctx.interest.release(jobId);
     if (d.feeds) {
       metrics.subscriptions -= d.feeds.size;
@@ -524,8 +471,7 @@ export class WsHub {
   private unsubscribe(ws: WebSocket<SocketData>, d: SocketData, jobId: string): void {
     if (!d.subs.delete(jobId)) return;
     this.ctx.metrics.subscriptions--;
-    if (d.skips?.over) this.countSkipped(d, true, jobId);
-    d.skips?.seqs.delete(jobId);
+    this.skipped.unsubscribed(d, jobId);
     this.ctx.interest?.release(jobId);
     d.pendingResync?.delete(jobId);
     ws.unsubscribe(jobTopic(jobId));
@@ -629,7 +575,7 @@ export class WsHub {
       // Dropped: the socket is over its backpressure limit. Retry when it drains.
       this.ctx.metrics.droppedBackpressure++;
       (d.pendingResync ??= new Set()).add(view.job.id);
-      if (!d.skips?.over) this.startSkipping(d);
+      this.skipped.over(d);
     } else {
       d.pendingResync?.delete(view.job.id);
       // The map's keys are the subscriptions: never add one here.
@@ -641,7 +587,7 @@ export class WsHub {
     const d = ws.getUserData();
     if (d.closed) return;
     const buffered = ws.getBufferedAmount();
-    if (d.skips?.over) this.countSkipped(d, buffered > this.ctx.config.limits.maxBackpressureBytes);
+    this.skipped.drained(d, buffered > this.ctx.config.limits.maxBackpressureBytes);
     if (buffered > this.lowWater) return;
     const { service, metrics } = this.ctx;
     ws.cork(() => {
@@ -662,59 +608,5 @@ export class WsHub {
       }
     });
     if (d.feeds) this.resyncFeeds(ws, d);
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // Counting the updates uWS skipped for congested sockets (see the header)
-
-  private notePublish(jobId: string, seq: number): void {
-    if (!this.publishedSince.has(jobId)) this.publishedSince.set(jobId, seq - 1);
-    if (++this.publishesSinceCheck >= Math.max(CONGESTION_CHECK_PUBLISHES, this.sockets.size >> 4) && !this.checkSoon) {
-      // After this turn's callbacks. uWS may still hold small messages until the end of the turn,
-      // so a socket they push over the limit is found by the next check: hence marks from the check before.
-      this.checkSoon = setImmediate(() => this.checkCongestion());
-    }
-  }
-
-  /** Marks the sockets found over the limit; nothing to look at when nothing was published. */
-  private checkCongestion(): void {
-    clearImmediate(this.checkSoon);
-    this.checkSoon = undefined;
-    this.publishesSinceCheck = 0;
-    if (this.publishedSince.size > 0 || this.publishedBefore.size > 0) {
-      const max = this.ctx.config.limits.maxBackpressureBytes;
-      for (const ws of this.sockets) {
-        const d = ws.getUserData();
-        if (!d.skips?.over && d.subs.size > 0 && ws.getBufferedAmount() > max) this.startSkipping(d);
-      }
-    }
-    this.publishedBefore = this.publishedSince;
-    this.publishedSince = new Map();
-  }
-
-  /** Over the limit since some time after the check before the last one: count from there (not below what was counted). */
-  private startSkipping(d: SocketData): void {
-    const seqs = new Map<string, number>();
-    for (const [jobId, sent] of d.subs) {
-      const from = this.publishedBefore.get(jobId) ?? this.publishedSince.get(jobId) ?? this.ctx.service.peek(jobId)?.job.seq;
-      if (from !== undefined) seqs.set(jobId, Math.max(from, sent, d.skips?.seqs.get(jobId) ?? 0));
-    }
-    d.skips = { over: true, seqs };
-  }
-
-  /** Counts what was published since the marks (of `onlyJob` only); counting goes on while `stillOver`. */
-  private countSkipped(d: SocketData, stillOver: boolean, onlyJob?: string): void {
-    const { seqs } = d.skips!;
-    let skipped = 0;
-    for (const [jobId, from] of seqs) {
-      if (onlyJob !== undefined && jobId !== onlyJob) continue;
-      const seq = this.ctx.service.peek(jobId)?.job.seq ?? from;
-      if (seq > from) {
-        skipped += seq - from;
-        seqs.set(jobId, seq);
-      }
-    }
-    this.ctx.metrics.droppedBackpressure += skipped;
-    if (onlyJob === undefined) d.skips!.over = stillOver;
   }
 }
