@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LISTING, type FeedMessage, type FeedUpdateMessage, type JobSummary, type ServerMessage } from '../../protocol/index.js';
 import { openSse } from '../fixtures/sse-client.js';
-import { api, connectWs, createJob, startServerProcess, waitFor, type ServerProcess, type WsClient } from '../fixtures/server-process.js';
+import { api, connectWs, createJob, metric, startServerProcess, waitFor, type ServerProcess, type WsClient } from '../fixtures/server-process.js';
 
 describe('tag feeds', () => {
   let server: ServerProcess;
@@ -128,6 +128,43 @@ describe('tag feeds', () => {
     ws.send({ type: 'subscribe', tag: 'many:100' });
     const again = await ws.next('error');
     assert.deepEqual(again.type === 'error' && [again.code, again.tag], ['too_many_subscriptions', 'many:100']);
+  });
+
+  test('a stalled socket is sent, once it reads again, the latest state of the feed it missed', async () => {
+    const tag = 'user:slow';
+    const ws = await open({ jobs: [`tag:${tag}`] });
+    ws.send({ type: 'subscribe', tag });
+    await ws.next('feed');
+    // ~8 KB per summary: 500 creations and 500 status changes are ~8 MB, far past socket buffers
+    // and the 256 KiB the server queues per socket.
+    const title = 't'.repeat(7900);
+    const socket = (ws.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    const ids = Array.from({ length: 500 }, (_, i) => `fd-slow-${String(i).padStart(3, '0')}`);
+    const inParallel = async (fn: (id: string) => Promise<unknown>) => {
+      const queue = [...ids];
+      await Promise.all(Array.from({ length: 8 }, async () => {
+        for (let id = queue.shift(); id; id = queue.shift()) await fn(id);
+      }));
+    };
+    await inParallel((id) => createJob(server, { id, tags: [tag], steps: [{ id: 'one' }], meta: { title } }));
+    await inParallel((id) => event(id, { type: 'step_start', step: 'one' }));
+    assert.ok((await metric(server, 'pt_ws_buffered_bytes_max')) > 128 * 1024, 'the socket was congested');
+    socket.resume();
+    // More jobs changed than a feed holds: it gets a whole new feed, whose 50 jobs are all running.
+    const latest = new Map<string, JobSummary>();
+    const newest = ids.slice(-50);
+    await waitFor(
+      () => {
+        for (const m of ws.queue.splice(0)) {
+          if (m.type !== 'feed_update' && m.type !== 'feed') continue;
+          for (const j of m.type === 'feed' ? m.jobs : [m.job]) if ((latest.get(j.id)?.seq ?? 0) < j.seq) latest.set(j.id, j);
+        }
+        return newest.every((id) => latest.get(id)?.status === 'running');
+      },
+      15_000,
+      "the feed's 50 jobs running on the stalled socket",
+    );
   });
 
   test('SSE: GET /v1/feed?tag= sends the same messages; refusals are the usual errors', async () => {

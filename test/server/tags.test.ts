@@ -1,5 +1,6 @@
 // Tags and tag grants: a job carries its tags; a token with `tag:user:alice` reads, follows and
-// cancels exactly the jobs tagged user:alice — not untagged ones, not Bob's.
+// cancels exactly the jobs tagged user:alice — not untagged ones, not Bob's — and lists and follows
+// the tag user:alice only.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Job } from '../../protocol/index.js';
@@ -48,6 +49,30 @@ describe('tags', () => {
     assert.equal((await openSse(`${server.url}/v1/jobs/tg-alice/stream?access_token=${token}`)).status, 200);
     assert.equal((await openSse(`${server.url}/v1/jobs/tg-none/stream?access_token=${token}`)).status, 403);
     assert.equal((await api(server, 'POST', '/v1/jobs/tg-alice/cancel', token, {})).status, 202);
+    await ws.close();
+  });
+
+  test('a tag token can neither list nor follow an untagged or differently tagged job, nor another tag', async () => {
+    const token = await alice();
+    const listed = await api<{ jobs: Array<{ id: string }> }>(server, 'GET', '/v1/jobs?limit=100', token);
+    assert.equal(listed.status, 200);
+    assert.deepEqual(listed.body.jobs.map((j) => j.id), ['tg-alice']);
+    assert.equal((await api(server, 'GET', '/v1/jobs?tag=user:bob', token)).status, 403);
+    assert.equal((await api(server, 'GET', '/v1/jobs?tag=org:acme', token)).status, 403, 'not granted, though one of its jobs carries it');
+    const ws = await connectWs(server, token);
+    ws.send({ type: 'subscribe', tag: 'user:bob' });
+    const refused = await ws.next('error');
+    assert.deepEqual(refused.type === 'error' && [refused.code, refused.tag], ['forbidden', 'user:bob']);
+    ws.send({ type: 'subscribe', jobId: 'tg-none' });
+    assert.equal((await ws.next('error')).code, 'forbidden');
+    ws.send({ type: 'subscribe', tag: 'user:alice' });
+    assert.deepEqual((await ws.next('feed')).jobs.map((j) => j.id), ['tg-alice']);
+    await createJob(server, { id: 'tg-bob-2', tags: ['user:bob'] });
+    await createJob(server, { id: 'tg-none-2' });
+    await createJob(server, { id: 'tg-alice-2', tags: ['user:alice'] });
+    const update = await ws.next('feed_update');
+    assert.equal(update.job.id, 'tg-alice-2', "Bob's and untagged jobs never reach Alice's feed");
+    assert.equal((await openSse(`${server.url}/v1/feed?tag=user:bob&access_token=${token}`)).status, 403);
     await ws.close();
   });
 
