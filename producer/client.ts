@@ -42,7 +42,12 @@ export interface ProducerOptions {
   tokenProvider?: () => string | Promise<string>;
   /** WebSocket URL for `onRetry` and `onCancel` (`job.signal`); default: `url` with ws(s) and `/v1/ws`. */
   wsUrl?: string | URL;
-  /** Retries of transient HTTP failures (network, timeout, 5xx, 429 with `Retry-After`). */
+  /**
+   * Retries of transient HTTP failures (network, timeout, 5xx, 429 with `Retry-After`): until
+   * `maxRetryTime` (default 600 000 ms = 10 minutes) has passed since a request's first attempt,
+   * or `retries` retries (default unbounded) were made, whichever comes first. When a job's
+   * events still could not be delivered, its calls reject with `producer_gave_up`.
+   */
   retry?: Partial<RetryPolicy>;
   /** Per-attempt HTTP timeout in ms. Default 10 000. */
   timeoutMs?: number;
@@ -52,7 +57,16 @@ export interface ProducerOptions {
    */
   maxBatch?: number;
   /**
-   * Failures that no call can reject with: WebSocket problems (including a token the socket's
+   * Most `progress` entries one job's queue holds while the server is unreachable (default 1000;
+   * progress for a step already replaces the unsent one for that step, so this is rarely reached):
+   * beyond it the oldest is dropped. Structural events (`step_start`, `step_end`, `step_failed`,
+   * `job_end`) are never dropped.
+   */
+  maxQueuedEvents?: number;
+  /**
+   * Every failed call of a job handle (also rejected to whoever awaits it, and reported once
+   * however many calls share it, so calls fired without awaiting never reject unhandled), and
+   * failures that no call can reject with: WebSocket problems (including a token the socket's
    * `auth` could not use, and a job dropped because a refreshed token no longer grants it:
    * code `forbidden`, with its `jobId`), `onRetry` and `onCancel` handlers that throw.
    */
@@ -88,6 +102,7 @@ export class Producer implements JobTransport {
   private readonly globalCancelHandlers = new Set<CancelHandler>();
   private readonly globalCancelWatches = new Map<string, Unsubscribe>();
   private readonly maxBatch: number;
+  private readonly maxQueued: number;
   private readonly token: () => Promise<string>;
 
   constructor(private readonly options: ProducerOptions) {
@@ -103,11 +118,12 @@ export class Producer implements JobTransport {
       ? String(options.wsUrl)
       : baseUrl.replace(/^http/, 'ws') + '/v1/ws';
     this.maxBatch = Math.max(1, Math.min(options.maxBatch ?? LIMITS.maxEventsPerRequest, LIMITS.maxEventsPerRequest));
+    this.maxQueued = Math.max(1, Math.floor(options.maxQueuedEvents ?? 1000));
     this.http = {
       baseUrl,
       token: this.token,
       refreshableToken: Boolean(tokenProvider),
-      retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+      retry: retryPolicy(options.retry),
       timeoutMs: options.timeoutMs ?? 10_000,
       fetch: options.fetch ?? globalThis.fetch,
       signal: this.abort.signal,
@@ -157,7 +173,7 @@ export class Producer implements JobTransport {
   job(id: string): JobHandle {
     let handle = this.handles.get(id);
     if (!handle) {
-      handle = new JobHandle(id, this, this.maxBatch);
+      handle = new JobHandle(id, this, this.maxBatch, this.maxQueued);
       this.handles.set(id, handle);
       if (this.globalHandlers.size > 0) this.watchForGlobal(id);
       if (this.globalCancelHandlers.size > 0) this.cancelForGlobal(handle);
@@ -274,6 +290,8 @@ export class Producer implements JobTransport {
   /**
    * Waits for everything queued to be answered (unless `flush: false`), then stops: closes the
    * WebSocket and aborts pending HTTP retries. Calls made after `close()` reject with `aborted`.
+   * While the server is unreachable the wait lasts until it answers again or the retry budget
+   * (`retry.maxRetryTime`) runs out; `flush: false` rejects what is still queued with `aborted`.
    */
   async close(options: { flush?: boolean } = {}): Promise<void> {
     if (options.flush !== false) await Promise.all([...this.handles.values()].map((h) => h.flush()));
@@ -358,6 +376,16 @@ export class Producer implements JobTransport {
  */
 export function createProducer(options: ProducerOptions): Producer {
   return new Producer(options);
+}
+
+/** The defaults overlaid with what the caller set (an `undefined` field keeps its default). */
+function retryPolicy(given: Partial<RetryPolicy> | undefined): RetryPolicy {
+  const policy = { ...DEFAULT_RETRY_POLICY };
+  for (const key of Object.keys(policy) as Array<keyof RetryPolicy>) {
+    const value = given?.[key];
+    if (typeof value === 'number' && !Number.isNaN(value)) policy[key] = Math.max(0, value);
+  }
+  return policy;
 }
 
 /**

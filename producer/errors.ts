@@ -13,6 +13,14 @@ export type ClientErrorCode =
   /** An `onRetry` or `onCancel` handler threw or rejected (reported through `onError`). */
   | 'handler_error'
   /**
+   * The retry budget (`retry.maxRetryTime`) ran out while a job's events could not be delivered:
+   * the calls still queued for that job reject with it (the last transient failure is its `cause`),
+   * later calls on the job reject with it at once, and the SDK keeps trying to end the job as
+   * `failed` with error code `producer_gave_up` (a `job_end`) so it does not stay `running` once
+   * the server answers again.
+   */
+  | 'producer_gave_up'
+  /**
    * Someone canceled the job: the reason of an aborted `job.signal` (the SDK never rejects a call
    * with it; your own code throws it, e.g. `job.signal.throwIfAborted()`).
    */

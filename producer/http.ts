@@ -69,6 +69,7 @@ export async function requestJson<T>(
   jobId?: string,
 ): Promise<HttpResult<T>> {
   const tag: ErrorTag = jobId === undefined ? {} : { jobId };
+  const started = Date.now();
   let refreshedFor401 = false;
   for (let attempt = 0; ; attempt++) {
     let error: ProducerError;
@@ -88,9 +89,12 @@ export async function requestJson<T>(
       if (err instanceof ProducerError) error = err;
       else throw err;
     }
-    if (!error.retryable || attempt >= ctx.retry.retries) throw error;
-    const delayMs =
-      retryAfterMs ?? backoffDelay(attempt, { baseMs: ctx.retry.minDelayMs, maxMs: ctx.retry.maxDelayMs });
+    // The budget: `retries` retries or `maxRetryTime` ms since the first attempt, whichever ends first.
+    const left = ctx.retry.maxRetryTime - (Date.now() - started);
+    if (!error.retryable || attempt >= ctx.retry.retries || !(left > 0)) throw error;
+    const wanted =
+      retryAfterMs ?? backoffDelay(Math.min(attempt, 30), { baseMs: ctx.retry.minDelayMs, maxMs: ctx.retry.maxDelayMs });
+    const delayMs = Math.max(0, Math.min(wanted, left)); // the last retry is made when the budget ends
     ctx.onRetryAttempt?.({ method, path, attempt: attempt + 1, delayMs, error });
     try {
       await sleep(delayMs, ctx.signal);

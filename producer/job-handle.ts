@@ -32,7 +32,10 @@ export interface JobTransport {
   watch(jobId: string, handler: RetryHandler | ControlListener): Unsubscribe;
   /** The handle reported a status (failed, or a final one) that the sockets may not have seen. */
   noteStatus(jobId: string, status: JobStatus): void;
-  /** A failure no call can reject with (a handler that threw): the producer's `onError`. */
+  /**
+   * The producer's `onError`: failures no call can reject with (a handler that threw), and every
+   * failed call of a handle (also rejected to whoever awaits it).
+   */
   reportError(err: ProducerError): void;
 }
 
@@ -74,36 +77,70 @@ export class JobHandle {
     readonly id: string,
     private readonly transport: JobTransport,
     maxBatch: number,
+    maxQueued = 1000,
   ) {
-    this.queue = new EventQueue((events) => transport.post(id, events), maxBatch);
+    this.queue = new EventQueue({
+      send: (events) => transport.post(id, events),
+      maxBatch,
+      maxQueued,
+      jobId: id,
+      onGiveUp: (err) => {
+        this.report(err);
+        // Mark the job failed once the server answers again, so it does not stay `running`.
+        const event: JobEvent = {
+          type: 'job_end',
+          status: 'failed',
+          eventId: randomUUID(),
+          error: { code: 'producer_gave_up', message: 'The producer could not reach the server within its retry budget', retryable: false },
+        };
+        return {
+          event,
+          settle: {
+            resolve: (accepted) => {
+              this.lastSeq = Math.max(this.lastSeq, accepted.seq);
+              this.setStatus('failed');
+            },
+            reject: (e) => this.report(e),
+          },
+        };
+      },
+    });
   }
 
   /** Starts (or, after a retry, restarts) a step; the first start makes the job `running`. */
-  async startStep(step: string, options: { message?: string; progress?: number } = {}): Promise<EventsAccepted> {
-    this.currentStep = step;
-    this.status = 'running';
-    return this.send({ type: 'step_start', step, ...options });
+  startStep(step: string, options: { message?: string; progress?: number } = {}): Promise<EventsAccepted> {
+    return this.guard(() => {
+      this.currentStep = step;
+      this.status = 'running';
+      return this.send({ type: 'step_start', step, ...options });
+    });
   }
 
   /**
    * Reports progress within a step, 0..1. Cheap to call often: unsent progress for the same
    * step is replaced by the newest value.
    */
-  async progress(progress: number, options: { step?: string; message?: string } = {}): Promise<EventsAccepted> {
-    checkProgress(progress, this.id);
-    return this.send({ type: 'progress', step: this.stepOf(options.step), progress, message: options.message });
+  progress(progress: number, options: { step?: string; message?: string } = {}): Promise<EventsAccepted> {
+    return this.guard(() => {
+      checkProgress(progress, this.id);
+      return this.send({ type: 'progress', step: this.stepOf(options.step), progress, message: options.message });
+    });
   }
 
   /** Completes a step. */
-  async endStep(step?: string, options: { message?: string } = {}): Promise<EventsAccepted> {
-    return this.send({ type: 'step_end', step: this.stepOf(step), message: options.message });
+  endStep(step?: string, options: { message?: string } = {}): Promise<EventsAccepted> {
+    return this.guard(() => this.send({ type: 'step_end', step: this.stepOf(step), message: options.message }));
   }
 
   /**
    * Fails a step: the step and the job become `failed`, showing `error.message` to users, until
    * someone retries (see {@link JobHandle.onRetry}). An `Error` is reported with code `step_failed`.
    */
-  async failStep(error: Failure | Error, options: { step?: string } = {}): Promise<EventsAccepted> {
+  failStep(error: Failure | Error, options: { step?: string } = {}): Promise<EventsAccepted> {
+    return this.guard(() => this.sendFailStep(error, options));
+  }
+
+  private async sendFailStep(error: Failure | Error, options: { step?: string }): Promise<EventsAccepted> {
     const failure: Failure =
       error instanceof Error
         ? { code: (error as { code?: unknown }).code?.toString() ?? 'step_failed', message: error.message }
@@ -118,12 +155,12 @@ export class JobHandle {
   }
 
   /** Ends the job as `completed`, optionally with a result payload users can read. */
-  async complete(options: { result?: unknown; message?: string } = {}): Promise<EventsAccepted> {
+  complete(options: { result?: unknown; message?: string } = {}): Promise<EventsAccepted> {
     return this.finish('completed', options);
   }
 
   /** Ends the job as `failed` for good (a failed *step* is {@link JobHandle.failStep}). */
-  async fail(error: Failure, options: { message?: string } = {}): Promise<EventsAccepted> {
+  fail(error: Failure, options: { message?: string } = {}): Promise<EventsAccepted> {
     return this.finish('failed', { ...options, error });
   }
 
@@ -132,29 +169,69 @@ export class JobHandle {
    * (see {@link JobHandle.signal}), or to abandon a job itself. Asking *another* producer's job
    * to cancel is `producer.cancelJob(id)`.
    */
-  async cancel(options: { message?: string } = {}): Promise<EventsAccepted> {
+  cancel(options: { message?: string } = {}): Promise<EventsAccepted> {
     return this.finish('canceled', options);
   }
 
   /** Sends `job_end` with a final status. */
-  async finish(
+  finish(
     status: 'completed' | 'failed' | 'canceled',
     options: { result?: unknown; message?: string; error?: Failure } = {},
   ): Promise<EventsAccepted> {
-    const accepted = await this.send({ type: 'job_end', status, ...options });
-    this.setStatus(status);
-    return accepted;
-  }
-
-  /** Sends raw protocol events through this job's ordered queue (an `eventId` is added to each). */
-  send(event: JobEvent): Promise<EventsAccepted> {
-    const withId: JobEvent = { ...event, eventId: event.eventId ?? randomUUID() };
-    // Drop undefined fields so the JSON stays minimal.
-    for (const key of Object.keys(withId) as Array<keyof JobEvent>) if (withId[key] === undefined) delete withId[key];
-    return this.queue.push(withId).then((accepted) => {
-      this.lastSeq = Math.max(this.lastSeq, accepted.seq);
+    return this.guard(async () => {
+      const accepted = await this.send({ type: 'job_end', status, ...options });
+      this.setStatus(status);
       return accepted;
     });
+  }
+
+  /**
+   * Sends raw protocol events through this job's ordered queue (an `eventId` is added to each).
+   * Like every method here, it may be called without awaiting: a failure then reaches the
+   * producer's `onError` instead of becoming an unhandled rejection.
+   */
+  send(event: JobEvent): Promise<EventsAccepted> {
+    return this.guard(() => {
+      const withId: JobEvent = { ...event, eventId: event.eventId ?? randomUUID() };
+      // Drop undefined fields so the JSON stays minimal.
+      for (const key of Object.keys(withId) as Array<keyof JobEvent>) if (withId[key] === undefined) delete withId[key];
+      return this.queue.push(withId).then((accepted) => {
+        this.lastSeq = Math.max(this.lastSeq, accepted.seq);
+        return accepted;
+      });
+    });
+  }
+
+  /**
+   * Runs a call and returns its promise with a handler already attached, so a call nobody awaits
+   * never rejects unhandled: its failure goes to the producer's `onError` (once per failure, however
+   * many calls share it), and an awaiting caller still sees the rejection.
+   */
+  private guard<T>(call: () => Promise<T>): Promise<T> {
+    let promise: Promise<T>;
+    try {
+      promise = call();
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise.catch((err: unknown) => this.report(err));
+    return promise;
+  }
+
+  private report(err: unknown): void {
+    if (typeof err === 'object' && err !== null) {
+      if (REPORTED.has(err)) return;
+      REPORTED.add(err);
+    }
+    const error =
+      err instanceof ProducerError
+        ? err
+        : new ProducerError('internal', `Job ${this.id}: ${String(err)}`, { cause: err, jobId: this.id });
+    try {
+      this.transport.reportError(error);
+    } catch {
+      // an onError that throws must not turn into an unhandled rejection either
+    }
   }
 
   /** Calls `handler` whenever someone retries this job. See `Producer.onRetry`. */
@@ -312,6 +389,9 @@ export class JobHandle {
     }
   }
 }
+
+/** Failures already passed to `onError` (a batch's failure is shared by all of its calls). */
+const REPORTED = new WeakSet<object>();
 
 /**
  * Refuses a progress value outside 0..1 at the call, before it is queued, with the protocol's own
