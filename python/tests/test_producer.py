@@ -295,3 +295,29 @@ def test_tag_grants_cover_tagged_jobs_only(producer: Producer, server: Server) -
     assert status == 200 and body["tags"] == [f"user:{user}"]
     status, body = api(server, "GET", f"/v1/jobs/{other.id}", browser)
     assert status in (403, 404)
+
+
+def test_retry_budget_is_a_time_whichever_ends_first() -> None:
+    defaults = RetryPolicy()
+    assert defaults.max_retry_time == 600.0 and defaults.retries == float("inf"), "10 minutes, no count"
+    attempts: List[RetryAttempt] = []
+    p = Producer("http://127.0.0.1:9", "x.y.z", retry=RetryPolicy(max_retry_time=0.6, min_delay=0.05, max_delay=0.1),
+                 on_retry_attempt=attempts.append)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ProducerError) as info:
+            p.get_job("nope")
+        took = time.monotonic() - started
+        assert info.value.code == "network_error" and info.value.retryable
+        assert 0.55 <= took < 2.0, f"gave up after {took:.2f} s (budget 0.6 s)"
+        assert len(attempts) > 4, "retried for the whole budget, not a count"
+        # A count still ends it first when reached first.
+        attempts.clear()
+        p2 = Producer("http://127.0.0.1:9", "x.y.z", retry=RetryPolicy(max_retry_time=60, retries=2, min_delay=0.01, max_delay=0.02),
+                      on_retry_attempt=attempts.append)
+        with pytest.raises(ProducerError):
+            p2.get_job("nope")
+        assert len(attempts) == 2
+        p2.close(flush=False)
+    finally:
+        p.close(flush=False)

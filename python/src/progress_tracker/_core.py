@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -201,6 +202,8 @@ class Attempts:
         self.refreshable = refreshable
         self.on_retry_attempt = on_retry_attempt
         self.attempt = 0
+        #: When the first attempt started: the retry budget (``max_retry_time``) counts from here.
+        self.started = time.monotonic()
         self.refreshed_for_401 = False
         self.stale_resent = False
         #: Something was sent again: a 409 on a create may be our own first attempt.
@@ -216,10 +219,13 @@ class Attempts:
             # The token may have expired in flight: one immediate retry with a fresh one.
             self.refreshed_for_401 = True
             return self._report(error, 0.0, count=False)
-        if not error.retryable or self.attempt >= self.policy.retries:
+        # The budget: ``retries`` retries or ``max_retry_time`` seconds, whichever ends first.
+        left = self.policy.max_retry_time - (time.monotonic() - self.started)
+        if not error.retryable or self.attempt >= self.policy.retries or not left > 0:
             raise error
         wait = parse_retry_after(retry_after, maximum=MAX_RETRY_AFTER)
         delay = wait if wait is not None else backoff_delay(self.attempt, self.policy.min_delay, self.policy.max_delay)
+        delay = max(0.0, min(delay, left))  # the last retry is made when the budget ends
         return self._report(error, delay, count=True)
 
     def _report(self, error: ProducerError, delay: float, *, count: bool) -> float:

@@ -17,10 +17,18 @@ MAX_RETRY_AFTER = 60.0
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How the SDK retries transient failures (network errors, timeouts, 408/425/429/5xx)."""
+    """How the SDK retries transient failures (network errors, timeouts, 408/425/429/5xx).
 
-    #: Retries after the first attempt (0 disables retrying).
-    retries: int = 6
+    A request is retried until ``max_retry_time`` seconds have passed since its first attempt or
+    ``retries`` retries were made, whichever comes first; by default only the time budget
+    applies (10 minutes), the same rule as the Node SDK's ``retry.maxRetryTime``."""
+
+    #: The retry budget in seconds, counted from a request's first attempt: no retry starts after
+    #: it, and the last backoff is shortened to end on it. Default 600 (10 minutes).
+    max_retry_time: float = 600.0
+    #: Most retries after the first attempt (0 disables retrying). Default unbounded
+    #: (``math.inf``): only ``max_retry_time`` bounds retrying.
+    retries: float = math.inf
     #: First backoff delay, seconds.
     min_delay: float = 0.2
     #: Largest backoff delay, seconds (a server's ``Retry-After`` may ask for more, up to 60 s).
