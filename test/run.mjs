@@ -11,6 +11,7 @@ const SYSTEM_DEPS = [
   { bin: '/usr/bin/redis-server', pkg: 'redis-server', why: 'Redis store and cluster tests' },
   { bin: '/usr/sbin/nginx', pkg: 'nginx', why: 'the reverse-proxy test (test/reliability/nginx.test.ts)' },
   { bin: '/usr/bin/openssl', pkg: 'openssl', why: "the reverse-proxy test's self-signed certificate" },
+  { bin: '/usr/bin/promtool', pkg: 'prometheus', why: '`promtool check metrics` on /metrics (test/server/observability.test.ts)' },
   // The Python producer SDK's suite (python/tests): Debian's Python 3 packages, never pip.
   ...[
     ['pytest', 'python3-pytest'],

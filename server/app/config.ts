@@ -375,3 +375,20 @@ function urlOrigin(url: string): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * `PT_*` variables that other parts of the kit read (examples, the producer's shell, the tests'
+ * fixtures), not the server: never reported as unknown.
+ */
+const NOT_SERVER_VARIABLES = new Set(['PT_URL', 'PT_TOKEN', 'PT_BROWSER_URL', 'PT_WIDGET_URL', 'PT_WIDGET_BUNDLE', 'PT_REDIS_SERVER_BIN']);
+
+/**
+ * `PT_*` variables in `env` that no setting reads: most often a typo (`PT_JWT_SECERT`) or a
+ * setting of another version. `serve` warns about each at start; they are not errors.
+ */
+export function unknownEnvVariables(env: NodeJS.ProcessEnv = process.env): string[] {
+  const known = new Set<string>(Object.values(CONFIG_ENTRIES).map((e) => e.env));
+  return Object.keys(env)
+    .filter((name) => name.startsWith('PT_') && !known.has(name) && !NOT_SERVER_VARIABLES.has(name))
+    .sort();
+}

@@ -79,13 +79,24 @@ export class Metrics {
     metric('pt_http_requests_total', 'counter', 'HTTP requests handled.', this.httpRequests);
     metric('pt_http_errors_total', 'counter', 'HTTP requests answered with an error status.', this.httpErrors);
     metric('pt_events_accepted_total', 'counter', 'Producer events accepted (durable).', this.eventsAccepted);
+    out.histogram(
+      'pt_event_commit_seconds',
+      'Time from the job writer handing a change made by producer events to the store to its commit (durable).',
+      eventTimings.commit,
+    );
+    out.histogram(
+      'pt_event_publish_seconds',
+      'Time from the acceptance of producer events to the publish of their update to the job topic (WebSocket subscribers).',
+      eventTimings.send,
+    );
     metric('pt_jobs', 'gauge', 'Stored jobs by status.', Object.entries(jobs).map(([status, n]) => [`{status="${status}"}`, n]));
     // The histogram records whole timer periods: the lag is what exceeds the sampling resolution.
     const lag = (ns: number) => (this.loopDelay.count === 0 ? 0 : Math.max(0, ns / 1e9 - LOOP_RESOLUTION_MS / 1000));
+    // Labelled `stat`, not `quantile`: Prometheus reserves that label for summaries (promtool check metrics).
     metric('pt_event_loop_lag_seconds', 'gauge', 'Event-loop delay since the last scrape (mean, p99, max).', [
-      ['{quantile="mean"}', lag(this.loopDelay.mean)],
-      ['{quantile="0.99"}', lag(this.loopDelay.percentile(99))],
-      ['{quantile="max"}', lag(this.loopDelay.max)],
+      ['{stat="mean"}', lag(this.loopDelay.mean)],
+      ['{stat="p99"}', lag(this.loopDelay.percentile(99))],
+      ['{stat="max"}', lag(this.loopDelay.max)],
     ]);
     this.loopDelay.reset();
     const mem = process.memoryUsage();
@@ -95,6 +106,44 @@ export class Metrics {
     return out.toString() + this.sections.map((section) => section()).join('');
   }
 }
+
+/**
+ * A Prometheus histogram with fixed buckets (upper bounds in seconds, ascending). `observe` is a
+ * short scan and two increments: no allocation, cheap enough for every event.
+ */
+export class Histogram {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length);
+  }
+
+  /** Records one duration in seconds. */
+  observe(seconds: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && seconds > b[i]!) i++;
+    if (i < b.length) this.counts[i]!++;
+    this.sum += seconds;
+    this.count++;
+  }
+}
+
+/** Buckets (seconds) of the event latency histograms: 0.5 ms to 10 s. */
+export const LATENCY_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * Event timings, measured by the job writer (server/core/job-writer.ts): one set per process
+ * (several servers in one process share it).
+ */
+export const eventTimings = {
+  /** From the writer's save call to the store's commit of a change made by producer events. */
+  commit: new Histogram(LATENCY_BUCKETS),
+  /** From the acceptance of producer events to the publish of their update to WebSocket subscribers. */
+  send: new Histogram(LATENCY_BUCKETS),
+};
 
 /** Labels (`{a="b"}`, or '' for none) and value of one sample. */
 export type Sample = [labels: string, value: number];
@@ -111,6 +160,17 @@ export class PrometheusText {
     for (const [labels, v] of typeof value === 'number' ? [['', value] as Sample] : value) {
       this.lines.push(`${name}${labels} ${Number.isFinite(v) ? v : 0}`);
     }
+  };
+
+  /** A histogram: cumulative `_bucket` samples (with `le="+Inf"`), `_sum` and `_count`. */
+  readonly histogram = (name: string, help: string, h: Histogram): void => {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    let cumulative = 0;
+    for (let i = 0; i < h.bounds.length; i++) {
+      cumulative += h.counts[i]!;
+      this.lines.push(`${name}_bucket{le="${h.bounds[i]}"} ${cumulative}`);
+    }
+    this.lines.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${Number.isFinite(h.sum) ? h.sum : 0}`, `${name}_count ${h.count}`);
   };
 
   toString(): string {

@@ -13,6 +13,7 @@ import type { Estimator } from '../core/estimator.js';
 import { CancelDeadlines } from '../core/cancel-deadlines.js';
 import { ClusterFreshness, singleNode } from '../core/freshness.js';
 import { JobService } from '../core/job-service.js';
+import { attachLifecycleLog } from '../core/lifecycle-log.js';
 import { JobWebhooks } from '../core/webhook.js';
 import { EtaEngine } from '../eta/eta-engine.js';
 import type { SourceAdapter } from '../polling/adapter.js';
@@ -97,6 +98,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       retentionMs: config.retentionMs,
       freshness: cluster ? new ClusterFreshness(cluster.isFresh, () => void cluster.metrics.seqConflicts++) : singleNode,
     });
+    attachLifecycleLog(jobs, log); // one info line per job lifecycle change (created, failed, retry requested, ...)
     await jobs.start();
     closer.defer('job service', () => jobs.close());
     jobs.on('retry', webhooks.onRetry);

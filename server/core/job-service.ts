@@ -325,8 +325,9 @@ export class JobService {
           return { seq: events.length === 1 ? duplicateSeq : start.seq, applied: 0, duplicates, view };
         };
       }
+      const acceptedAt = performance.now(); // the events are accepted: pt_event_publish_seconds starts here
       this.withEstimate(job, now);
-      const durable = this.writer.write(base, job, accepted);
+      const durable = this.writer.write(base, job, accepted, acceptedAt);
       return async () => {
         const view = await durable;
         let prev = start;

@@ -17,6 +17,7 @@
  */
 import { ApiError } from '../../protocol/index.js';
 import type { Logger } from '../app/log.js';
+import { eventTimings } from '../app/metrics.js';
 import { SeqConflictError, type EventIdEntry, type JobRecord, type Store } from '../store/store.js';
 import type { Freshness } from './freshness.js';
 import { viewOf, type JobView } from './job-view.js';
@@ -90,9 +91,10 @@ export class JobWriter {
 
   /**
    * Makes `job` the head and enqueues its save now; resolves with its view once committed (and
-   * `onCommitted` ran).
+   * `onCommitted` ran). `acceptedAt` (performance.now()) marks a change made by producer events:
+   * its commit latency and its acceptance-to-publish time are recorded (metrics.ts eventTimings).
    */
-  write(base: JobRecord, job: JobRecord['job'], eventIds: readonly EventIdEntry[]): Promise<JobView> {
+  write(base: JobRecord, job: JobRecord['job'], eventIds: readonly EventIdEntry[], acceptedAt?: number): Promise<JobView> {
     const id = job.id;
     const next: JobRecord = { ...base, job };
     let head = this.heads.get(id);
@@ -106,11 +108,17 @@ export class JobWriter {
     };
     // Serialized once: the store keeps the same JSON that is published.
     const view = viewOf(job);
-    const durable = this.persist(() => this.o.store.save(next, eventIds, base.job.seq, view.json)).then(
+    let savedAt = 0;
+    const durable = this.persist(() => {
+      savedAt = performance.now();
+      return this.o.store.save(next, eventIds, base.job.seq, view.json);
+    }).then(
       () => {
+        if (acceptedAt !== undefined) eventTimings.commit.observe((performance.now() - savedAt) / 1000);
         settle();
         if (mine.inFlight === 0 && this.heads.get(id) === mine) this.heads.delete(id);
-        this.o.onCommitted(next, view, base);
+        this.o.onCommitted(next, view, base); // the hub publishes the update in here
+        if (acceptedAt !== undefined) eventTimings.send.observe((performance.now() - acceptedAt) / 1000);
         return view;
       },
       (err: unknown) => {

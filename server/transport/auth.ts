@@ -58,19 +58,34 @@ const SCOPES: readonly Scope[] = ['progress:read', 'progress:write', 'progress:r
 
 const unauthorized = (message: string) => new ApiError(401, 'unauthorized', message);
 
-/** A short reason without echoing the token. */
-function describe(err: unknown): string {
+/** What the server expects, named in refusals (never anything from the token itself). */
+interface Expected {
+  audience: string;
+  issuer?: string;
+  algorithms: readonly string[];
+}
+
+/** A short reason naming what was expected, without echoing the token. */
+function describe(err: unknown, expected: Expected): string {
   if (err instanceof joseErrors.JWTExpired) return 'token expired';
-  if (err instanceof joseErrors.JWTClaimValidationFailed) return `token claim "${err.claim}" is invalid (${err.reason})`;
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'token algorithm not allowed';
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'aud') return `token audience (claim "aud") is not accepted: this server expects "${expected.audience}" (PT_JWT_AUDIENCE)`;
+    if (err.claim === 'iss' && expected.issuer !== undefined) {
+      return `token issuer (claim "iss") is not accepted: this server expects "${expected.issuer}" (PT_JWT_ISSUER)`;
+    }
+    return `token claim "${err.claim}" is invalid (${err.reason})`;
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return algorithmNotAllowed(expected);
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'token signature is invalid';
   if (err instanceof joseErrors.JWKSNoMatchingKey) return 'no key matches the token';
   if (err instanceof joseErrors.JWKSTimeout) return 'the key set could not be fetched in time';
   if (err instanceof joseErrors.JWTInvalid || err instanceof joseErrors.JWSInvalid) return 'token is malformed';
-  if (err instanceof joseErrors.JOSENotSupported) return 'token algorithm not supported';
+  if (err instanceof joseErrors.JOSENotSupported) return `token algorithm not supported: this server expects ${expected.algorithms.join(' or ')}`;
   if (err instanceof ApiError) return err.message;
   return 'token is invalid';
 }
+
+const algorithmNotAllowed = (expected: Expected) => `token algorithm not allowed: this server expects ${expected.algorithms.join(' or ')} (PT_JWT_ALGORITHMS)`;
 
 export function createVerifier(options: AuthOptions): Verifier {
   const secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined;
@@ -78,13 +93,14 @@ export function createVerifier(options: AuthOptions): Verifier {
     ? createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5_000 })
     : undefined;
   const algorithms = [...options.algorithms];
+  const expected: Expected = { audience: options.audience, algorithms, ...(options.issuer !== undefined && { issuer: options.issuer }) };
 
   const hmacKeys = new Map<string, Promise<CryptoKey>>();
   const getKey: JWTVerifyGetKey = async (header, token) => {
     const alg = header.alg ?? '';
     if (alg.startsWith('HS')) {
-      if (!secret) throw unauthorized('HMAC tokens are not accepted by this server');
-      if (!algorithms.includes(alg as JwtAlgorithm)) throw unauthorized('token algorithm not allowed');
+      if (!secret) throw unauthorized(`HMAC tokens are not accepted by this server: it expects ${algorithms.join(' or ')}`);
+      if (!algorithms.includes(alg as JwtAlgorithm)) throw unauthorized(algorithmNotAllowed(expected));
       // Imported once per algorithm: jose would otherwise import the raw secret on every verify.
       let key = hmacKeys.get(alg);
       if (!key) {
@@ -93,7 +109,7 @@ export function createVerifier(options: AuthOptions): Verifier {
       }
       return key;
     }
-    if (!jwks) throw unauthorized('public-key tokens are not accepted by this server');
+    if (!jwks) throw unauthorized(`public-key tokens are not accepted by this server: it expects ${algorithms.join(' or ')}`);
     return jwks(header, token);
   };
 
@@ -116,7 +132,7 @@ export function createVerifier(options: AuthOptions): Verifier {
         clockTolerance: options.clockToleranceSec ?? 30,
       }));
     } catch (err) {
-      throw unauthorized(describe(err));
+      throw unauthorized(describe(err, expected));
     }
     checkLifetime(payload, options.maxTtlMs ?? DEFAULT_JWT_MAX_TTL_MS, options.clockToleranceSec ?? 30);
     const principal = principalFrom(payload);

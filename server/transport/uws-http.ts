@@ -205,8 +205,14 @@ export function route(ctx: HttpContext, options: RouteOptions, handler: RouteHan
       state.aborted = true;
     });
     metrics.httpRequests++;
+    const startedAt = performance.now();
     const cors = corsHeaders(config, info.origin);
     const finish = (reply: Reply) => {
+      // One line per request at debug: method, path (never the query: it may hold a token), status, time.
+      if (log.isLevelEnabled('debug')) {
+        const ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
+        log.debug({ method: info.method.toUpperCase(), path: info.url, status: state.aborted ? 0 : reply.status, ms, ...(state.aborted && { aborted: true }) }, 'http request');
+      }
       if (state.aborted) return;
       if (reply.status >= 400) metrics.httpErrors++;
       res.cork(() => {
