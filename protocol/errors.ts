@@ -26,6 +26,8 @@ export const ERROR_CODES = [
   'already_finished',
   // the server ended a canceled job its producer did not end within PT_CANCEL_GRACE
   'cancel_timeout',
+  // the server ended a job whose producer was silent for PT_STALL_FAIL_AFTER (retryable)
+  'producer_lost',
   'duplicate_job',
   // webhooks: a job with a `webhook` on a server without PT_WEBHOOK_SECRET
   'webhook_secret_required',

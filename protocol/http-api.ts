@@ -25,6 +25,8 @@ export interface CreateJobRequest {
   tags?: string[];
   /** Follow an external job-status service instead of being pushed to (polling adapters). */
   source?: JobSource;
+  /** Producer silence (ms) after which the job counts as stalled; default the server's PT_STALL_AFTER. FIELD_LIMITS.minStallAfterMs..maxStallAfterMs bound it (1 s .. 7 d). */
+  stallAfterMs?: number;
 }
 
 export const EVENT_TYPES = ['step_start', 'progress', 'step_end', 'step_failed', 'job_end'] as const;

@@ -76,8 +76,23 @@ export interface Job {
   tags?: string[];
   /** Someone asked to cancel; the producer should stop and end the job as `canceled`. */
   cancelRequested?: CancelRequest;
+  /**
+   * Epoch ms of the last accepted producer event (or of the creation or latest retry): what the
+   * stall rule measures silence from. ETA re-estimates do not move it.
+   */
+  lastEventAt?: number;
+  /** Silence before the job counts as stalled (ms), when given at creation; else the server's `PT_STALL_AFTER`. */
+  stallAfterMs?: number;
+  /** No producer event for the stall period: set by the server (seq + 1), cleared by the next event. */
+  stalled?: Stalled;
   createdAt: number;
   updatedAt: number;
+}
+
+/** A running or queued job its producer has been silent about. */
+export interface Stalled {
+  /** Epoch ms of the last producer event (creation or retry when none since): the silence began here. */
+  since: number;
 }
 
 /**
@@ -97,6 +112,7 @@ export interface JobSummary {
   updatedAt: number;
   error?: JobError;
   cancelRequested?: CancelRequest;
+  stalled?: Stalled;
   /** Only `title`, and only when the job's `meta.title` is a string. */
   meta?: { title: string };
 }
@@ -116,6 +132,7 @@ export function summaryOf(job: Job): JobSummary {
   };
   if (job.error !== undefined) summary.error = job.error;
   if (job.cancelRequested !== undefined) summary.cancelRequested = job.cancelRequested;
+  if (job.stalled !== undefined) summary.stalled = job.stalled;
   const title = job.meta?.title;
   if (typeof title === 'string') summary.meta = { title };
   return summary;

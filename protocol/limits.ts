@@ -51,6 +51,9 @@ export const FIELD_LIMITS = {
   reasonChars: 500,
   /** `complexity` of a job or step: a number > 0 and at most this. */
   maxComplexity: 1e6,
+  /** A job's `stallAfterMs`: an integer number of ms within these bounds (1 s .. 7 d). */
+  minStallAfterMs: 1000,
+  maxStallAfterMs: 7 * 86_400_000,
 } as const;
 
 /** A conservative alphabet: ids need no escaping in URLs, topic names or Redis keys. */

@@ -100,6 +100,13 @@ export function parseCreateJobRequest(body: unknown): CreateJobRequest {
     if (jsonBytes(body.source) > FIELD_LIMITS.sourceBytes) throw badRequest(`source is larger than ${FIELD_LIMITS.sourceBytes} bytes`);
     req.source = body.source as CreateJobRequest['source'];
   }
+  if (body.stallAfterMs !== undefined) {
+    const v = body.stallAfterMs;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < FIELD_LIMITS.minStallAfterMs || v > FIELD_LIMITS.maxStallAfterMs) {
+      throw badRequest(`stallAfterMs must be an integer number of ms between ${FIELD_LIMITS.minStallAfterMs} (1 s) and ${FIELD_LIMITS.maxStallAfterMs} (7 d)`);
+    }
+    req.stallAfterMs = v;
+  }
   return req;
 }
 

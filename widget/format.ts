@@ -19,6 +19,8 @@ export interface Messages {
   waiting: string;
   /** Running, but the server has no estimate yet. */
   estimating: string;
+  /** The producer has been silent (`job.stalled`): "No update for 5 min" — `duration` is already localized. */
+  stalled: (duration: string) => string;
   /** Offline before any state arrived: nothing to estimate from. */
   unreachable: string;
   /** Shown next to the ETA while the server cannot be reached. */
@@ -68,6 +70,7 @@ export const defaultMessages: Messages = {
   canceled: 'Canceled',
   waiting: 'Waiting for progress…',
   estimating: 'Estimating time left…',
+  stalled: (duration) => `No update for ${duration}`,
   unreachable: 'Cannot reach the progress server, retrying…',
   estimate: 'estimate',
   stepOf: (c, t) => `Step ${c} of ${t}`,

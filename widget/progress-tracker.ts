@@ -466,6 +466,10 @@ export class ProgressTracker extends LitElement {
     else if (job.status === 'failed') etaText = m.failed;
     else if (job.status === 'canceled') etaText = m.canceled;
     else if (canceling) etaText = m.canceling;
+    else if (job.stalled) {
+      const silent = Math.max(0, now - job.stalled.since);
+      etaText = m.stalled(formatDuration(silent, lang, silent < 60_000));
+    }
     else if (remainingMs === null) etaText = job.status === 'queued' ? m.waiting : m.estimating;
     else {
       const eta = job.eta;

@@ -61,6 +61,10 @@ export interface ServerConfig {
   webhookUnsigned: boolean;
   /** A canceled job its producer has not ended this long after the cancel is ended by the server (ms). */
   cancelGraceMs: number;
+  /** A queued or running job with no producer event this long is marked `stalled` (ms; a job's `stallAfterMs` overrides it). */
+  stallAfterMs: number;
+  /** A job silent this long is ended as failed `producer_lost` (ms); 0 = never. */
+  stallFailAfterMs: number;
   limits: ServerLimits;
 }
 
@@ -254,6 +258,20 @@ export const CONFIG_ENTRIES = {
     default: 30_000,
     parse: duration('a duration between 1s and 1h, like 30s'),
     check: (v) => (v !== undefined && (v < 1000 || v > 3_600_000) ? 'must be a duration between 1s and 1h, like 30s' : undefined),
+  }),
+  stallAfterMs: setting<'stallAfterMs'>({
+    env: 'PT_STALL_AFTER',
+    flag: '--stall-after',
+    default: 300_000,
+    parse: duration('a duration between 1s and 7d, like 5m'),
+    check: (v) => (v !== undefined && (!Number.isSafeInteger(v) || v < 1000 || v > 604_800_000) ? 'must be a duration between 1s and 7d, like 5m' : undefined),
+  }),
+  stallFailAfterMs: setting<'stallFailAfterMs'>({
+    env: 'PT_STALL_FAIL_AFTER',
+    flag: '--stall-fail-after',
+    default: 3_600_000,
+    parse: duration('0 (never) or a duration of at least 1s, like 1h'),
+    check: (v) => (v !== undefined && v !== 0 && (!Number.isSafeInteger(v) || v < 1000) ? 'must be 0 (never) or a duration of at least 1s, like 1h' : undefined),
   }),
 } satisfies { [K in Key]: Setting<K> };
 

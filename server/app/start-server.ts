@@ -11,6 +11,7 @@ import { ClusterNode } from '../cluster/node.js';
 import { leasedJobs } from '../cluster/poll-ownership.js';
 import type { Estimator } from '../core/estimator.js';
 import { CancelDeadlines } from '../core/cancel-deadlines.js';
+import { StallWatch } from '../core/stall-watch.js';
 import { ClusterFreshness, singleNode } from '../core/freshness.js';
 import { JobService } from '../core/job-service.js';
 import { attachLifecycleLog } from '../core/lifecycle-log.js';
@@ -105,6 +106,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     jobs.on('cancel', webhooks.onCancel);
     const cancelDeadlines = new CancelDeadlines(jobs, config.cancelGraceMs, log);
     closer.defer('cancel deadlines', () => cancelDeadlines.close());
+    const stallWatch = new StallWatch(jobs, { stallAfterMs: config.stallAfterMs, failAfterMs: config.stallFailAfterMs }, log);
+    closer.defer('stall watch', () => stallWatch.close());
     if (cluster) {
       await cluster.start(jobs);
       metrics.sections.push(() => cluster.renderMetrics());

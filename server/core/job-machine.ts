@@ -11,7 +11,10 @@
  * - `job_end` sets the final status; after it only a retry (of a failed job) changes anything;
  * - a retry resets the failed step and the later unfinished steps to pending and queues the job;
  * - a cancel marks a queued or running job `cancelRequested` (once); the producer ends it as
- *   `canceled` (or the server does, after the grace period: `cancelTimeout`).
+ *   `canceled` (or the server does, after the grace period: `cancelTimeout`);
+ * - every accepted event (and a retry) moves `lastEventAt` and clears `stalled`; a queued or
+ *   running job silent for its stall period is marked `stalled` (`applyStall`) and, later, ended
+ *   as failed with `producer_lost` (`producerLostEvent`) — stall-watch.ts keeps the time.
  */
 import {
   ApiError,
@@ -52,6 +55,8 @@ export function createJob(req: CreateJobRequest & { id: string }, now: number): 
     ...(req.complexity !== undefined && { complexity: req.complexity }),
     ...(req.meta !== undefined && { meta: req.meta }),
     ...(req.tags !== undefined && req.tags.length > 0 && { tags: req.tags }),
+    ...(req.stallAfterMs !== undefined && { stallAfterMs: req.stallAfterMs }),
+    lastEventAt: now,
     createdAt: now,
     updatedAt: now,
   };
@@ -186,7 +191,8 @@ export function applyEvent(job: Job, event: JobEvent, now: number): Outcome<Job>
     }
   }
 
-  const next: Job = { ...job, steps, status, seq: job.seq + 1, updatedAt: now };
+  const next: Job = { ...job, steps, status, seq: job.seq + 1, updatedAt: now, lastEventAt: now };
+  delete next.stalled; // the producer spoke
   if (error) next.error = error;
   else delete next.error;
   if (result !== undefined) next.result = result;
@@ -229,8 +235,10 @@ export function applyRetry(job: Job, stepId: string | undefined, now: number): O
     eta: null,
     attempts: (job.attempts ?? 0) + 1,
     updatedAt: now,
+    lastEventAt: now, // the silence of a retried job counts from the retry
   };
   delete next.error;
+  delete next.stalled;
   delete next.cancelRequested; // a retried job runs again: an earlier cancel is history
   next.progress = weightedProgress(next);
   return ok({ job: next, step: target.id });
@@ -254,3 +262,37 @@ export const cancelTimeoutEvent = (graceMs: number): JobEvent => ({
   status: 'canceled',
   error: { code: 'cancel_timeout', message: `the job's producer did not stop within ${Math.round(graceMs / 1000)} s of the cancel; the server ended it` },
 });
+
+/** When a job's producer was last heard of (older jobs without `lastEventAt`: their last change). */
+export const lastActivity = (job: Job): number => job.lastEventAt ?? job.updatedAt;
+
+/** The job marked `stalled` since its last producer activity (seq + 1, its ETA unknown); `undefined` when ended or already stalled. */
+export function applyStall(job: Job, now: number): Job | undefined {
+  if (isTerminal(job.status) || job.stalled) return undefined;
+  return { ...job, stalled: { since: lastActivity(job) }, eta: null, seq: job.seq + 1, updatedAt: now };
+}
+
+/** The job ended as failed with `producer_lost` (`lastEventAt` stays: the server is not its producer). */
+export function applyProducerLost(job: Job, silentMs: number, now: number): Job | undefined {
+  if (isTerminal(job.status)) return undefined;
+  const outcome = applyEvent(job, producerLostEvent(silentMs), now);
+  if (!outcome.ok) return undefined;
+  const next = outcome.value;
+  if (job.lastEventAt !== undefined) next.lastEventAt = job.lastEventAt;
+  else delete next.lastEventAt;
+  return next;
+}
+
+/** The event that ends a job whose producer was silent for `silentMs` (retryable: a retry runs it again). */
+export const producerLostEvent = (silentMs: number): JobEvent => ({
+  type: 'job_end',
+  status: 'failed',
+  error: {
+    code: 'producer_lost',
+    message: `no update from the job's producer for ${formatSilence(silentMs)}; the server ended it (retry to run it again)`,
+    retryable: true,
+  },
+});
+
+const formatSilence = (ms: number): string =>
+  ms >= 3_600_000 && ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : ms >= 60_000 && ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;

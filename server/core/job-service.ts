@@ -400,14 +400,36 @@ export class JobService {
     });
   }
 
-  /** Re-estimates running jobs; publishes those whose ETA changed meaningfully (seq + 1). */
+  /**
+   * A change the server decides from the job's silence (stall-watch.ts): `decide` gets the latest
+   * state and returns the next one, or `undefined` to change nothing. Goes the usual way (ordered,
+   * durable, `update`). Resolves whether something changed.
+   */
+  async silence(id: string, decide: (job: Job, now: number) => Job | undefined): Promise<boolean> {
+    if (this.closed) return false;
+    return this.writer.change(id, async () => {
+      const base = await this.head(id);
+      const now = this.now();
+      const job = base ? decide(base.job, now) : undefined;
+      if (!base || !job) return async () => false;
+      this.withEstimate(job, now);
+      const durable = this.writer.write(base, job, []);
+      return async () => {
+        await durable;
+        this.observe(base.job, job, now);
+        return true;
+      };
+    });
+  }
+
+  /** Re-estimates running jobs; publishes those whose ETA changed meaningfully (seq + 1). A stalled job is left alone (its ETA is unknown until its producer speaks). */
   async tick(): Promise<void> {
     if (this.closed) return;
     const now = this.now();
     const work: Promise<unknown>[] = [];
     for (const { record } of this.cache.values()) {
       const id = record.job.id;
-      if (record.job.status !== 'running' || !this.fresh.ticksHere(id)) continue;
+      if (record.job.status !== 'running' || record.job.stalled || !this.fresh.ticksHere(id)) continue;
       let estimate: Estimate;
       try {
         estimate = this.estimator.estimate(record.job, now);
@@ -519,7 +541,7 @@ export class JobService {
     try {
       const estimate = this.estimator.estimate(job, now);
       job.progress = clamp01(estimate.progress);
-      job.eta = isTerminal(job.status) ? null : estimate.eta;
+      job.eta = isTerminal(job.status) || job.stalled ? null : estimate.eta;
     } catch (err) {
       this.log.error({ err, jobId: job.id }, 'estimator failed; using complexity-weighted progress');
       job.progress = weightedProgress(job);
