@@ -166,6 +166,31 @@ describe('logs', () => {
   });
 });
 
+describe('stall log lines', () => {
+  let server: ServerProcess;
+  before(async () => {
+    server = await startServerProcess({ env: { PT_STALL_AFTER: '1s', PT_STALL_FAIL_AFTER: '0' } });
+  });
+  after(async () => {
+    await server.stop();
+    server.cleanup();
+  });
+
+  test('a job its producer went silent about gets one info line when it stalls and one when it resumes', async () => {
+    const write = await server.token({ scope: 'progress:write', jobs: ['*'] });
+    await createJob(server, { id: 'log-stall', kind: 'crawl', steps: [{ id: 'a' }] });
+    assert.equal((await api(server, 'POST', '/v1/jobs/log-stall/events', write, { type: 'step_start', step: 'a' })).status, 202);
+    const stalled = await waitFor(() => logLines(server).find((l) => l.jobId === 'log-stall' && l.event === 'stalled'), 8000, 'stalled line');
+    assert.equal(stalled.level, 30);
+    assert.equal(stalled.kind, 'crawl');
+    assert.equal(typeof stalled.seq, 'number');
+    assert.ok(Number(stalled.silentMs) >= 900, `silentMs ${stalled.silentMs}`);
+    assert.equal((await api(server, 'POST', '/v1/jobs/log-stall/events', write, { type: 'progress', step: 'a', progress: 0.5 })).status, 202);
+    await waitFor(() => logLines(server).find((l) => l.jobId === 'log-stall' && l.event === 'resumed'), 5000, 'resumed line');
+    assert.equal(logLines(server).filter((l) => l.jobId === 'log-stall' && l.event === 'stalled').length, 1);
+  });
+});
+
 describe('/metrics', () => {
   let server: ServerProcess;
   before(async () => {
