@@ -198,3 +198,32 @@ def test_async_token_provider(server: Server) -> None:
 
     run(main())
     assert len(calls) >= 3
+
+
+def test_async_give_up_fails_the_queued_calls_and_marks_the_job_failed(server: Server, write_token: str, proxy: FaultProxy) -> None:
+    async def main() -> None:
+        errors: List[ProducerError] = []
+        p = AsyncProducer(proxy.url, write_token, retry=RetryPolicy(max_retry_time=0.6, min_delay=0.02, max_delay=0.1),
+                          on_error=errors.append)
+        try:
+            job = await p.create_job("give-up", ["a", "b"])
+            await job.start_step("a")
+            proxy.match = lambda method, path: method == "POST" and path.endswith("/events")
+            proxy.respond(503, times=1000)
+            calls = [asyncio.ensure_future(job.progress(0.25)), asyncio.ensure_future(job.progress(0.5)),
+                     asyncio.ensure_future(job.end_step("a")), asyncio.ensure_future(job.start_step("b"))]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            assert all(isinstance(r, ProducerError) and r.code == "producer_gave_up" for r in results), results
+            with pytest.raises(ProducerError) as later:
+                await job.progress(0.1, step="b")
+            assert later.value.code == "producer_gave_up"
+            assert [e.code for e in errors] == ["producer_gave_up"]
+            proxy.script.clear()
+            await job.flush()
+            final = await p.get_job(job.id)
+            assert final["status"] == "failed" and final.get("error", {}).get("code") == "producer_gave_up"
+            assert job.status == "failed"
+        finally:
+            await p.aclose(flush=False)
+
+    run(main())

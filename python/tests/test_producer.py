@@ -213,11 +213,20 @@ def test_429_and_503_wait_as_retry_after_says(server: Server, write_token: str, 
     assert waited >= 1.3
     assert p.get_job(job.id)["seq"] == 2
 
-    # Past the retry budget: the typed error, with the server's code and status.
+    # Past the retry budget: a job's call gives the job up (producer_gave_up, the server's status),
+    # the server's own error is its cause; a call on the producer raises that error itself.
     proxy.respond(429, {"Retry-After": "0"}, times=FAST.retries + 1)
     with pytest.raises(ProducerError) as info:
         job.progress(0.5)
-    assert (info.value.code, info.value.status, info.value.retryable) == ("rate_limited", 429, True)
+    assert (info.value.code, info.value.status) == ("producer_gave_up", 429)
+    cause = info.value.__cause__
+    assert isinstance(cause, ProducerError) and (cause.code, cause.status, cause.retryable) == ("rate_limited", 429, True)
+    assert job.flush(timeout=10), "the job's end went out once the server answered"
+    proxy.match = lambda method, path: method == "GET"
+    proxy.respond(429, {"Retry-After": "0"}, times=FAST.retries + 1)
+    with pytest.raises(ProducerError) as direct:
+        p.get_job(job.id)
+    assert (direct.value.code, direct.value.status, direct.value.retryable) == ("rate_limited", 429, True)
     p.close()
 
 
@@ -319,5 +328,35 @@ def test_retry_budget_is_a_time_whichever_ends_first() -> None:
             p2.get_job("nope")
         assert len(attempts) == 2
         p2.close(flush=False)
+    finally:
+        p.close(flush=False)
+
+
+def test_when_the_budget_runs_out_calls_raise_producer_gave_up_and_the_job_is_marked_failed(
+        server: Server, write_token: str, proxy: FaultProxy) -> None:
+    errors: List[ProducerError] = []
+    p = Producer(proxy.url, write_token, retry=RetryPolicy(max_retry_time=0.6, min_delay=0.02, max_delay=0.1),
+                 on_error=errors.append)
+    try:
+        job = p.create_job("give-up", ["a", "b"])
+        job.start_step("a")
+        proxy.match = lambda method, path: method == "POST" and path.endswith("/events")
+        for _ in range(1000):  # the server is "away" for the events API
+            proxy.respond(503, body={"error": {"code": "unavailable", "message": "down"}})
+        started = time.monotonic()
+        with pytest.raises(ProducerError) as info:
+            job.progress(0.5)
+        assert info.value.code == "producer_gave_up"
+        assert 0.55 <= time.monotonic() - started < 3.0
+        assert isinstance(info.value.__cause__, ProducerError) and info.value.__cause__.status == 503
+        with pytest.raises(ProducerError) as later:
+            job.end_step("a")
+        assert later.value is info.value, "later calls raise it at once"
+        assert [e.code for e in errors] == ["producer_gave_up"], "reported once through on_error"
+        proxy.script.clear()  # the server answers again: the job's end goes out
+        assert job.flush(timeout=10)
+        final = p.get_job(job.id)
+        assert final["status"] == "failed" and final.get("error", {}).get("code") == "producer_gave_up"
+        assert job.status == "failed"
     finally:
         p.close(flush=False)

@@ -225,23 +225,41 @@ class _Pending:
 
 class _AsyncEventQueue:
     """One job's events in call order, one request at a time; the events of one loop turn, or
-    queued while a request is in flight, go out together (see the threaded ``_EventQueue``)."""
+    queued while a request is in flight, go out together; progress coalesces to the latest per
+    step between structural events; when the retry budget runs out, calls raise
+    ``producer_gave_up`` and the job's end (``failed``, ``producer_gave_up``) is sent next (see the
+    threaded ``_EventQueue``)."""
 
-    def __init__(self, send: Callable[[List[JobEvent]], Any], max_batch: int) -> None:
+    def __init__(self, send: Callable[[List[JobEvent]], Any], max_batch: int, job_id: str = "",
+                 on_give_up: Optional[Callable[[ProducerError], None]] = None,
+                 on_ended: Optional[Callable[[JobEvent, int], None]] = None) -> None:
         self._send = send
         self._max_batch = max_batch
+        self._job_id = job_id
+        self._on_give_up = on_give_up
+        self._on_ended = on_ended
         self._queue: List[_Pending] = []
         self._flushing: Optional["asyncio.Task[None]"] = None
+        self._gave_up: Optional[ProducerError] = None
         self.requests = 0
 
     def push(self, event: JobEvent) -> "asyncio.Future[int]":
         loop = asyncio.get_running_loop()
         future: "asyncio.Future[int]" = loop.create_future()
-        last = self._queue[-1] if self._queue else None
-        if last is not None and event["type"] == "progress" and last.event["type"] == "progress" and last.event.get("step") == event.get("step"):
-            last.event = event
-            last.futures.append(future)
-        else:
+        if self._gave_up is not None:
+            future.set_exception(self._gave_up)
+            return future
+        replaced = False
+        if event["type"] == "progress":
+            for queued in reversed(self._queue):
+                if queued.event["type"] != "progress":
+                    break
+                if queued.event.get("step") == event.get("step"):
+                    queued.event = event  # never sent, so replacing it (and its eventId) is safe
+                    queued.futures.append(future)
+                    replaced = True
+                    break
+        if not replaced:
             self._queue.append(_Pending(event, future))
         if self._flushing is None:
             self._flushing = loop.create_task(self._flush())
@@ -264,12 +282,17 @@ class _AsyncEventQueue:
                         _settle(p, seq, None)
                 except Exception as err:
                     if len(batch) > 1 and is_event_refusal(err):
-                        for p in batch:
+                        for i, p in enumerate(batch):
                             try:
                                 self.requests += 1
                                 _settle(p, await self._send([p.event]), None)
                             except Exception as one:
+                                if isinstance(one, ProducerError) and one.retryable:
+                                    self._give_up(batch[i:], one)
+                                    break
                                 _settle(p, 0, one)
+                    elif isinstance(err, ProducerError) and err.retryable:
+                        self._give_up(batch, err)
                     else:
                         for p in batch:
                             _settle(p, 0, err)
@@ -280,6 +303,44 @@ class _AsyncEventQueue:
                     raise
         finally:
             self._flushing = None
+
+    def _give_up(self, batch: List[_Pending], cause: ProducerError) -> None:
+        """The retry budget ran out: nothing queued can be delivered in order any more."""
+        rest = batch + self._queue
+        self._queue.clear()
+        if self._gave_up is not None:  # the job's end could not be delivered either
+            for p in rest:
+                _settle(p, 0, cause)
+            return
+        err = ProducerError(
+            "producer_gave_up",
+            f"job {self._job_id}: events could not be delivered within the retry budget ({cause.message})",
+            status=cause.status,
+        )
+        err.__cause__ = cause
+        self._gave_up = err
+        for p in rest:
+            _settle(p, 0, err)
+        if self._on_give_up is not None:
+            self._on_give_up(err)
+        end: JobEvent = {
+            "type": "job_end",
+            "status": "failed",
+            "eventId": str(uuid.uuid4()),
+            "error": {"code": "producer_gave_up", "message": "The producer could not reach the server within its retry budget", "retryable": False},
+        }
+        future: "asyncio.Future[int]" = asyncio.get_running_loop().create_future()
+        on_ended, on_give_up = self._on_ended, self._on_give_up
+
+        def done(f: "asyncio.Future[int]") -> None:
+            if f.exception() is None:
+                if on_ended is not None:
+                    on_ended(end, f.result())
+            elif on_give_up is not None and isinstance(f.exception(), ProducerError):
+                on_give_up(f.exception())  # type: ignore[arg-type]
+
+        future.add_done_callback(done)
+        self._queue.append(_Pending(end, future))
 
 
 def _settle(p: _Pending, seq: int, error: Optional[BaseException]) -> None:
@@ -300,7 +361,13 @@ class AsyncJobHandle(HandleState):
     def __init__(self, producer: AsyncProducer, job_id: str) -> None:
         super().__init__(job_id)
         self._producer = producer
-        self._queue = _AsyncEventQueue(lambda events: producer._post(job_id, events), producer._max_batch)
+        self._queue = _AsyncEventQueue(
+            lambda events: producer._post(job_id, events),
+            producer._max_batch,
+            job_id,
+            on_give_up=producer._report,
+            on_ended=self._accepted,
+        )
         self._stream: Optional["asyncio.Task[None]"] = None
         self._connected = Flag()
 

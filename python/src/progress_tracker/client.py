@@ -264,31 +264,48 @@ class _EventQueue:
     """One job's events, sent strictly in call order, one request at a time. The calling threads
     do the sending: the first one in sends, the others wait; whatever they queued meanwhile goes
     out together as the next request (an array, applied atomically by the server), and an unsent
-    ``progress`` for the same step is replaced by the newer one. A batch the server refuses is
-    re-sent event by event, so one bad call fails alone."""
+    ``progress`` for a step replaces the one queued for it since the last structural event
+    (``step_start``, ``step_end``, ``step_failed``, ``job_end``: never dropped, never reordered).
+    A batch the server refuses is re-sent event by event, so one bad call fails alone. When the
+    retry budget runs out, the queued calls raise ``producer_gave_up``, later calls too, and a
+    background thread ends the job as ``failed`` (error code ``producer_gave_up``) once the
+    server answers again (the same rules as the Node SDK)."""
 
-    def __init__(self, send: Callable[[List[JobEvent]], int], max_batch: int) -> None:
+    def __init__(self, send: Callable[[List[JobEvent]], int], max_batch: int, job_id: str = "",
+                 on_give_up: Optional[Callable[[ProducerError], None]] = None,
+                 on_ended: Optional[Callable[[JobEvent, int], None]] = None) -> None:
         self._send = send
         self._max_batch = max_batch
+        self._job_id = job_id
+        self._on_give_up = on_give_up
+        self._on_ended = on_ended
         self._cond = threading.Condition()
         self._queue: List[_Pending] = []
         self._flushing = False
+        #: Set once the retry budget ran out: every later call raises it.
+        self._gave_up: Optional[ProducerError] = None
+        #: The thread sending the job's end after a give-up (``drain`` waits for it).
+        self._ending: Optional[threading.Thread] = None
         #: Requests sent so far (tests check batching with it).
         self.requests = 0
 
     def push(self, event: JobEvent) -> int:
         waiter = _Waiter()
         with self._cond:
-            last = self._queue[-1] if self._queue else None
-            if (
-                last is not None
-                and event["type"] == "progress"
-                and last.event["type"] == "progress"
-                and last.event.get("step") == event.get("step")
-            ):
-                last.event = event  # never sent, so replacing it (and its eventId) is safe
-                last.waiters.append(waiter)
-            else:
+            if self._gave_up is not None:
+                raise self._gave_up
+            replaced = False
+            if event["type"] == "progress":
+                # The latest per step: replace an unsent progress for the step since the last structural event.
+                for queued in reversed(self._queue):
+                    if queued.event["type"] != "progress":
+                        break
+                    if queued.event.get("step") == event.get("step"):
+                        queued.event = event  # never sent, so replacing it (and its eventId) is safe
+                        queued.waiters.append(waiter)
+                        replaced = True
+                        break
+            if not replaced:
                 self._queue.append(_Pending(event, waiter))
             while not waiter.done:
                 if self._flushing:
@@ -305,9 +322,10 @@ class _EventQueue:
         return waiter.seq
 
     def drain(self, timeout: Optional[float] = None) -> bool:
-        """Waits until everything queued so far has been answered."""
+        """Waits until everything queued so far has been answered (after a give-up: until the
+        job's end was sent, or given up on too)."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._flushing, timeout)
+            return self._cond.wait_for(lambda: not self._queue and not self._flushing and self._ending is None, timeout)
 
     def _lead(self, own: _Waiter) -> None:
         """Sends batches (lock held, released while sending) until this thread's own event is
@@ -321,9 +339,53 @@ class _EventQueue:
             finally:
                 self._cond.acquire()
             for pending, seq, error in outcome:
+                if self._gave_up is None and isinstance(error, ProducerError) and error.retryable:
+                    self._give_up(error)
+                if self._gave_up is not None and error is not None:
+                    error = self._gave_up
                 for w in pending.waiters:
                     w.seq, w.error, w.done = seq, error, True
+            if self._gave_up is not None:
+                for pending in self._queue:
+                    for w in pending.waiters:
+                        w.error, w.done = self._gave_up, True
+                self._queue.clear()
             self._cond.notify_all()
+
+    def _give_up(self, cause: ProducerError) -> None:
+        """The retry budget ran out (lock held): nothing queued can be delivered in order any
+        more. Every call fails with ``producer_gave_up``; the job's end goes out in the background."""
+        err = ProducerError(
+            "producer_gave_up",
+            f"job {self._job_id}: events could not be delivered within the retry budget ({cause.message})",
+            status=cause.status,
+        )
+        err.__cause__ = cause
+        self._gave_up = err
+        if self._on_give_up is not None:
+            self._on_give_up(err)
+        end: JobEvent = {
+            "type": "job_end",
+            "status": "failed",
+            "eventId": str(uuid.uuid4()),
+            "error": {"code": "producer_gave_up", "message": "The producer could not reach the server within its retry budget", "retryable": False},
+        }
+
+        def send_end() -> None:
+            try:
+                seq = self._send([end])
+                if self._on_ended is not None:
+                    self._on_ended(end, seq)
+            except Exception as e:  # reported; nothing else can be done
+                if self._on_give_up is not None and isinstance(e, ProducerError):
+                    self._on_give_up(e)
+            finally:
+                with self._cond:
+                    self._ending = None
+                    self._cond.notify_all()
+
+        self._ending = threading.Thread(target=send_end, name=f"pt-give-up-{self._job_id}", daemon=True)
+        self._ending.start()
 
     def _send_batch(self, batch: List[_Pending]) -> "List[tuple[_Pending, int, Optional[BaseException]]]":
         try:
@@ -366,7 +428,13 @@ class JobHandle(HandleState):
     def __init__(self, producer: Producer, job_id: str) -> None:
         super().__init__(job_id)
         self._producer = producer
-        self._queue = _EventQueue(lambda events: producer._post(job_id, events), producer._max_batch)
+        self._queue = _EventQueue(
+            lambda events: producer._post(job_id, events),
+            producer._max_batch,
+            job_id,
+            on_give_up=producer._report,
+            on_ended=self._accepted,
+        )
         self._stream: Optional[_ControlStream] = None
         self._listen_lock = threading.Lock()
 

@@ -9,7 +9,7 @@ from typing import Optional
 __all__ = ["ProducerError", "JobCancelled", "WebhookVerificationError", "CLIENT_ERROR_CODES"]
 
 #: Codes the SDK itself uses when the server gave no usable answer.
-CLIENT_ERROR_CODES = frozenset({"network_error", "timeout", "aborted", "bad_response", "handler_error"})
+CLIENT_ERROR_CODES = frozenset({"network_error", "timeout", "aborted", "bad_response", "handler_error", "producer_gave_up"})
 
 
 class ProducerError(Exception):
