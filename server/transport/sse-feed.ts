@@ -22,13 +22,13 @@
  * complete write (or a whole `feed` when too many changed).
  */
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import { ApiError, forbidden, LIMITS, parseFeedQuery, unauthorized } from '../../protocol/index.js';
+import { ApiError, forbidden, LIMITS, parseFeedQuery } from '../../protocol/index.js';
 import { canReadTag, type Principal } from './auth.js';
 import type { SseContext } from './sse.js';
-import { corsHeaders, errorReply, rawQuery, remoteAddress, statusLine, writeReply } from './uws-http.js';
+import { admitStream, refuseStream, startEventStream } from './sse-stream.js';
+import { corsHeaders, rawQuery, remoteAddress } from './uws-http.js';
 import { feedMessage, feedUpdateMessage } from './wire.js';
 
-const CLIENT_RETRY_MS = 3000;
 
 interface FeedStream {
   readonly res: HttpResponse;
@@ -98,7 +98,7 @@ export class SseFeeds {
   // ------------------------------------------------------------------------------------------
 
   private async open(res: HttpResponse, req: { query: URLSearchParams; origin: string; token: string | undefined; remote: string }): Promise<void> {
-    const { config, metrics, log, verifier, service, addresses } = this.ctx;
+    const { config, metrics, log, service, addresses } = this.ctx;
     const cors = corsHeaders(config, req.origin);
     let stream: FeedStream | undefined;
     let aborted = false;
@@ -116,31 +116,9 @@ export class SseFeeds {
       else release();
     });
     metrics.httpRequests++;
-    const refuse = (err: ApiError) => {
-      if (aborted) return;
-      metrics.httpErrors++;
-      res.cork(() => writeReply(res, errorReply(err, err.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : undefined), cors));
-    };
+    const refuse = (err: ApiError) => void (aborted || refuseStream(this.ctx, res, cors, err));
     try {
-      if (this.shuttingDown) throw new ApiError(503, 'internal', 'server shutting down');
-      if (req.origin && config.allowedOrigins.length > 0 && !config.allowedOrigins.includes(req.origin)) {
-        metrics.originRejections++;
-        throw new ApiError(403, 'forbidden', `origin ${req.origin} is not allowed`);
-      }
-      if (addresses.full(req.remote)) {
-        metrics.rateLimited++;
-        metrics.connectionLimited++;
-        throw new ApiError(429, 'rate_limited', `too many connections from this address (max ${config.limits.maxConnectionsPerIp})`);
-      }
-      if (!req.token) throw unauthorized('missing Authorization: Bearer <token> or ?access_token=');
-      let principal: Principal;
-      try {
-        principal = await verifier.verify(req.token);
-      } catch (err) {
-        metrics.authFailures++;
-        log.warn({ remote: req.remote, reason: (err as Error).message }, 'sse feed auth failure');
-        throw err;
-      }
+      const principal = await admitStream(this.ctx, req, this.shuttingDown, 'sse feed auth failure');
       const tag = parseFeedQuery(req.query);
       if (!canReadTag(principal, tag)) throw forbidden(`the feed of tag ${tag} needs progress:read and a jobs grant tag:${tag} or *`);
       if (aborted) return;
@@ -178,17 +156,7 @@ export class SseFeeds {
       }
       return true;
     });
-    res.cork(() => {
-      res.writeStatus(statusLine(200));
-      const headers = {
-        ...cors,
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        'Cache-Control': 'no-cache, no-transform',
-        'X-Accel-Buffering': 'no',
-      };
-      for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
-      this.write(s, `retry: ${CLIENT_RETRY_MS}\n\n${data(first)}`);
-    });
+    if (!startEventStream(res, cors, data(first))) s.congested = true;
   }
 
   /** What the stream skipped while congested: each changed job's latest summary, or a whole feed. */

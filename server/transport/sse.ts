@@ -33,7 +33,7 @@
  * context: the same connection limit, origin check and shutdown.
  */
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import { ApiError, forbidden, JOB_ID_PATTERN, LIMITS, notFound, unauthorized, type ControlMessage } from '../../protocol/index.js';
+import { ApiError, forbidden, JOB_ID_PATTERN, LIMITS, notFound, type ControlMessage } from '../../protocol/index.js';
 import type { ServerConfig } from '../app/config.js';
 import type { Logger } from '../app/log.js';
 import type { Metrics } from '../app/metrics.js';
@@ -41,7 +41,8 @@ import type { JobService } from '../core/job-service.js';
 import type { JobView } from '../core/job-view.js';
 import type { AddressLimit } from './address-limit.js';
 import { canRead, canWrite, hasTagGrants, type Principal, type Verifier } from './auth.js';
-import { corsHeaders, decodeParam, errorReply, rawQuery, remoteAddress, statusLine, writeReply } from './uws-http.js';
+import { admitStream, refuseStream, startEventStream } from './sse-stream.js';
+import { corsHeaders, decodeParam, rawQuery, remoteAddress } from './uws-http.js';
 import { SseFeeds } from './sse-feed.js';
 import { controlMessage, snapshotMessage, updateMessage } from './wire.js';
 
@@ -55,8 +56,6 @@ export interface SseContext {
   interest?: { acquire(jobId: string): Promise<void>; release(jobId: string): void };
 }
 
-/** How long a browser's EventSource waits before reconnecting on its own (ms). */
-const CLIENT_RETRY_MS = 3000;
 
 interface Stream {
   readonly res: HttpResponse;
@@ -142,7 +141,7 @@ export class SseStreams {
   // ------------------------------------------------------------------------------------------
 
   private async open(res: HttpResponse, req: { jobId: string; origin: string; token: string | undefined; remote: string }): Promise<void> {
-    const { config, metrics, log, verifier, service, addresses, interest } = this.ctx;
+    const { config, metrics, log, service, addresses, interest } = this.ctx;
     const cors = corsHeaders(config, req.origin);
     let stream: Stream | undefined;
     let aborted = false;
@@ -153,31 +152,9 @@ export class SseStreams {
       else if (counted) addresses.remove(req.remote);
     });
     metrics.httpRequests++;
-    const refuse = (err: ApiError) => {
-      if (aborted) return;
-      metrics.httpErrors++;
-      res.cork(() => writeReply(res, errorReply(err, err.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : undefined), cors));
-    };
+    const refuse = (err: ApiError) => void (aborted || refuseStream(this.ctx, res, cors, err));
     try {
-      if (this.shuttingDown) throw new ApiError(503, 'internal', 'server shutting down');
-      if (req.origin && config.allowedOrigins.length > 0 && !config.allowedOrigins.includes(req.origin)) {
-        metrics.originRejections++;
-        throw new ApiError(403, 'forbidden', `origin ${req.origin} is not allowed`);
-      }
-      if (addresses.full(req.remote)) {
-        metrics.rateLimited++;
-        metrics.connectionLimited++;
-        throw new ApiError(429, 'rate_limited', `too many connections from this address (max ${config.limits.maxConnectionsPerIp})`);
-      }
-      if (!req.token) throw unauthorized('missing Authorization: Bearer <token> or ?access_token=');
-      let principal: Principal;
-      try {
-        principal = await verifier.verify(req.token);
-      } catch (err) {
-        metrics.authFailures++;
-        log.warn({ remote: req.remote, reason: (err as Error).message }, 'sse auth failure');
-        throw err;
-      }
+      const principal = await admitStream(this.ctx, req, this.shuttingDown, 'sse auth failure');
       if (!JOB_ID_PATTERN.test(req.jobId)) throw notFound(`job ${req.jobId} not found`);
       const load = async (id: string) => (service.peek(id) ?? (await service.get(id)))?.job;
       const job = canRead(principal, req.jobId) || !hasTagGrants(principal) ? req.jobId : ((await load(req.jobId)) ?? req.jobId);
@@ -223,17 +200,7 @@ export class SseStreams {
       }
       return true;
     });
-    res.cork(() => {
-      res.writeStatus(statusLine(200));
-      const headers = {
-        ...cors,
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        'Cache-Control': 'no-cache, no-transform',
-        'X-Accel-Buffering': 'no',
-      };
-      for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
-      this.write(s, `retry: ${CLIENT_RETRY_MS}\n\n${event(view, snapshotMessage(view))}`);
-    });
+    if (!startEventStream(res, cors, event(view, snapshotMessage(view)))) s.congested = true;
   }
 
   /** Writes unless congested; a write that does not go out whole congests the stream. */
