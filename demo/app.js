@@ -11,6 +11,8 @@ const STAGES = [
   { id: 'finalization', label: 'Finalization' },
 ];
 const STORAGE_KEY = 'pt-demo-jobs';
+/** The demo user's feed: jobs started from this page carry this tag when the server tags them. */
+const DEMO_TAG = 'user:demo';
 const WS_URL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +26,7 @@ const ui = {
   empty: $('empty'),
   clear: $('clear'),
   mode: $('mode'),
+  badge: $('badge'),
   template: $('job-template'),
 };
 
@@ -316,8 +319,60 @@ ui.clear.addEventListener('click', () => {
   refreshEmpty();
 });
 
+// ---------------------------------------------------------------------------------------------
+// The header badge: the demo user's feed, when the server offers it
+// ---------------------------------------------------------------------------------------------
+
+/** A read token for the demo user's feed (grant `tag:user:demo`), or null when this server has none. */
+async function feedToken() {
+  const res = await fetch(`/demo/token?tag=${encodeURIComponent(DEMO_TAG)}`, { cache: 'no-store' });
+  if (!res.ok) return null;
+  const body = await res.json().catch(() => null);
+  return (typeof body === 'string' ? body : body?.token) || null;
+}
+
+/**
+ * Feature check: a server that hands out feed tokens (and tags its demo jobs) drives the badge
+ * from the feed — jobs finished in any tab count, across reloads, and its popover links back to
+ * each job. Otherwise the badge counts the trackers on this page, as before.
+ */
+async function connectBadge() {
+  if (!widget) return;
+  const token = await feedToken().catch(() => null);
+  if (!token) return;
+  ui.badge.tokenProvider = feedToken;
+  ui.badge.setAttribute('tag', DEMO_TAG);
+  ui.badge.setAttribute('href-template', '#job={id}');
+  ui.badge.toggleAttribute('notify', true);
+  ui.badge.setAttribute('src', WS_URL);
+  ui.badge.title = 'Finished jobs you have not seen, in every tab';
+}
+
+/**
+ * `#job=<id>` (the badge's links): show that job here — started in another tab or before a
+ * reload — and move to it.
+ */
+function showLinkedJob() {
+  const jobId = new URLSearchParams(location.hash.slice(1)).get('job');
+  if (!jobId || !jobId.startsWith('demo-')) return;
+  let item = [...ui.jobs.children].find((li) => li.dataset.job === jobId);
+  if (!item) {
+    const job = { jobId, fail: false, startedAt: Date.now() };
+    remember(job);
+    addJob(job, true);
+    item = ui.jobs.firstElementChild;
+  }
+  item.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+  const title = item.querySelector('.job-title');
+  title.tabIndex = -1;
+  title.focus({ preventScroll: true });
+}
+window.addEventListener('hashchange', showLinkedJob);
+
 await loadWidget();
 refreshNotifyButton();
 // Jobs started earlier in this tab come back after a reload, caught up from a snapshot.
 for (const job of saved()) addJob({ ...job, token: undefined }, false);
 refreshEmpty();
+showLinkedJob();
+await connectBadge();

@@ -57,6 +57,12 @@ export interface Messages {
   jobsFinished: (count: number, formatted: string, plural: Intl.LDMLPluralRule) => string;
   notificationDone: (label: string) => string;
   notificationFailed: (label: string) => string;
+  notificationCanceled: (label: string) => string;
+  /** `<notification-badge>`'s popover (with `src`): the list's name, an empty list, a job not yet seen, the button. */
+  recentJobs: string;
+  noJobs: string;
+  unseen: string;
+  markAllSeen: string;
 }
 
 export const defaultMessages: Messages = {
@@ -105,6 +111,11 @@ export const defaultMessages: Messages = {
   jobsFinished: (_count, formatted, plural) => `${formatted} ${plural === 'one' ? 'job' : 'jobs'} finished`,
   notificationDone: (label) => `${label}: done`,
   notificationFailed: (label) => `${label}: failed`,
+  notificationCanceled: (label) => `${label}: canceled`,
+  recentJobs: 'Recent jobs',
+  noJobs: 'No jobs yet',
+  unseen: 'new',
+  markAllSeen: 'Mark all as seen',
 };
 
 // Intl.DurationFormat is in Chromium ≥129, Safari ≥16.4, Firefox ≥136; TS 5.9's lib lacks it.
@@ -184,4 +195,11 @@ export function formatCount(n: number, lang?: string): { text: string; plural: I
     text: cached(`n:${lang}`, () => new Intl.NumberFormat(lang || undefined)).format(n),
     plural: cached(`pl:${lang}`, () => new Intl.PluralRules(lang || undefined)).select(n),
   };
+}
+
+/** "now", "3 minutes ago", "yesterday" in `lang`, for a time `ms` in the past (a future time, from a fast server clock, reads "now"). */
+export function formatAgo(ms: number, lang?: string): string {
+  const s = Math.max(0, ms / 1000);
+  const [n, unit]: [number, Intl.RelativeTimeFormatUnit] = s < 60 ? [0, 'second'] : s < 3600 ? [s / 60, 'minute'] : s < 86400 ? [s / 3600, 'hour'] : [s / 86400, 'day'];
+  return cached(`r:${lang}`, () => new Intl.RelativeTimeFormat(lang || undefined, { numeric: 'auto' })).format(-Math.floor(n), unit);
 }

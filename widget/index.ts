@@ -16,10 +16,12 @@ export {
   type ProgressErrorInfo,
   type TokenProvider,
 } from './progress-client.js';
+export { FeedClient, type FeedClientEvents, type FeedClientOptions } from './feed-client.js';
+export type { ChannelOptions } from './live-channel.js';
 export { ConnectionController } from './connection-controller.js';
 export { FinishTimeSmoother, estimateProgress, MAX_ESTIMATED_PROGRESS } from './estimate.js';
 export { defaultMessages, formatDuration, formatRemaining, type Messages } from './format.js';
 export { requestNotificationPermission, notifyIfHidden } from './notifications.js';
 export type { ProgressCancelDetail, ProgressConnectionEvent, ProgressEventDetails, ProgressRetryDetail } from './events.js';
 export { defineProgressTracker } from './registry.js';
-export type { Job, Step, Eta, JobStatus, StepStatus } from '../protocol/index.js';
+export type { Job, JobSummary, Step, Eta, JobStatus, StepStatus } from '../protocol/index.js';

@@ -1,5 +1,12 @@
 import { css } from 'lit';
 
+/*
+ * The popover (with src) is in the top layer, below the button with their inline ends aligned,
+ * flipped to the other side when it would not fit (CSS anchor positioning; a browser without it
+ * centers the popover, the UA default). Its colors are the UA's popover colors, Canvas and
+ * CanvasText, which follow the page's color-scheme and forced colors. (Comments stay out of the
+ * css literal: they would ship in the bundle.)
+ */
 export const styles = css`
   :host {
     --_bg: var(--notification-badge-background, #b91c1c);
@@ -42,6 +49,31 @@ export const styles = css`
     background: transparent;
     color: inherit;
     border: 1px solid currentColor;
+  }
+  [popovertarget] {
+    anchor-name: --a;
+  }
+  [popover] {
+    position-anchor: --a;
+    inset-block: anchor(end) auto;
+    inset-inline: auto anchor(self-end);
+    position-try-fallbacks: flip-inline, flip-block;
+    width: min(20rem, 100vw - 1rem);
+    max-height: 70vh;
+    padding: 0.5rem;
+    border: 1px solid;
+    border-radius: 0.5rem;
+  }
+  ul {
+    list-style: none;
+    margin: 0 0 0.5rem;
+    padding: 0;
+  }
+  li {
+    padding: 0.25rem 0;
+  }
+  [part~='mark-seen'] {
+    border-color: currentColor;
   }
   @media (prefers-reduced-motion: reduce) {
     .count {

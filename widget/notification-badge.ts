@@ -1,26 +1,52 @@
-import { LitElement, html, type TemplateResult } from 'lit';
+import { LitElement, html, nothing, type TemplateResult } from 'lit';
 import { property, state } from 'lit/decorators.js';
-import { defaultMessages, formatCount, type Messages } from './format.js';
+import type { Job, JobSummary } from '../protocol/index.js';
+import type { EndpointList } from './endpoints.js';
+import { FeedClient } from './feed-client.js';
+import { isSeenKey, isUnseen, newest, readSeen, writeSeen, type SeenState } from './feed-seen.js';
+import { defaultMessages, formatAgo, formatCount, type Messages } from './format.js';
+import type { ChannelOptions, TokenProvider } from './live-channel.js';
+import { notifyIfHidden } from './notifications.js';
 import { styles } from './notification-badge.styles.js';
-import type { Job } from '../protocol/index.js';
+
+const ICONS: Record<string, string> = { completed: '✓', failed: '✕', canceled: '■' };
+const title = (job: JobSummary) => job.meta?.title ?? job.kind;
 
 /**
  * @tagname notification-badge
- * @summary Counts finished jobs (completed or failed) the user has not looked at yet.
+ * @summary Counts finished jobs the user has not seen yet: of a tag's feed (`src` + `tag`), or of the trackers on the page.
  *
- * Listens at its document for `progress-complete` and `progress-error` (job failures only),
- * from every `<progress-tracker>` or only from those matching the `for` selector. Activating
- * the badge (click, Enter, Space) or calling `clear()` resets the count.
+ * With `src` and `tag` it keeps its own connection to the server's feed of that tag (the
+ * tracker's transport chain: WebSocket → SSE → polling) and counts the jobs of the tag that
+ * finished (completed, failed, canceled) and were not seen, across route changes, reloads and
+ * tabs (seen state in `localStorage` per tag, synchronised between tabs; per browser). A browser
+ * that never saw the feed starts at zero. Activating it opens a popover of recent jobs (a
+ * disclosure: the button's `aria-expanded`, Escape or a click outside closes it and focus goes
+ * back to the button) with "Mark all as seen".
  *
- * @attr for - CSS selector: count only trackers matching it.
- * @attr lang - Language of the count and its accessible name.
+ * Without `src` it listens at its document for `progress-complete` and `progress-error` (job
+ * failures only), from every `<progress-tracker>` or only from those matching the `for`
+ * selector; activating it (click, Enter, Space) or calling `clear()` resets the count.
  *
- * @fires notification-badge-clear - The count was reset by activation or `clear()`.
+ * @attr src - WebSocket URL of the server's `/v1/ws` (several for failover, like the tracker's).
+ * @attr tag - The feed to count, e.g. `user:alice` (the token needs a grant `tag:user:alice` or `*`).
+ * @attr token - Access token (`progress:read`); or set the `tokenProvider` property.
+ * @attr href-template - Link of each job in the popover, `{id}` replaced by the job id (e.g. `/jobs/{id}`).
+ * @attr notify - A system notification when a feed job finishes while the page is hidden (the page asks permission from a user gesture).
+ * @attr for - Without `src`: count only trackers matching this CSS selector.
+ * @attr lang - Language of the count, the accessible name and the relative times.
+ *
+ * @fires notification-badge-clear - The count was reset: activation without `src`, "Mark all as seen", or `clear()`.
  *
  * @slot - Optional icon or text before the count (e.g. a bell).
  *
  * @csspart base - The button.
  * @csspart count - The count.
+ * @csspart popover - The popover (with `src`).
+ * @csspart list - Its list of jobs.
+ * @csspart item - A job.
+ * @csspart link - A job's link (with `href-template`).
+ * @csspart mark-seen - The "Mark all as seen" button.
  *
  * @cssproperty --notification-badge-background - Count background.
  * @cssproperty --notification-badge-color - Count text color.
@@ -29,37 +55,57 @@ export class NotificationBadge extends LitElement {
   static override styles = styles;
 
   @property({ attribute: 'for' }) for = '';
+  @property() src: EndpointList = '';
+  @property() tag = '';
+  @property() token = '';
+  @property({ attribute: false }) tokenProvider: TokenProvider | undefined;
+  @property({ attribute: 'href-template' }) hrefTemplate = '';
+  @property({ type: Boolean }) notify = false;
+  /** Transport tuning for the feed, as the tracker's `connectionOptions` (read when the client is made). */
+  @property({ attribute: false }) connectionOptions: Partial<ChannelOptions> = {};
   /**
    * Observes the native `lang` attribute (re-render on change) without replacing the native
    * property: a Lit `lang` property would reflect `lang=""` and cut the page's language off.
    * @internal
    */
   @property({ attribute: 'lang' }) protected langAttribute: string | null = null;
-  /** Override the accessible-name sentence. */
-  @property({ attribute: false }) messages: Partial<Pick<Messages, 'jobsFinished'>> = {};
+  /** Override any sentence (`jobsFinished`, the popover's, the notifications'). */
+  @property({ attribute: false }) messages: Partial<Messages> = {};
 
   @state() private _count = 0;
-  private readonly seen = new Set<string>();
+  /** The feed's jobs, newest first; while the popover is open, the list it opened with (its order stays put). */
+  @state() private jobs: JobSummary[] = [];
+  @state() private shown: JobSummary[] | undefined;
+  @state() private seen: SeenState | undefined;
+  private readonly counted = new Set<string>();
   private root: Document | undefined;
+  /** The client, once `src` and `tag` are set. */
+  private feed: FeedClient | undefined;
+  private feedKey = '';
 
-  /** Finished jobs not looked at yet. */
+  /** Finished jobs not seen yet. */
   get count(): number {
-    return this._count;
+    return this.feed ? this.jobs.filter((j) => isUnseen(j, this.seen)).length : this._count;
   }
 
   private readonly onFinished = (event: Event) => {
     const detail = (event as CustomEvent<Job | { job?: Job }>).detail;
     const job: Job | undefined = detail && 'steps' in detail ? (detail as Job) : (detail as { job?: Job })?.job;
     // progress-error also reports refused requests; only the end of a job counts.
-    if (!job) return;
+    if (!job || this.feed) return;
     if (this.for) {
       const source = event.composedPath().find((n): n is Element => n instanceof Element && n.localName === 'progress-tracker');
       if (!source || !source.matches(this.for)) return;
     }
     const key = `${job.id}:${job.seq}`;
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
+    if (this.counted.has(key)) return;
+    this.counted.add(key);
     this._count++;
+  };
+
+  /** Another tab changed the seen state. */
+  private readonly onStorage = (event: StorageEvent) => {
+    if (this.feed && isSeenKey(event.key, this.tag)) this.seen = readSeen(this.tag) ?? this.seen;
   };
 
   override connectedCallback(): void {
@@ -67,28 +113,103 @@ export class NotificationBadge extends LitElement {
     this.root = this.ownerDocument;
     this.root.addEventListener('progress-complete', this.onFinished);
     this.root.addEventListener('progress-error', this.onFinished);
+    addEventListener('storage', this.onStorage);
+    this.feed?.open();
   }
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
     this.root?.removeEventListener('progress-complete', this.onFinished);
     this.root?.removeEventListener('progress-error', this.onFinished);
+    removeEventListener('storage', this.onStorage);
+    this.feed?.close();
   }
 
-  /** Reset the count (the user has looked). */
+  /** Reset the count: without `src`, the user has looked; with it, every job is marked as seen. */
   clear(): void {
-    if (this._count === 0) return;
+    if (!this.count) return;
+    const s = this.seen && (readSeen(this.tag) ?? this.seen);
+    if (s) this.seen = writeSeen(this.tag, { since: newest(this.jobs, s.since), seen: s.seen });
     this._count = 0;
     this.dispatchEvent(new CustomEvent('notification-badge-clear', { bubbles: true, composed: true }));
   }
 
+  /** A new `src` or `tag` replaces the feed client (no network until both are set). */
+  protected override willUpdate(): void {
+    const { src, tag } = this;
+    // A string or an array (the same URLs in a new array keep the client).
+    const key = src.length && tag ? `${src}\n${tag}` : '';
+    if (key === this.feedKey) return;
+    this.feedKey = key;
+    this.feed?.close();
+    this.feed = undefined;
+    this.jobs = [];
+    if (!key) return;
+    const feed = (this.feed = new FeedClient({
+      ...this.connectionOptions,
+      src,
+      tag,
+      // Read at every connect/poll, so a new `token` or `tokenProvider` applies next time.
+      tokenProvider: () => (this.tokenProvider ? this.tokenProvider() : this.token || undefined),
+    }));
+    this.seen = undefined;
+    feed.on('jobs', (jobs, finished) => {
+      if (this.feed !== feed) return;
+      this.jobs = jobs;
+      // First sight of the feed in this browser: what finished before does not count.
+      this.seen ??= readSeen(tag) ?? writeSeen(tag, { since: newest(jobs), seen: {} });
+      if (!this.notify) return;
+      const m = this.m;
+      for (const job of finished) {
+        const say = job.status === 'completed' ? m.notificationDone : job.status === 'failed' ? m.notificationFailed : m.notificationCanceled;
+        notifyIfHidden({ title: say(title(job)), body: job.error?.message, tag: job.id });
+      }
+    });
+    if (this.isConnected) feed.open();
+  }
+
+  private get m(): Messages {
+    return { ...defaultMessages, ...this.messages };
+  }
+
+  /** The popover opens (its list is taken now and keeps its order while open) or closes. */
+  private readonly onToggle = (event: ToggleEvent) => {
+    const open = event.newState === 'open';
+    this.shown = open ? this.jobs : undefined;
+    // Focus inside goes back to the badge (Chromium does not restore it from a popover in a shadow
+    // root); focus already elsewhere (a click outside) stays there.
+    if (!open && this.shadowRoot!.activeElement) this.renderRoot.querySelector('button')!.focus();
+  };
+
+  /** A job's link was followed: it is seen; the popover closes (focus goes back to the button). */
+  private follow(job: JobSummary): void {
+    const s = readSeen(this.tag) ?? this.seen;
+    if (s) this.seen = writeSeen(this.tag, { since: s.since, seen: { ...s.seen, [job.id]: job.updatedAt } });
+    this.renderRoot.querySelector<HTMLElement>('[popover]')!.hidePopover();
+  }
+
+  private item(job: JobSummary, m: Messages, lang: string | undefined, now: number): TemplateResult {
+    const unseen = isUnseen(job, this.seen);
+    const href = this.hrefTemplate.replace(/\{id\}/g, encodeURIComponent(job.id));
+    const status = { completed: m.done, failed: m.failed, canceled: m.canceled, queued: m.stepState.pending, running: m.stepState.running }[job.status];
+    // The state in words too (not by icon or color alone); the icon is decoration.
+    return html`<li part="item"><span aria-hidden="true">${ICONS[job.status]}</span> ${href ? html`<a part="link" href=${href} @click=${() => this.follow(job)}>${title(job)}</a>` : title(job)}<br /><small>${status} · ${formatAgo(now - job.updatedAt, lang)}${unseen ? ` · ${m.unseen}` : ''}</small></li>`;
+  }
+
   protected override render(): TemplateResult {
     const lang = (this.closest('[lang]') as HTMLElement | null)?.lang || undefined;
-    const { text, plural } = formatCount(this._count, lang);
-    const name = (this.messages.jobsFinished ?? defaultMessages.jobsFinished)(this._count, text, plural);
-    return html`<button part="base" type="button" aria-label=${name} @click=${() => this.clear()}>
-      <slot></slot><span part="count" class="count ${this._count ? '' : 'count--empty'}" aria-hidden="true">${text}</span>
-    </button>`;
+    const m = this.m;
+    const count = this.count;
+    const { text, plural } = formatCount(count, lang);
+    const feed = !!this.feed;
+    // While open, the list keeps the jobs (and order) it opened with, each in its latest state.
+    const list = this.shown?.map((s) => this.jobs.find((j) => j.id === s.id) ?? s) ?? this.jobs;
+    const now = Date.now();
+    return html`<button part="base" type="button" aria-label=${m.jobsFinished(count, text, plural)} popovertarget=${feed ? 'p' : nothing} aria-expanded=${feed ? String(!!this.shown) : nothing} @click=${() => feed || this.clear()}>
+      <slot></slot><span part="count" class="count ${count ? '' : 'count--empty'}" aria-hidden="true">${text}</span>
+    </button>${feed
+      ? html`<div id="p" part="popover" popover @beforetoggle=${this.onToggle}><ul part="list" aria-label=${m.recentJobs}>${list.length ? list.map((job) => this.item(job, m, lang, now)) : html`<li>${m.noJobs}</li>`}</ul><button part="mark-seen" type="button" @click=${() => this.clear()}>${m.markAllSeen}</button></div>`
+      : nothing}`;
   }
 }
 

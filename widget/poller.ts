@@ -1,18 +1,20 @@
 /**
- * HTTP polling of `GET /v1/jobs/{id}`: the last fallback, when neither the WebSocket nor the SSE
- * stream can be used (a proxy that blocks or buffers both).
+ * HTTP polling of `GET /v1/jobs/{id}` (a tracker) or `GET /v1/jobs?tag=` (a feed): the last
+ * fallback, when neither the WebSocket nor the SSE stream can be used (a proxy that blocks or
+ * buffers both).
  * One AbortController per poll (a poll started by pollNow() or stop() aborts the request still
  * under way, so a stale answer is never reported); conditional requests with ETag so an
  * unchanged job costs a 304; the interval follows the ETA (fast near the end, slow for long
  * jobs) and backs off while the server is unreachable.
  */
-import { clamp, type Job } from '../protocol/index.js';
+import { clamp } from '../protocol/index.js';
 
 export interface PollerOptions {
-  /** Full URL of the job resource, read before every poll (it follows failover). */
+  /** Full URL of the resource, read before every poll (it follows failover). */
   url: () => string;
   getToken: () => Promise<string | undefined>;
-  onJob: (job: Job) => void;
+  /** A 200 answer's JSON body. */
+  onBody: (body: unknown) => void;
   /** An HTTP error answer (4xx/5xx) with the server's error body. */
   onHttpError: (status: number, code: string, message: string) => void;
   /** Network-level failure (server down, CORS, DNS): `count` consecutive ones so far. */
@@ -128,10 +130,9 @@ export class Poller {
       this.options.onHttpError(res.status, code, message);
       return;
     }
-    const body = (await res.json()) as Job | { job: Job };
-    const job = 'job' in body && body.job && typeof body.job === 'object' ? body.job : (body as Job);
+    const body: unknown = await res.json();
     if (signal.aborted) throw signal.reason;
     this.etag = res.headers.get('ETag') ?? undefined;
-    this.options.onJob(job);
+    this.options.onBody(body);
   }
 }
