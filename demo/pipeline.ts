@@ -78,6 +78,10 @@ export interface DemoJobOptions {
   speed?: number;
   /** Job id; default `demo-<uuid>`. */
   jobId?: string;
+  /** Tags of the job (e.g. `['user:demo']`: the demo user's feed). */
+  tags?: string[];
+  /** `meta.title`: the job's name in lists and feeds. */
+  title?: string;
   /** Stops the simulation (server shutdown). The job is left as it is. */
   signal?: AbortSignal;
   /** How long a failed job waits for Retry before the demo stops watching it. Default 15 min. */
@@ -121,7 +125,8 @@ export async function startDemoJob(opts: DemoJobOptions): Promise<DemoJob> {
       id: opts.jobId ?? `demo-${crypto.randomUUID()}`,
       kind: 'generation',
       steps: DEMO_STAGES.map(({ id, label, complexity }) => ({ id, label, complexity })),
-      meta: { demo: true, failureInjected: Boolean(opts.fail) },
+      meta: { demo: true, failureInjected: Boolean(opts.fail), ...(opts.title && { title: opts.title }) },
+      ...(opts.tags && { tags: opts.tags }),
     });
   } catch (err) {
     await producer.close();

@@ -38,6 +38,8 @@ const CONTENT_TYPES: Record<string, string> = {
 /** Browser token lifetime; the page asks /demo/token again on reconnect. */
 const BROWSER_TOKEN_SECONDS = 10 * 60;
 const PRODUCER_TOKEN_SECONDS = 15 * 60;
+/** Every demo job carries this tag; `/demo/token?tag=user:demo` reads its feed. */
+const DEMO_TAG = 'user:demo';
 
 /** The package root: the nearest folder above this module with a package.json. */
 export function packageRoot(from = dirname(fileURLToPath(import.meta.url))): string {
@@ -65,6 +67,8 @@ interface DemoPipelineModule {
     tokenProvider?: () => Promise<string>;
     fail?: boolean;
     jobId?: string;
+    tags?: string[];
+    title?: string;
     signal?: AbortSignal;
     onError?: (err: unknown) => void;
   }): Promise<{ jobId: string }>;
@@ -113,6 +117,8 @@ export function registerDemo(app: TemplatedApp, ctx: HttpContext, options: DemoO
         tokenProvider: producerToken,
         fail,
         jobId,
+        tags: [DEMO_TAG],
+        title: 'Generation',
         signal: options.signal,
         onError: (err) => log.warn({ jobId, err: err instanceof Error ? err.message : String(err) }, 'demo pipeline error'),
       });
@@ -125,7 +131,14 @@ export function registerDemo(app: TemplatedApp, ctx: HttpContext, options: DemoO
   app.get(
     '/demo/token',
     route(ctx, {}, async (info) => {
-      const jobId = new URLSearchParams(info.query).get('job') ?? '';
+      const query = new URLSearchParams(info.query);
+      if (query.has('tag')) {
+        // The demo user's feed (the page's bell): read-only, that one tag.
+        if (query.get('tag') !== DEMO_TAG) throw badRequest(`tag must be ${DEMO_TAG}`);
+        const token = await mint(['progress:read'], `tag:${DEMO_TAG}`, BROWSER_TOKEN_SECONDS, 'demo-browser');
+        return { status: 200, body: { token, expiresIn: BROWSER_TOKEN_SECONDS }, headers: { 'Cache-Control': 'no-store' } };
+      }
+      const jobId = query.get('job') ?? '';
       if (!JOB_ID_PATTERN.test(jobId) || !jobId.startsWith('demo-')) throw badRequest('job must be a demo job id (demo-...)');
       const token = await mint(['progress:read', 'progress:retry', 'progress:cancel'], jobId, BROWSER_TOKEN_SECONDS, 'demo-browser');
       return { status: 200, body: { token, expiresIn: BROWSER_TOKEN_SECONDS }, headers: { 'Cache-Control': 'no-store' } };
