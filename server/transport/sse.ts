@@ -34,27 +34,16 @@
  */
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { ApiError, forbidden, JOB_ID_PATTERN, LIMITS, notFound, type ControlMessage } from '../../protocol/index.js';
-import type { ServerConfig } from '../app/config.js';
-import type { Logger } from '../app/log.js';
-import type { Metrics } from '../app/metrics.js';
-import type { JobService } from '../core/job-service.js';
 import type { JobView } from '../core/job-view.js';
-import type { AddressLimit } from './address-limit.js';
-import { canRead, canWrite, hasTagGrants, type Principal, type Verifier } from './auth.js';
+import { canRead, canWrite, hasTagGrants, type Principal } from './auth.js';
 import { admitStream, refuseStream, startEventStream } from './sse-stream.js';
 import { corsHeaders, decodeParam, rawQuery, remoteAddress } from './uws-http.js';
 import { SseFeeds } from './sse-feed.js';
+import type { HubContext } from './ws-hub.js';
 import { controlMessage, snapshotMessage, updateMessage } from './wire.js';
 
-export interface SseContext {
-  config: ServerConfig;
-  log: Logger;
-  metrics: Metrics;
-  verifier: Verifier;
-  service: JobService;
-  addresses: AddressLimit;
-  interest?: { acquire(jobId: string): Promise<void>; release(jobId: string): void };
-}
+/** The same context as the WebSocket hub's: both live transports share the limit, auth and service. */
+export type SseContext = HubContext;
 
 
 interface Stream {
