@@ -24,6 +24,7 @@ export interface StepTruth {
 }
 
 export interface JobOutcome {
+  kind: string;
   start: number;
   end: number;
   status: 'completed' | 'failed';
@@ -69,7 +70,7 @@ interface SimJob {
 export function generateTrace(scenario: Scenario, seed: number): GeneratedTrace {
   const rng = new Random(seed * 7919 + scenario.name.length * 104729 + hash(scenario.name));
   const pool = Array.from({ length: scenario.stepPool }, (_, i) => ({
-    id: ['fetch', 'parse', 'analyze', 'embed', 'rank', 'render', 'upload', 'notify', 'index', 'verify', 'plan', 'draft'][i] ?? `step${i}`,
+    id: scenario.vocabulary?.[i] ?? ['fetch', 'parse', 'analyze', 'embed', 'rank', 'render', 'upload', 'notify', 'index', 'verify', 'plan', 'draft'][i] ?? `step${i}`,
     median: Math.exp(rng.uniform(Math.log(2_000), Math.log(30_000))),
     exponent: rng.uniform(0.3, 1.5),
     shape: Math.exp(rng.uniform(Math.log(0.35), Math.log(1.6))),
@@ -80,7 +81,7 @@ export function generateTrace(scenario: Scenario, seed: number): GeneratedTrace 
     const kindFactor = Math.exp(scenario.kindSpread * rng.normal());
     const steps: StepTruth[] = chosen.map((p) => ({
       id: p.id,
-      median: p.median * kindFactor * Math.exp(0.15 * rng.normal()),
+      median: p.median * kindFactor * Math.exp(scenario.stepSizeSpread * rng.normal()),
       exponent: Math.max(0.1, p.exponent + 0.1 * rng.normal()),
       sigma: rng.uniform(0.15, 0.45),
       // A step id is the same algorithm wherever it runs: kinds change its size, barely its shape.
@@ -169,7 +170,7 @@ export function generateTrace(scenario: Scenario, seed: number): GeneratedTrace 
       const complexities = kind.steps.map(() => (scenario.stepComplexity ? jobComplexity * Math.exp(0.35 * rng.normal()) : jobComplexity));
       const job: SimJob = { id, steps: kind.steps, complexities, jobComplexity, index: 0, attempts: 0, attempt: null, startAt: t + rng.uniform(0, 1_000), failedAt: null };
       live.push(job);
-      jobs.set(id, { start: t, end: NaN, status: 'completed' });
+      jobs.set(id, { kind: kind.name, start: t, end: NaN, status: 'completed' });
       const ev: TraceEvent = scenario.stepComplexity
         ? { t, type: 'job', jobId: id, kind: kind.name, complexity: round(jobComplexity), steps: kind.steps.map((s, i) => ({ id: s.id, complexity: round(complexities[i]!) })) }
         : { t, type: 'job', jobId: id, kind: kind.name, complexity: round(jobComplexity), steps: kind.steps.map((s) => ({ id: s.id })) };

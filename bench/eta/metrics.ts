@@ -28,6 +28,10 @@ export interface Metrics {
   firstJobsMape: number;
   /** 80% interval coverage over those jobs. */
   firstJobsCoverage: number;
+  /** Median APE over the first job of every kind (its kind has no history; other kinds may share its steps). */
+  firstOfKindMape: number;
+  /** 80% interval coverage over those jobs. */
+  firstOfKindCoverage: number;
   predictions: number;
 }
 
@@ -53,6 +57,10 @@ export function score(events: readonly TraceEvent[], predictions: ReadonlyArray<
   const firstApes: number[] = [];
   let firstCovered = 0;
   let firstWithInterval = 0;
+  const firstOfKind = firstJobOfEachKind(jobs);
+  const kindApes: number[] = [];
+  let kindCovered = 0;
+  let kindWithInterval = 0;
   for (let i = 0; i < events.length; i++) {
     const ev = events[i]!;
     const p = predictions[i];
@@ -75,6 +83,8 @@ export function score(events: readonly TraceEvent[], predictions: ReadonlyArray<
     if (ape <= 0.2) within++;
     const isFirst = first.has(ev.jobId);
     if (isFirst) firstApes.push(ape);
+    const isFirstOfKind = firstOfKind.has(ev.jobId);
+    if (isFirstOfKind) kindApes.push(ape);
     if (p.low !== undefined && p.high !== undefined) {
       const hit = p.low <= truth && truth <= p.high;
       withInterval++;
@@ -82,6 +92,10 @@ export function score(events: readonly TraceEvent[], predictions: ReadonlyArray<
       if (isFirst) {
         firstWithInterval++;
         if (hit) firstCovered++;
+      }
+      if (isFirstOfKind) {
+        kindWithInterval++;
+        if (hit) kindCovered++;
       }
     }
   }
@@ -109,6 +123,18 @@ export function score(events: readonly TraceEvent[], predictions: ReadonlyArray<
     timeWeightedMape: median(tw),
     firstJobsMape: median(firstApes),
     firstJobsCoverage: firstWithInterval ? firstCovered / firstWithInterval : NaN,
+    firstOfKindMape: median(kindApes),
+    firstOfKindCoverage: kindWithInterval ? kindCovered / kindWithInterval : NaN,
     predictions: apes.length,
   };
+}
+
+/** The earliest job of every kind (ties: the first seen). */
+function firstJobOfEachKind(jobs: Map<string, JobOutcome>): Set<string> {
+  const first = new Map<string, { id: string; start: number }>();
+  for (const [id, job] of jobs) {
+    const seen = first.get(job.kind);
+    if (!seen || job.start < seen.start) first.set(job.kind, { id, start: job.start });
+  }
+  return new Set([...first.values()].map((f) => f.id));
 }

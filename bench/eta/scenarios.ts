@@ -1,5 +1,5 @@
 /**
- * The six benchmark scenarios. Durations are in ms; a step's nominal duration is
+ * The seven benchmark scenarios. Durations are in ms; a step's nominal duration is
  * median · complexity^exponent · lognormal(σ) "work", run at a speed set by drift and load.
  */
 export interface Scenario {
@@ -12,6 +12,10 @@ export interface Scenario {
   stepPool: number;
   /** sd of a kind's log multiplier on a shared step's median (cold start: kinds resemble each other). */
   kindSpread: number;
+  /** sd of a (kind, step)'s own log size around the shared step's median times the kind factor. */
+  stepSizeSpread: number;
+  /** Step names of the shared pool (default: a generic list). */
+  vocabulary?: string[];
   meanInterarrivalMs: number;
   /** Concurrency (running steps) above which steps slow down: by (running / capacity)^sensitivity. */
   load: { capacity: number; sensitivity: number; bursts: boolean };
@@ -30,6 +34,7 @@ const base: Omit<Scenario, 'name' | 'description'> = {
   stepsPerKind: [3, 6],
   stepPool: 10,
   kindSpread: 0.8,
+  stepSizeSpread: 0.15,
   meanInterarrivalMs: 12_000,
   load: { capacity: 1_000, sensitivity: 0, bursts: false },
   drift: 1,
@@ -64,6 +69,21 @@ export const SCENARIOS: Scenario[] = [
     stepsPerKind: [3, 5],
     stepPool: 8,
     kindSpread: 0.4,
+    stepComplexity: false,
+  },
+  {
+    // Issue 14: a platform adds pipelines all the time, built from one vocabulary of steps at
+    // different sizes; the first job of every kind is the cold start users meet.
+    ...base,
+    name: 'kinds',
+    description: 'about 60 kinds, about 7 jobs each, one shared vocabulary of step names at different sizes, per-kind speed',
+    jobs: 420,
+    kinds: 60,
+    stepsPerKind: [3, 6],
+    stepPool: 12,
+    vocabulary: ['render', 'upload', 'transcode', 'analysis', 'fetch', 'thumbnail', 'package', 'validate', 'encode', 'index', 'notify', 'archive'],
+    kindSpread: 0.6,
+    stepSizeSpread: 0.4,
     stepComplexity: false,
   },
 ];
