@@ -107,6 +107,24 @@ export class JobHandle {
     });
   }
 
+  /**
+   * The job waits in a queue before its first step: `position` is how many jobs are ahead of it
+   * (0 = next; omit when unknown). Call again as it moves up; the server's ETA then includes the
+   * expected wait (`eta.waitMs`). Refused (409 invalid_transition) once a step has started.
+   */
+  queued(position?: number): Promise<EventsAccepted> {
+    return this.guard(() => {
+      const event: JobEvent = position === undefined ? { type: 'queued' } : { type: 'queued', position };
+      try {
+        parseJobEvent(event);
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        throw new ProducerError(err.code, err.message.replace(/^event\./, ''), { jobId: this.id });
+      }
+      return this.send(event);
+    });
+  }
+
   /** Starts (or, after a retry, restarts) a step; the first start makes the job `running`. */
   startStep(step: string, options: { message?: string; progress?: number } = {}): Promise<EventsAccepted> {
     return this.guard(() => {

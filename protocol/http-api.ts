@@ -29,7 +29,7 @@ export interface CreateJobRequest {
   stallAfterMs?: number;
 }
 
-export const EVENT_TYPES = ['step_start', 'progress', 'step_end', 'step_failed', 'job_end'] as const;
+export const EVENT_TYPES = ['queued', 'step_start', 'progress', 'step_end', 'step_failed', 'job_end'] as const;
 export type JobEventType = (typeof EVENT_TYPES)[number];
 
 /** One producer event: body (or array element) of `POST /v1/jobs/{id}/events`. */
@@ -42,6 +42,11 @@ export interface JobEvent {
   error?: { code: string; message: string; retryable?: boolean };
   /** For `job_end`. */
   status?: 'completed' | 'failed' | 'canceled';
+  /**
+   * For `queued` (only before the job's first step starts): how many jobs are ahead of it in its
+   * queue (0 = next), when the producer can tell. An integer 0..FIELD_LIMITS.maxQueuePosition.
+   */
+  position?: number;
   result?: unknown;
   /** Idempotency key: a repeated eventId changes nothing and answers the seq of its first acceptance. */
   eventId?: string;

@@ -28,6 +28,21 @@ export interface Eta {
   remainingMs: number;
   low?: number;
   high?: number;
+  /**
+   * For a job that waits in a queue (`job.queue` set): the part of `remainingMs` expected before its
+   * first step starts (0 ≤ waitMs ≤ remainingMs). Counts down like `remainingMs`. Absent otherwise.
+   */
+  waitMs?: number;
+}
+
+/** A queued job's place in its producer's queue (`queued` event); removed when its first step starts. */
+export interface QueueState {
+  /** Jobs ahead of this one (0 = next), as last reported; absent when the producer cannot tell. */
+  position?: number;
+  /** Epoch ms of the first `queued` event since the job was created or retried: the wait began here. */
+  since: number;
+  /** Epoch ms of the latest `queued` event (when `position` was reported). */
+  updatedAt: number;
 }
 
 export interface Step {
@@ -85,6 +100,8 @@ export interface Job {
   stallAfterMs?: number;
   /** No producer event for the stall period: set by the server (seq + 1), cleared by the next event. */
   stalled?: Stalled;
+  /** Set by a `queued` event while the job is queued; removed when a step starts or the job ends or is retried. */
+  queue?: QueueState;
   createdAt: number;
   updatedAt: number;
 }

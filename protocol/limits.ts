@@ -54,6 +54,8 @@ export const FIELD_LIMITS = {
   /** A job's `stallAfterMs`: an integer number of ms within these bounds (1 s .. 7 d). */
   minStallAfterMs: 1000,
   maxStallAfterMs: 7 * 86_400_000,
+  /** A `queued` event's `position` (jobs ahead): an integer from 0 to this. */
+  maxQueuePosition: 1e9,
 } as const;
 
 /** A conservative alphabet: ids need no escaping in URLs, topic names or Redis keys. */

@@ -152,6 +152,14 @@ export function parseJobEvent(raw: unknown, where = 'event'): JobEvent {
     if (jsonBytes(raw.result) > FIELD_LIMITS.resultBytes) throw badRequest(`${where}.result is larger than ${FIELD_LIMITS.resultBytes} bytes`);
     event.result = raw.result;
   }
+  if (raw.position !== undefined) {
+    const v = raw.position;
+    if (event.type !== 'queued') throw badRequest(`${where}.position is only for a "queued" event`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > FIELD_LIMITS.maxQueuePosition) {
+      throw badRequest(`${where}.position must be an integer from 0 to ${FIELD_LIMITS.maxQueuePosition} (the number of jobs ahead)`);
+    }
+    event.position = v;
+  }
   if (raw.eventId !== undefined) {
     if (typeof raw.eventId !== 'string' || raw.eventId.length === 0 || raw.eventId.length > FIELD_LIMITS.eventIdChars) {
       throw badRequest(`${where}.eventId must be a non-empty string of at most ${FIELD_LIMITS.eventIdChars} characters`);

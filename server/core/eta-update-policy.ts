@@ -32,6 +32,8 @@ export function changedMeaningfully(shown: Eta | null, next: Eta | null, policy 
   const moved = (a: number | undefined, b: number | undefined, limit: number): boolean =>
     (a === undefined) !== (b === undefined) || (a !== undefined && b !== undefined && Math.abs(a - b) > limit);
   if (moved(projected(shown.remainingMs), next.remainingMs, threshold)) return true;
+  // A wait appearing or ending (the job left its queue) is news; its size moves with the point.
+  if ((shown.waitMs === undefined) !== (next.waitMs === undefined)) return true;
   // The range matters less than the point: only a large change of it is news.
   return moved(projected(shown.low), next.low, 2 * threshold) || moved(projected(shown.high), next.high, 2 * threshold);
 }

@@ -283,5 +283,5 @@ function shownChange(sent: Job, next: Job): boolean {
 
 function sameEta(a: Job['eta'], b: Job['eta']): boolean {
   if (a === null || b === null) return a === b;
-  return a.remainingMs === b.remainingMs && a.low === b.low && a.high === b.high;
+  return a.remainingMs === b.remainingMs && a.low === b.low && a.high === b.high && a.waitMs === b.waitMs;
 }

@@ -4,7 +4,9 @@
  * change is refused. Every accepted change adds exactly 1 to `seq`.
  *
  * Rules (docs/protocol.md, `POST /v1/jobs/{id}/events`):
- * - the first `step_start` makes a queued job `running`;
+ * - `queued` (before the first step starts: the job is `queued`) records `job.queue` — where the
+ *   job waits, `position` jobs ahead when told — and is refused with 409 `invalid_transition` once
+ *   a step has started; the first `step_start` makes a queued job `running` and removes `queue`;
  * - `progress` needs a running step and a value in 0..1;
  * - `step_end` completes a running (or still pending) step;
  * - `step_failed` fails the step and the job; the step's error becomes the job's error;
@@ -114,7 +116,16 @@ export function applyEvent(job: Job, event: JobEvent, now: number): Outcome<Job>
   const withMessage = (patch: Partial<Step>): Partial<Step> =>
     event.message !== undefined ? { ...patch, message: event.message } : patch;
 
+  let queue = job.queue;
   switch (event.type) {
+    case 'queued': {
+      // Waiting is a state before the work: once a step has run, the job is no longer in a queue.
+      if (status !== 'queued') {
+        return fail(409, 'invalid_transition', `job ${job.id} is ${status}; "queued" is only accepted before its first step starts`);
+      }
+      queue = { since: queue?.since ?? now, updatedAt: now, ...(event.position !== undefined && { position: event.position }) };
+      break;
+    }
     case 'step_start': {
       const found = findStep(job, event);
       if (!found.ok) return found;
@@ -193,6 +204,8 @@ export function applyEvent(job: Job, event: JobEvent, now: number): Outcome<Job>
 
   const next: Job = { ...job, steps, status, seq: job.seq + 1, updatedAt: now, lastEventAt: now };
   delete next.stalled; // the producer spoke
+  if (queue && status === 'queued') next.queue = queue;
+  else delete next.queue;
   if (error) next.error = error;
   else delete next.error;
   if (result !== undefined) next.result = result;
@@ -239,6 +252,7 @@ export function applyRetry(job: Job, stepId: string | undefined, now: number): O
   };
   delete next.error;
   delete next.stalled;
+  delete next.queue; // a new wait begins with the next `queued` event
   delete next.cancelRequested; // a retried job runs again: an earlier cancel is history
   next.progress = weightedProgress(next);
   return ok({ job: next, step: target.id });

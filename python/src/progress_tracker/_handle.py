@@ -141,6 +141,14 @@ class HandleState:
 
     # ---- events ----------------------------------------------------------------------------
 
+    def _ev_queued(self, position: Optional[int]) -> Dict[str, Any]:
+        if position is None:
+            return {"type": "queued"}
+        # The server's rule (FIELD_LIMITS.maxQueuePosition), refused at the call like progress.
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= 1_000_000_000:
+            raise ProducerError("bad_request", f"position must be an integer from 0 to 1000000000 (jobs ahead), got {position!r}")
+        return {"type": "queued", "position": position}
+
     def _ev_start(self, step: str, message: Optional[str], progress: Optional[float]) -> Dict[str, Any]:
         if progress is not None:
             check_progress(progress)

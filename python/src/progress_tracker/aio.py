@@ -371,6 +371,9 @@ class AsyncJobHandle(HandleState):
         self._stream: Optional["asyncio.Task[None]"] = None
         self._connected = Flag()
 
+    async def queued(self, position: Optional[int] = None) -> int:
+        return await self.send(self._ev_queued(position))
+
     async def start_step(self, step: str, *, message: Optional[str] = None, progress: Optional[float] = None) -> int:
         return await self.send(self._ev_start(step, message, progress))
 

@@ -440,6 +440,13 @@ class JobHandle(HandleState):
 
     # ---- events -----------------------------------------------------------------------------
 
+    def queued(self, position: Optional[int] = None) -> int:
+        """The job waits in a queue before its first step: ``position`` is how many jobs are ahead
+        of it (0 = next; ``None`` when unknown). Call again as it moves up; the server's ETA then
+        includes the expected wait (``eta["waitMs"]``). Refused (409 ``invalid_transition``) once a
+        step has started."""
+        return self.send(self._ev_queued(position))
+
     def start_step(self, step: str, *, message: Optional[str] = None, progress: Optional[float] = None) -> int:
         """Starts (or, after a retry, restarts) a step; the first start makes the job ``running``."""
         return self.send(self._ev_start(step, message, progress))
