@@ -9,6 +9,7 @@ import { gzipSync } from 'node:zlib';
 import nodeResolve from '@rollup/plugin-node-resolve';
 import terser from '@rollup/plugin-terser';
 import { transform } from 'esbuild';
+import ts from 'typescript';
 
 const BUDGET_BYTES = 25 * 1024;
 
@@ -58,7 +59,7 @@ function typescriptByEsbuild() {
     },
     async transform(code, id) {
       if (!id.endsWith('.ts')) return null;
-      const out = await transform(code, {
+      const out = await transform(collapseLiterals(code, id), {
         loader: 'ts',
         target: 'es2022',
         sourcemap: true,
@@ -68,6 +69,46 @@ function typescriptByEsbuild() {
       return { code: out.code, map: out.map };
     },
   };
+}
+
+/**
+ * Collapses the whitespace of html``, svg`` and css`` literals before esbuild: indentation goes,
+ * and in css`` the spaces around punctuation and comments too. Every newline is kept, so lines
+ * (and the source map) stay where they were; a run of spaces between words stays one space, so
+ * rendered text is unchanged. (Like @lit-labs/rollup-plugin-minify-html-literals, without its
+ * native dependencies.)
+ */
+function collapseLiterals(code, id) {
+  if (!/\b(html|svg|css)`/.test(code)) return code;
+  const file = ts.createSourceFile(id, code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const edits = [];
+  const visit = (node) => {
+    if (ts.isTaggedTemplateExpression(node) && ts.isIdentifier(node.tag) && ['html', 'svg', 'css'].includes(node.tag.text)) {
+      const isCss = node.tag.text === 'css';
+      const t = node.template;
+      const parts = ts.isNoSubstitutionTemplateLiteral(t) ? [t] : [t.head, ...t.templateSpans.map((s) => s.literal)];
+      for (const p of parts) {
+        // Between the delimiters: ` or } at the start, ` or ${ at the end.
+        const start = p.getStart(file) + 1;
+        const end = p.end - (p.kind === ts.SyntaxKind.TemplateHead || p.kind === ts.SyntaxKind.TemplateMiddle ? 2 : 1);
+        edits.push([start, end, isCss]);
+      }
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(file);
+  let out = code;
+  for (const [start, end, isCss] of edits.sort((a, b) => b[0] - a[0])) {
+    let text = out.slice(start, end);
+    if (isCss) {
+      text = text.replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, ''));
+      // Not before ':' (".a :hover" is not ".a:hover").
+      text = text.replace(/[ \t]*([{};,>])[ \t]*/g, '$1').replace(/:[ \t]+/g, ':').replace(/;(\s*)}/g, '$1}');
+    }
+    text = text.replace(/[ \t]*\n\s*/g, (ws) => '\n'.repeat(ws.split('\n').length - 1)).replace(/[ \t]{2,}/g, ' ');
+    out = out.slice(0, start) + text + out.slice(end);
+  }
+  return out;
 }
 
 /** The React 19 and Vue 3 examples (dist/examples/), so `npm start` serves them too. */
