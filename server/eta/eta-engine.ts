@@ -20,6 +20,7 @@ import { blendWithObservation } from './live-blend.js';
 import { PacePosterior } from './job-pace.js';
 import { changedMeaningfully, stampEta } from '../core/eta-update-policy.js';
 import { parseHistorySample, type HistorySample } from './history-sample.js';
+import { followQueue, QUEUE_HISTORY_STEP, QueueWaits, type QueueTrack } from './queue-wait.js';
 
 export interface EtaTuning {
   duration: DurationModelTuning;
@@ -119,6 +120,8 @@ interface JobState {
   checkpoints: Checkpoint[];
   stride: number;
   seen: number;
+  /** Where the job waits, while it is reported `queued` (queue-wait.ts). */
+  queue?: QueueTrack | undefined;
 }
 
 export const DEFAULT_MAX_SAMPLES_PER_KEY = 256;
@@ -132,6 +135,7 @@ export class EtaEngine implements Estimator {
   private readonly shapes = new ProgressShapes();
   private readonly concurrency = new LoadTracker();
   private readonly retries = new RetryStats();
+  private readonly queueWaits = new QueueWaits();
   private readonly calibration: IntervalCalibration;
   private readonly jobs = new Map<string, JobState>();
   private readonly history: HistoryStore | undefined;
@@ -244,6 +248,11 @@ export class EtaEngine implements Estimator {
         s.failedAt = step.endedAt ?? now;
       }
     }
+    if (state.queue || next.queue) {
+      const followed = followQueue(state.queue, next, now);
+      state.queue = followed.track;
+      for (const sample of followed.samples) this.learn(sample, true);
+    }
     if (isTerminal(next.status)) {
       for (const s of state.steps.values()) if (s.attempt) this.concurrency.stop(s.attempt.loadMark, s.attempt.startedAt, now);
       if (next.status === 'completed') this.calibrate(state, now);
@@ -260,7 +269,10 @@ export class EtaEngine implements Estimator {
     }
     if (job.status === 'queued' && this.model.sampleCount === 0) return { progress: 0, eta: null };
     const { eta, progress } = this.run(job, now);
-    return { progress, eta: eta ? stampEta({ remainingMs: eta.remainingMs, low: eta.low, high: eta.high }, now) : null };
+    if (!eta) return { progress, eta: null };
+    const out: Eta = { remainingMs: eta.remainingMs, low: eta.low, high: eta.high };
+    if (eta.waitMs !== undefined) out.waitMs = eta.waitMs;
+    return { progress, eta: stampEta(out, now) };
   }
 
   changedMeaningfully(shown: Eta | null, next: Eta | null): boolean {
@@ -373,6 +385,9 @@ export class EtaEngine implements Estimator {
       const l = futureMean > 0 ? futureLoading / futureMean : 0;
       parts.push(lognormalMoments({ mu: futureSum.mu, sigma: Math.sqrt(futureSum.sigma ** 2 + l * l * fromAll.variance) }));
     }
+    // A job waiting in a queue: its wait comes before all of it (queue-wait.ts).
+    const wait = job.status === 'queued' && state?.queue ? this.queueWaits.predict(job.kind, state.queue, now) : null;
+    if (wait) parts.push(wait);
     const progressRaw = totalWeight > 0 ? Math.min(1, doneWeight / totalWeight) : 0;
     const progress = state ? (state.progress = Math.max(state.progress, progressRaw)) : progressRaw;
     const total = sumAsLogNormal(parts);
@@ -398,7 +413,11 @@ export class EtaEngine implements Estimator {
       point = state.shownFinish - now;
     }
     // A smoothed point may lag outside the fresh interval: widen the interval rather than jump.
-    return { eta: { remainingMs: Math.round(point), low: Math.round(Math.min(low, point)), high: Math.round(Math.max(high, point)) }, progress };
+    const eta: Forecast = { remainingMs: Math.round(point), low: Math.round(Math.min(low, point)), high: Math.round(Math.max(high, point)) };
+    // The wait's share of the point: its median like the point's (a mean is pulled up by the wide
+    // tail of a queue not yet known), never more than the whole.
+    if (wait) eta.waitMs = Math.round(Math.min(wait.mean / Math.sqrt(1 + wait.variance / (wait.mean * wait.mean || 1)), point));
+    return { eta, progress };
   }
 
   private checkpoint(state: JobState, cp: Checkpoint): void {
@@ -419,6 +438,11 @@ export class EtaEngine implements Estimator {
   }
 
   private learn(sample: HistorySample, persist: boolean): void {
+    if (sample.type === 'queue_slots' || sample.type === 'queue_wait') {
+      this.queueWaits.learn(sample);
+      if (persist) this.persist(historyKeyOf(sample.kind, QUEUE_HISTORY_STEP), sample);
+      return;
+    }
     const key = keyOf(sample.kind, sample.step);
     switch (sample.type) {
       case 'done': {
@@ -437,9 +461,11 @@ export class EtaEngine implements Estimator {
         this.retries.retryGap(sample.gapMs);
         break;
     }
-    if (persist && this.history) {
-      this.history.appendHistory(historyKeyOf(sample.kind, sample.step), sample, this.maxPerKey).catch(this.onError);
-    }
+    if (persist) this.persist(historyKeyOf(sample.kind, sample.step), sample);
+  }
+
+  private persist(key: string, sample: HistorySample): void {
+    this.history?.appendHistory(key, sample, this.maxPerKey).catch(this.onError);
   }
 }
 

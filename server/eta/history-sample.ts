@@ -1,8 +1,11 @@
 /**
  * What the engine persists through the HistoryStore, one record per finished step attempt or
- * retry wait, keyed by (kind, step). Records are validated on load: the store may hold rows
+ * retry wait, keyed by (kind, step), and the queue waits of jobs reported `queued` (queue-wait.ts),
+ * keyed by (kind, "#queue"). Records are validated on load: the store may hold rows
  * written by an older version or damaged by hand.
  */
+import type { QueueSample } from './queue-wait.js';
+
 export type HistorySample =
   | {
       type: 'done';
@@ -18,7 +21,8 @@ export type HistorySample =
       shape?: Array<number | null> | undefined;
     }
   | { type: 'fail'; kind: string; step: string; at: number; complexity: number; elapsedMs: number; load: number }
-  | { type: 'gap'; kind: string; step: string; at: number; gapMs: number };
+  | { type: 'gap'; kind: string; step: string; at: number; gapMs: number }
+  | QueueSample;
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isStr = (v: unknown): v is string => typeof v === 'string';
@@ -26,7 +30,13 @@ const isStr = (v: unknown): v is string => typeof v === 'string';
 export function parseHistorySample(raw: unknown): HistorySample | null {
   if (typeof raw !== 'object' || raw === null) return null;
   const r = raw as Record<string, unknown>;
-  if (!isStr(r.kind) || !isStr(r.step) || !isNum(r.at)) return null;
+  if (!isStr(r.kind) || !isNum(r.at)) return null;
+  if (r.type === 'queue_slots') {
+    if (!isNum(r.waitMs) || !isNum(r.slots)) return null;
+    return { type: 'queue_slots', kind: r.kind, at: r.at, waitMs: r.waitMs, slots: r.slots };
+  }
+  if (r.type === 'queue_wait') return isNum(r.waitMs) ? { type: 'queue_wait', kind: r.kind, at: r.at, waitMs: r.waitMs } : null;
+  if (!isStr(r.step)) return null;
   const base = { kind: r.kind, step: r.step, at: r.at };
   switch (r.type) {
     case 'done': {
