@@ -4,7 +4,7 @@
 // custom-elements.json with @custom-elements-manifest/analyzer, and builds the framework
 // examples (demo/examples/build.mjs → dist/examples/).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import nodeResolve from '@rollup/plugin-node-resolve';
 import terser from '@rollup/plugin-terser';
@@ -121,6 +121,21 @@ function frameworkExamples() {
   };
 }
 
+/**
+ * dist/progress-tracker.files.json: every file this build wrote (the entry, lazily loaded chunks,
+ * their source maps), so scripts/assemble-packages.mjs copies exactly the bundle's files into
+ * @progress-tracker-kit/widget without guessing chunk names.
+ */
+function bundleFileList() {
+  return {
+    name: 'bundle-file-list',
+    writeBundle(options, bundle) {
+      const files = Object.keys(bundle).sort();
+      writeFileSync(`${options.dir ?? 'dist'}/progress-tracker.files.json`, JSON.stringify(files, null, 2) + '\n');
+    },
+  };
+}
+
 export default {
   input: 'widget/define.ts',
   output: { dir: 'dist', entryFileNames: 'progress-tracker.js', format: 'es', sourcemap: true },
@@ -129,6 +144,7 @@ export default {
     nodeResolve({ browser: true }),
     terser({ ecma: 2022, module: true, format: { comments: false } }),
     sizeBudget(),
+    bundleFileList(),
     customElementsManifest(),
     frameworkExamples(),
   ],
