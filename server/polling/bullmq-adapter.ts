@@ -10,6 +10,11 @@
  * - Progress: a worker calls `job.updateProgress({ step: 'analysis', progress: 0.4 })` (progress
  *   0..1 within the step; earlier steps complete by themselves), or `job.updateProgress(40)`: a
  *   bare number is a percentage (0..100, BullMQ's convention) of the current step.
+ * - Queue position: while the BullMQ job is `waiting` and ours is queued, each poll reads how many
+ *   jobs are ahead of it in the wait list (LPOS + LLEN: two O(list) Redis commands, only for
+ *   waiting jobs; BullMQ LPUSHes new jobs and workers take from the right) and sends a `queued`
+ *   event when that changed, so the ETA covers the wait (`eta.waitMs`). Other waiting states
+ *   (delayed, prioritized, waiting-children) send `queued` without a position.
  * - Retry: retrying our job calls the BullMQ job's `retry()`; the worker runs again and should
  *   report the step it resumes from (docs/cluster.md shows a worker).
  *
@@ -153,7 +158,12 @@ export class BullmqAdapter implements SourceAdapter<BullmqSource> {
           if (!bullJob) return { ok: false, failure: { code: 'upstream_bad_response', message: `BullMQ job ${source.jobId} not found in queue ${source.queue}` } };
           const state = await bullJob.getState();
           const view = viewOfBullmq(state, bullJob.progress, bullJob.failedReason, bullJob.returnvalue);
-          return { ok: true, events: eventsFor(job, view), ...(view.status && { upstreamStatus: view.status }) };
+          const events = eventsFor(job, view);
+          if (view.status === 'queued' && job.status === 'queued' && events.length === 0) {
+            const position = state === 'waiting' ? await waitingPosition(q.queue, source.jobId) : undefined;
+            if (!job.queue || job.queue.position !== position) events.push(position === undefined ? { type: 'queued' } : { type: 'queued', position });
+          }
+          return { ok: true, events, ...(view.status && { upstreamStatus: view.status }) };
         } catch (err) {
           return { ok: false, failure: { code: 'upstream_unreachable', message: `BullMQ (queue ${source.queue}): ${(err as Error).message}` } };
         }
@@ -210,6 +220,21 @@ export class BullmqAdapter implements SourceAdapter<BullmqSource> {
     q = { queue, events };
     this.queues.set(name, q);
     return q;
+  }
+}
+
+/**
+ * How many jobs are ahead of `jobId` in the queue's wait list (undefined when it is not there or
+ * Redis is older than 6.0.6, which has no LPOS): workers take from the right end.
+ */
+export async function waitingPosition(queue: Queue, jobId: string): Promise<number | undefined> {
+  try {
+    const client = await queue.client;
+    const key = queue.keys.wait!;
+    const [index, length] = await Promise.all([client.lpos(key, jobId), client.llen(key)]);
+    return index === null || index === undefined ? undefined : Math.max(0, length - 1 - index);
+  } catch {
+    return undefined;
   }
 }
 
