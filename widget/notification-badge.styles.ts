@@ -4,14 +4,27 @@ import { css } from 'lit';
  * The popover (with src) is in the top layer, below the button with their inline ends aligned,
  * flipped to the other side when it would not fit (CSS anchor positioning; a browser without it
  * centers the popover, the UA default). Its colors are the UA's popover colors, Canvas and
- * CanvasText, which follow the page's color-scheme and forced colors. (Comments stay out of the
+ * CanvasText, which follow the page's color-scheme (or the \`theme\` attribute) and forced colors.
+ * The count's pill follows it too (light-dark()); at zero there is no pill. (Comments stay out of the
  * css literal: they would ship in the bundle.)
  */
 export const styles = css`
   :host {
-    --_bg: var(--notification-badge-background, #b91c1c);
-    --_fg: var(--notification-badge-color, #ffffff);
+    --_bg: var(--notification-badge-background, light-dark(#b91c1c, #fca5a5));
+    --_fg: var(--notification-badge-color, light-dark(#fff, #111827));
     display: inline-block;
+  }
+  :host([theme='light']) {
+    color-scheme: light;
+  }
+  :host([theme='dark']) {
+    color-scheme: dark;
+  }
+  :host([theme='auto']) {
+    color-scheme: light dark;
+  }
+  svg {
+    display: block;
   }
   :host([hidden]) {
     display: none;
@@ -44,11 +57,6 @@ export const styles = css`
     font-variant-numeric: tabular-nums;
     text-align: center;
     transition: transform 200ms;
-  }
-  .count--empty {
-    background: transparent;
-    color: inherit;
-    border: 1px solid currentColor;
   }
   [popovertarget] {
     anchor-name: --a;
@@ -85,10 +93,6 @@ export const styles = css`
       forced-color-adjust: none;
       background: Highlight;
       color: HighlightText;
-    }
-    .count--empty {
-      background: Canvas;
-      color: CanvasText;
     }
   }
 `;

@@ -35,10 +35,11 @@ const title = (job: JobSummary) => job.meta?.title ?? job.kind;
  * @attr notify - A system notification when a feed job finishes while the page is hidden (the page asks permission from a user gesture).
  * @attr for - Without `src`: count only trackers matching this CSS selector.
  * @attr lang - Language of the count, the accessible name and the relative times.
+ * @attr theme - `light`, `dark` or `auto` (the OS preference); default: the page's `color-scheme`.
  *
  * @fires notification-badge-clear - The count was reset: activation without `src`, "Mark all as seen", or `clear()`.
  *
- * @slot - Optional icon or text before the count (e.g. a bell).
+ * @slot - Icon or text before the count (default: a bell). At zero no count is shown.
  *
  * @csspart base - The button.
  * @csspart count - The count.
@@ -61,6 +62,8 @@ export class NotificationBadge extends LitElement {
   @property({ attribute: false }) tokenProvider: TokenProvider | undefined;
   @property({ attribute: 'href-template' }) hrefTemplate = '';
   @property({ type: Boolean }) notify = false;
+  /** Light or dark: `light`, `dark`, `auto` (the OS preference); unset, the page's `color-scheme`. */
+  @property({ reflect: true }) theme: 'light' | 'dark' | 'auto' | undefined;
   /** Transport tuning for the feed, as the tracker's `connectionOptions` (read when the client is made). */
   @property({ attribute: false }) connectionOptions: Partial<ChannelOptions> = {};
   /**
@@ -77,7 +80,9 @@ export class NotificationBadge extends LitElement {
   @state() private jobs: JobSummary[] = [];
   @state() private shown: JobSummary[] | undefined;
   @state() private seen: SeenState | undefined;
-  private readonly counted = new Set<string>();
+  /** Without src: the newest `seq` counted per job, and the jobs counted since the last clear (a job counts once). */
+  private readonly counted = new Map<string, number>();
+  private readonly unseen = new Set<string>();
   private root: Document | undefined;
   /** The client, once `src` and `tag` are set. */
   private feed: FeedClient | undefined;
@@ -97,10 +102,11 @@ export class NotificationBadge extends LitElement {
       const source = event.composedPath().find((n): n is Element => n instanceof Element && n.localName === 'progress-tracker');
       if (!source || !source.matches(this.for)) return;
     }
-    const key = `${job.id}:${job.seq}`;
-    if (this.counted.has(key)) return;
-    this.counted.add(key);
-    this._count++;
+    // The same end heard twice, or an older one, is not news; a failed-then-retried job counts once.
+    if ((this.counted.get(job.id) ?? -1) >= job.seq) return;
+    this.counted.set(job.id, job.seq);
+    this.unseen.add(job.id);
+    this._count = this.unseen.size;
   };
 
   /** Another tab changed the seen state. */
@@ -131,6 +137,7 @@ export class NotificationBadge extends LitElement {
     const s = this.seen && (readSeen(this.tag) ?? this.seen);
     if (s) this.seen = writeSeen(this.tag, { since: newest(this.jobs, s.since), seen: s.seen });
     this._count = 0;
+    this.unseen.clear();
     this.dispatchEvent(new CustomEvent('notification-badge-clear', { bubbles: true, composed: true }));
   }
 
@@ -206,7 +213,8 @@ export class NotificationBadge extends LitElement {
     const list = this.shown?.map((s) => this.jobs.find((j) => j.id === s.id) ?? s) ?? this.jobs;
     const now = Date.now();
     return html`<button part="base" type="button" aria-label=${m.jobsFinished(count, text, plural)} popovertarget=${feed ? 'p' : nothing} aria-expanded=${feed ? String(!!this.shown) : nothing} @click=${() => feed || this.clear()}>
-      <slot></slot><span part="count" class="count ${count ? '' : 'count--empty'}" aria-hidden="true">${text}</span>
+      <slot><svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true"><path d="M8 2a4 4 0 0 0-4 4v3l-1.5 2h11L12 9V6a4 4 0 0 0-4-4zM6.5 13a1.5 1.5 0 0 0 3 0" fill="none" stroke="currentColor" stroke-width="1.5"/></svg></slot
+      >${count ? html`<span part="count" class="count" aria-hidden="true">${text}</span>` : nothing}
     </button>${feed
       ? html`<div id="p" part="popover" popover @beforetoggle=${this.onToggle}><ul part="list" aria-label=${m.recentJobs}>${list.length ? list.map((job) => this.item(job, m, lang, now)) : html`<li>${m.noJobs}</li>`}</ul><button part="mark-seen" type="button" @click=${() => this.clear()}>${m.markAllSeen}</button></div>`
       : nothing}`;

@@ -2,41 +2,49 @@ import { css } from 'lit';
 
 /**
  * Public custom properties (`--progress-tracker-*`) feed private ones (`--_*`), so a theme sets
- * a handful of values and the rest follows. Light and dark schemes come from
- * `prefers-color-scheme`; reduced motion and forced colors each get their own block.
+ * a handful of values and the rest follows. Light or dark follows the page: the `color-scheme`
+ * the host inherits (`light-dark()` picks; a page without one is light, `light dark` follows the
+ * OS), or the `theme` attribute (light, dark, auto = the OS preference). Reduced motion and forced
+ * colors each get their own block.
+ *
+ * Layout: inline-size containment on the host (for the container queries) would give it no
+ * intrinsic width in flex, grid and shrink-to-fit contexts; `contain-intrinsic-inline-size`
+ * gives it one (`--progress-tracker-width`, 40rem), the same in every state, never wider than its
+ * container, never narrower than 18rem (or its container). In a block container it fills the line.
+ * Below 30rem of its own width the steps become a vertical list. (Comments stay out of the css
+ * literal: they would ship in the bundle.)
  */
 export const styles = css`
   :host {
-    --_accent: var(--progress-tracker-accent, #1d4ed8);
-    --_success: var(--progress-tracker-success, #15803d);
-    --_danger: var(--progress-tracker-danger, #b91c1c);
-    --_bg: var(--progress-tracker-background, #ffffff);
-    --_fg: var(--progress-tracker-color, #1f2937);
-    --_muted: var(--progress-tracker-muted, #4b5563);
-    --_border: var(--progress-tracker-border, #d1d5db);
+    --_accent: var(--progress-tracker-accent, light-dark(#1d4ed8, #93c5fd));
+    --_success: var(--progress-tracker-success, light-dark(#15803d, #86efac));
+    --_danger: var(--progress-tracker-danger, light-dark(#b91c1c, #fca5a5));
+    --_bg: var(--progress-tracker-background, light-dark(#fff, #111827));
+    --_fg: var(--progress-tracker-color, light-dark(#1f2937, #f3f4f6));
+    --_muted: var(--progress-tracker-muted, light-dark(#4b5563, #d1d5db));
+    --_border: var(--progress-tracker-border, light-dark(#d1d5db, #4b5563));
     --_radius: var(--progress-tracker-radius, 0.5rem);
     --_gap: var(--progress-tracker-gap, 0.75rem);
     --_bar-height: var(--progress-tracker-bar-height, 0.5rem);
-    --_skeleton: var(--progress-tracker-skeleton, #e5e7eb);
+    --_skeleton: var(--progress-tracker-skeleton, light-dark(#e5e7eb, #374151));
     --_duration: var(--progress-tracker-duration, 250ms);
     display: block;
-    /* UA colors of slotted content (links, form controls) follow the scheme too. */
-    color-scheme: light dark;
+    container-type: inline-size;
+    contain-intrinsic-inline-size: var(--progress-tracker-width, 40rem);
+    min-inline-size: min(18rem, 100%);
+    max-inline-size: 100%;
     color: var(--_fg);
     font-family: var(--progress-tracker-font, inherit);
-    container-type: inline-size;
+    text-align: start;
   }
-  @media (prefers-color-scheme: dark) {
-    :host {
-      --_accent: var(--progress-tracker-accent, #93c5fd);
-      --_success: var(--progress-tracker-success, #86efac);
-      --_danger: var(--progress-tracker-danger, #fca5a5);
-      --_bg: var(--progress-tracker-background, #111827);
-      --_fg: var(--progress-tracker-color, #f3f4f6);
-      --_muted: var(--progress-tracker-muted, #d1d5db);
-      --_border: var(--progress-tracker-border, #4b5563);
-      --_skeleton: var(--progress-tracker-skeleton, #374151);
-    }
+  :host([theme='light']) {
+    color-scheme: light;
+  }
+  :host([theme='dark']) {
+    color-scheme: dark;
+  }
+  :host([theme='auto']) {
+    color-scheme: light dark;
   }
   :host([hidden]) {
     display: none;
@@ -71,7 +79,8 @@ export const styles = css`
     /* Ticks arrive once a second: a linear one-second transition makes the bar glide. */
     transition: transform 1s linear, background-color var(--_duration);
   }
-  :host(:dir(rtl)) .indicator {
+  :host(:dir(rtl)) .indicator,
+  :host(:dir(rtl)) .step-progress > span {
     transform-origin: right;
   }
   .card--completed .indicator {
@@ -85,14 +94,14 @@ export const styles = css`
     background: var(--_muted);
   }
   .bar--indeterminate .indicator {
-    animation: slide 1.4s ease-in-out infinite;
+    inset-inline-end: auto;
+    inline-size: 40%;
+    transform: none !important;
+    animation: slide 1s ease-in-out infinite alternate;
   }
   @keyframes slide {
-    from {
-      translate: -100% 0;
-    }
     to {
-      translate: 350% 0;
+      inset-inline-start: 60%;
     }
   }
   .meta {
@@ -153,6 +162,7 @@ export const styles = css`
     align-items: center;
     column-gap: 0.4rem;
     min-width: 8rem;
+    overflow-wrap: anywhere;
     padding: 0.4rem 0.6rem;
     margin-inline-end: 1.25rem;
     border: 1px solid var(--_border);
@@ -173,6 +183,9 @@ export const styles = css`
   }
   .step-label {
     grid-area: label;
+  }
+  .name {
+    display: contents;
   }
   .step-status {
     grid-area: status;
@@ -367,13 +380,13 @@ export const styles = css`
   }
   @container (max-width: 30rem) {
     .steps {
-      flex-wrap: nowrap;
-      overflow-x: auto;
-      scroll-snap-type: x proximity;
+      flex-direction: column;
     }
     .step {
-      scroll-snap-align: start;
-      flex: 0 0 auto;
+      margin: 0;
+    }
+    .separator {
+      display: none;
     }
   }
   @media (prefers-reduced-motion: reduce) {
@@ -386,6 +399,10 @@ export const styles = css`
     }
     .body--busy .skeleton {
       background-image: none;
+    }
+    .bar--indeterminate .indicator {
+      inline-size: 100%;
+      background: repeating-linear-gradient(-45deg, var(--_accent) 0 0.5rem, transparent 0 1rem);
     }
   }
   @media (forced-colors: active) {

@@ -38,6 +38,7 @@ export interface StepSpec {
  * @attr notify - Show a system notification when the job ends while the page is hidden.
  * @attr cancelable - Show a Cancel button while the job is queued or running (the token needs `progress:cancel`).
  * @attr lang - Language for all text (default: inherited from the page).
+ * @attr theme - `light`, `dark` or `auto` (the OS preference); default: the page's `color-scheme`.
  *
  * @slot - Content revealed (with a transition) when the job completes.
  * @slot skeleton - Placeholder shown while the job runs; hidden from assistive technology.
@@ -91,6 +92,7 @@ export interface StepSpec {
  * @cssproperty --progress-tracker-bar-height - Height of the overall bar.
  * @cssproperty --progress-tracker-skeleton - Skeleton base color.
  * @cssproperty --progress-tracker-duration - Transition duration.
+ * @cssproperty --progress-tracker-width - Preferred width in flex, grid and shrink-to-fit contexts (default 40rem; never wider than the container).
  */
 export class ProgressTracker extends LitElement {
   static override styles = styles;
@@ -121,6 +123,8 @@ export class ProgressTracker extends LitElement {
   @property({ type: Boolean, reflect: true }) notify = false;
   /** Show a Cancel button while the job is queued or running; the token decides whether the server accepts it. */
   @property({ type: Boolean, reflect: true }) cancelable = false;
+  /** Light or dark: `light`, `dark`, `auto` (the OS preference); unset, the page's `color-scheme`. */
+  @property({ reflect: true }) theme: 'light' | 'dark' | 'auto' | undefined;
   /**
    * Observes the native `lang` attribute (re-render on change) without replacing the native
    * property: a Lit `lang` property would reflect `lang=""` and cut the page's language off.

@@ -6,6 +6,7 @@ import { formatPercent, type Messages } from './format.js';
 /**
  * One step card of `<progress-tracker>`: number, icon, label, and the state told three ways —
  * icon shape, visible text, and visually hidden words for screen readers — never by color alone.
+ * Its accessible name is its label and state; the producer's `message` is its description.
  * `cancel`: the job's cancel is under way (`canceling`: the running step says so) or done
  * (`canceled`: the step the cancel interrupted shows "Canceled" and a stop icon).
  */
@@ -25,12 +26,13 @@ export function stepCard(
   const percent = formatPercent(step.progress, lang);
   const visible = canceled ? m.canceled : status === 'completed' ? m.done : status === 'failed' ? m.failed : canceling ? m.canceling : running ? percent : '';
   const spoken = canceled ? m.canceled : running ? `${m.stepState.running}, ${percent}${canceling ? `, ${m.canceling}` : ''}` : m.stepState[step.status];
-  return html`<li part="step step-${status}${canceling ? ' step-canceling' : ''}" class="step step--${status}" aria-current=${current ? 'step' : nothing} title=${step.message ?? nothing}>
+  // Named by its label and state ("Encode, in progress, 50%"); the producer's message describes it.
+  return html`<li part="step step-${status}${canceling ? ' step-canceling' : ''}" class="step step--${status}" aria-current=${current ? 'step' : nothing} aria-labelledby="n${index}" aria-describedby=${step.message ? `d${index}` : nothing}>
     <span part="step-number" class="step-number">${index + 1}</span>
     <span part="step-icon" class="step-icon" aria-hidden="true">${stepIcon(status)}</span>
-    <span part="step-label" class="step-label">${step.label}</span>
+    <span id="n${index}" class="name"><span part="step-label" class="step-label">${step.label}</span><span class="visually-hidden">, ${spoken}</span></span>
     <span part="step-status" class="step-status" aria-hidden="true">${visible}</span>
-    <span class="visually-hidden">, ${spoken}</span>
+    ${step.message ? html`<span id="d${index}" class="visually-hidden">${step.message}</span>` : nothing}
     ${running
       ? html`<span part="step-progress" class="step-progress" aria-hidden="true"
           ><span style=${styleMap({ transform: `scaleX(${step.progress})` })}></span
