@@ -14,15 +14,8 @@ import {
   type JobEvent,
   type JobStatus,
 } from '../protocol/index.js';
-import {
-  ControlSocket,
-  type CancelHandler,
-  type ConnectionState,
-  type ControlListener,
-  type RetryControl,
-  type RetryHandler,
-  type Unsubscribe,
-} from './control-socket.js';
+import type { CancelHandler, ConnectionState, ControlListener, RetryControl, RetryHandler, Unsubscribe } from './control.js';
+import { ControlSocket } from './control-socket.js';
 import { ProducerError } from './errors.js';
 import { requestJson, type HttpContext, type RetryAttempt } from './http.js';
 import { JobHandle, type JobTransport } from './job-handle.js';

@@ -15,65 +15,9 @@
  */
 import WebSocket from 'ws';
 import { backoffDelay, CloseCode, LIMITS, type Job, type JobStatus, type ServerMessage } from '../protocol/index.js';
+import type { CancelControl, ConnectionState, ControlListener, RetryControl, RetryHandler, Unsubscribe } from './control.js';
 import { ProducerError } from './errors.js';
-
-/** A retry request for a job, delivered to `onRetry` handlers. */
-export interface RetryControl {
-  jobId: string;
-  /** The step to resume from: the failed step; it and every later step are pending again. */
-  step: string;
-  /**
-   * True when the `control` message itself was missed (the socket was down when the user
-   * retried) and the SDK inferred the retry from the job's snapshot on re-subscribe.
-   */
-  recovered: boolean;
-  /** The latest job state the socket has seen, when it has seen one. */
-  job?: Job;
-}
-
-export type RetryHandler = (control: RetryControl) => void | Promise<void>;
-
-/** A user's cancel of a job, delivered to `onCancel` handlers: stop, then end the job as `canceled`. */
-export interface CancelControl {
-  jobId: string;
-  /** The reason the user gave, if any. */
-  reason?: string;
-  /**
-   * True when the `control` message itself was not heard (the socket was down, or the job was
-   * canceled before the SDK listened) and the SDK read the cancel from the job's snapshot
-   * (`cancelRequested`).
-   */
-  recovered: boolean;
-  /** The latest job state the socket has seen, when it has seen one. */
-  job?: Job;
-}
-
-export type CancelHandler = (control: CancelControl) => void | Promise<void>;
-
-/**
- * @internal What one subscriber of a job's controls wants to hear (a bare function is a retry
- * handler): retries, cancels, and every job state the socket receives.
- */
-export interface ControlListener {
-  retry?: RetryHandler;
-  cancel?: CancelHandler;
-  state?: (job: Job) => void;
-}
-
-/** Removes a listener. */
-export type Unsubscribe = () => void;
-
-/** The socket's state, for `onConnection`. */
-export type ConnectionState = 'connecting' | 'open' | 'closed';
-
-/** Share of a token's lifetime (`iat`…`exp`) after which the socket refreshes it in place. */
-const REFRESH_AT = 0.8;
-/** Further refresh attempts after one fails (provider error, refused or stale token), spread over the time left. */
-const REFRESH_RETRIES = 3;
-/** Shortest wait before such a further attempt (ms). */
-const MIN_REFRESH_RETRY_MS = 200;
-/** setTimeout's longest delay (a longer one fires at once): later refreshes are reached in hops. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+import { credentialsOf, MAX_TIMER_MS, MIN_REFRESH_RETRY_MS, REFRESH_AT, REFRESH_RETRIES, type Credentials } from './token-lifetime.js';
 
 export interface ControlSocketOptions {
   /** `ws(s)://…/v1/ws`, without the token: it is sent in the first message, never in the URL. */
@@ -106,15 +50,6 @@ interface Watch {
    * `cancelRequested`): delivered once; a retry starts a new run and forgets it.
    */
   cancel?: CancelControl;
-}
-
-/** An `auth` message: its token and the token's times (epoch ms) as its payload states them. */
-interface Credentials {
-  token: string;
-  /** `iat`, or when the token was handed to the socket if it has none. */
-  issuedAtMs: number;
-  /** `exp`; undefined when the token is not a JWT or has no `exp` (then it is never refreshed). */
-  expiresAtMs?: number;
 }
 
 /**
@@ -545,26 +480,5 @@ export class ControlSocket {
       if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
       else ws.close(1000);
     }
-  }
-}
-
-/**
- * A token's `iat` and `exp` (epoch ms) from its JWT payload, read without verifying it: only
- * for timing the refresh; the server checks the token. Not a JWT or no `exp`: no expiry.
- */
-function credentialsOf(token: string): Credentials {
-  const received = Date.now();
-  try {
-    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
-      exp?: unknown;
-      iat?: unknown;
-    };
-    const exp = typeof payload.exp === 'number' && Number.isFinite(payload.exp) ? payload.exp * 1000 : undefined;
-    const iat = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat * 1000 : undefined;
-    // An `iat` in the future (clock skew) or after `exp` would stretch the schedule: take the receipt time.
-    const issuedAtMs = iat !== undefined && iat <= received && (exp === undefined || iat < exp) ? iat : received;
-    return { token, issuedAtMs, expiresAtMs: exp };
-  } catch {
-    return { token, issuedAtMs: received };
   }
 }

@@ -17,7 +17,7 @@ export type {
   CancelHandler,
   ConnectionState,
   Unsubscribe,
-} from './control-socket.js';
+} from './control.js';
 export type { RetryPolicy } from './retry-policy.js';
 export {
   verifyWebhook,

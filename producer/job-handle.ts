@@ -20,7 +20,7 @@ import type {
   RetryControl,
   RetryHandler,
   Unsubscribe,
-} from './control-socket.js';
+} from './control.js';
 import { ProducerError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 
