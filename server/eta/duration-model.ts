@@ -1,12 +1,14 @@
 /**
  * What a step will take: a hierarchy of recency-weighted log-space regressions with a fallback
- * chain for cold start — (kind, step) → the step across kinds (+ the kind's offset) → the kind →
- * all steps → a built-in prior — where each level is shrunk toward the one above by sample count.
+ * chain for cold start — (kind, step) → the step across kinds (+ the kind's offset, kind-offset.ts,
+ * shrunk by evidence) → the kind → all steps → a built-in prior — where each level is shrunk
+ * toward the one above by sample count.
  * On top sit two system-wide effects: load (γ, pooled across keys) and drift (δ, the current
  * speed of the whole system relative to what the per-key models remember).
  */
 import { DecayedMean, DecayedRegression, type LineFit, type Shrinkage } from './regression.js';
 import type { LogNormal } from './lognormal.js';
+import { KindOffsets } from './kind-offset.js';
 
 export interface DurationSample {
   kind: string;
@@ -26,8 +28,6 @@ export interface DurationModelTuning {
   /** Samples (system-wide) after which an old drift observation counts half. */
   driftHalfLife: number;
   shrink: Shrinkage;
-  /** Samples' worth of trust in "the kind has no offset". */
-  kindOffsetPrior: number;
   /** Residuals beyond this many sd are clipped before learning (log-space Huber). */
   winsorZ: number;
   /**
@@ -37,7 +37,7 @@ export interface DurationModelTuning {
   defaultPrior: LineFit;
   /** Prior sd of the system's level (log ms per unit of complexity) before any history. */
   levelSigma: number;
-  /** sd of how much a kind's level differs from other kinds' on the same steps. */
+  /** sd of how much a kind's level differs from other kinds' on the same steps, before kinds are seen (then learned). */
   kindLevelSigma: number;
 }
 
@@ -46,7 +46,6 @@ export const DEFAULT_DURATION_TUNING: DurationModelTuning = {
   groupHalfLife: 300,
   driftHalfLife: 25,
   shrink: { alpha: 2, beta: 3, sigma: 3 },
-  kindOffsetPrior: 2,
   winsorZ: 3,
   defaultPrior: { alpha: Math.log(30_000), beta: 1, sigma: 0.8, weight: 0 },
   levelSigma: 1.5,
@@ -88,12 +87,20 @@ export class DurationModel {
   private readonly byStep = new Map<string, DecayedRegression>();
   private readonly byKind = new Map<string, DecayedRegression>();
   private readonly byKey = new Map<string, DecayedRegression>();
-  private readonly kindOffset = new Map<string, DecayedMean>();
+  private readonly kindOffset: KindOffsets;
   private gammaNum = 0;
   private gammaDen = 0;
   /** Current log speed level of the system relative to the learned models. */
   private drift = 0;
   private readonly loadMean: DecayedMean;
+  /**
+   * Evidence-based trust in a key's parent (kind-offset step level) vs the key's own samples: the
+   * squared surprise of a key's first sample against its parent (between-key spread + noise) and
+   * the squared residual of well-known keys (noise alone). Their ratio is the prior's worth in samples.
+   */
+  private readonly firstSurprise: DecayedMean;
+  private readonly withinNoise: DecayedMean;
+  private keyShrinkCache: { version: number; shrink: Shrinkage } | undefined;
   /** Fits are cached until the next sample (estimates far outnumber finished steps). */
   private version = 0;
   private readonly fitCache = new Map<string, { version: number; fit: ChainFit }>();
@@ -103,6 +110,9 @@ export class DurationModel {
   constructor(private readonly tuning: DurationModelTuning = DEFAULT_DURATION_TUNING) {
     this.global = new DecayedRegression(halfLifeDecay(tuning.groupHalfLife));
     this.loadMean = new DecayedMean(halfLifeDecay(tuning.groupHalfLife));
+    this.firstSurprise = new DecayedMean(halfLifeDecay(tuning.groupHalfLife));
+    this.withinNoise = new DecayedMean(halfLifeDecay(tuning.groupHalfLife));
+    this.kindOffset = new KindOffsets(halfLifeDecay(tuning.keyHalfLife), tuning.kindLevelSigma);
   }
 
   get sampleCount(): number {
@@ -140,6 +150,8 @@ export class DurationModel {
     const keyStats = this.byKey.get(key);
     const fit = this.fitChain(s.kind, s.step);
     let r = DecayedRegression.residual(fit, gamma, x, y, l);
+    if (!keyStats) this.firstSurprise.add(r * r);
+    else if (keyStats.w >= 3) this.withinNoise.add(Math.min(r * r, 4) * (keyStats.w + 1) / keyStats.w);
     // Never clip below ±0.7 (a 2x change): a real shift must get through even when the history is tight.
     const limit = Math.max(t.winsorZ * fit.sigma, 0.7);
     if (fit.weight >= 3 && Math.abs(r) > limit) {
@@ -163,9 +175,13 @@ export class DurationModel {
     if (stepStats && stepStats.w > 0) {
       // (Uncached: γ has just moved.)
       const sf = stepStats.fit(this.global.fit(t.defaultPrior, gamma, this.globalShrink), gamma, t.shrink);
-      const offset = this.kindOffset.get(s.kind) ?? new DecayedMean(halfLifeDecay(t.keyHalfLife));
-      offset.add(DecayedRegression.residual(sf, gamma, x, y, l));
-      this.kindOffset.set(s.kind, offset);
+      // Weighted by how much the step itself varies (and how well it is known): evidence, not a count.
+      // (The pooled step's spread mixes kinds' differences in; once measured, a sample's own noise
+      // plus the spread of keys around their kind's level is the residual's true noise.)
+      const pooled = sf.sigma * sf.sigma * (1 + 1 / (stepStats.w + t.shrink.alpha));
+      const measured = this.keyVariances();
+      const noiseVar = measured ? Math.min(pooled, measured.noise + measured.between) : pooled;
+      this.kindOffset.add(s.kind, DecayedRegression.residual(sf, gamma, x, y, l), noiseVar);
     }
     this.loadMean.add(l);
     this.global.add(x, y, l);
@@ -200,11 +216,9 @@ export class DurationModel {
     const cached = this.levelCache.get(kind);
     if (cached && cached.version === this.version) return cached.levels;
     const g = this.fitGlobal();
-    const off = this.kindOffset.get(kind);
-    const k = this.tuning.kindOffsetPrior;
     const levels = {
       global: (g.sigma * g.sigma) / (g.weight + this.globalShrink.alpha),
-      kind: this.tuning.kindLevelSigma ** 2 * (k / ((off?.w ?? 0) + k)),
+      kind: this.kindOffset.variance(kind),
     };
     if (this.levelCache.size > 10_000) this.levelCache.clear();
     this.levelCache.set(kind, { version: this.version, levels });
@@ -212,8 +226,7 @@ export class DurationModel {
   }
 
   levelMark(kind: string): LevelMark {
-    const off = this.kindOffset.get(kind);
-    return { global: this.fitGlobal().alpha, drift: this.drift, kind: off ? this.shrunkOffset(off) : 0 };
+    return { global: this.fitGlobal().alpha, drift: this.drift, kind: this.kindOffset.offset(kind) };
   }
 
   /** The global level is shrunk toward the default prior by how sure that prior is of the level. */
@@ -229,10 +242,6 @@ export class DurationModel {
     return this.globalCache.fit;
   }
 
-  private shrunkOffset(off: DecayedMean): number {
-    return (off.w * off.mean) / (off.w + this.tuning.kindOffsetPrior);
-  }
-
   private fitChain(kind: string, step: string, key = keyOf(kind, step)): ChainFit {
     const cached = this.fitCache.get(key);
     if (cached && cached.version === this.version) return cached.fit;
@@ -240,6 +249,28 @@ export class DurationModel {
     if (this.fitCache.size > 10_000) this.fitCache.clear();
     this.fitCache.set(key, { version: this.version, fit });
     return fit;
+  }
+
+  /**
+   * How many samples a key's parent is worth: noise / between-key spread (a key's own samples say
+   * more where keys differ much from their parent), within [0.25, 4]; the configured count until
+   * both are measured.
+   */
+  private keyShrink(): Shrinkage {
+    if (this.keyShrinkCache?.version === this.version) return this.keyShrinkCache.shrink;
+    const t = this.tuning;
+    let shrink = t.shrink;
+    const v = this.keyVariances();
+    if (v) shrink = { ...t.shrink, alpha: Math.min(Math.max(v.noise / v.between, 0.25), 4) };
+    this.keyShrinkCache = { version: this.version, shrink };
+    return shrink;
+  }
+
+  /** A sample's noise around its key, and the spread of keys around their parent; null until measured. */
+  private keyVariances(): { noise: number; between: number } | null {
+    if (this.firstSurprise.w < 5 || this.withinNoise.w < 10) return null;
+    const noise = this.withinNoise.mean;
+    return { noise, between: Math.max(this.firstSurprise.mean - noise, 1e-3) };
   }
 
   private computeFitChain(kind: string, step: string, key: string): ChainFit {
@@ -255,8 +286,7 @@ export class DurationModel {
     const keyStats = this.byKey.get(key);
     if (stepStats && stepStats.w > 0) {
       const sf = stepStats.fit(global, gamma, t.shrink);
-      const off = this.kindOffset.get(kind);
-      prior = { alpha: sf.alpha + (off ? this.shrunkOffset(off) : 0), beta: sf.beta, sigma: sf.sigma, weight: sf.weight };
+      prior = { alpha: sf.alpha + this.kindOffset.offset(kind), beta: sf.beta, sigma: sf.sigma, weight: sf.weight };
       globalShare = k / (stepStats.w + k);
       // The kind's offset only matters as far as the step is known from other kinds.
       kindShare = Math.max(0, 1 - (keyStats?.w ?? 0) / stepStats.w);
@@ -271,8 +301,9 @@ export class DurationModel {
     }
     // (One object shape for every fit: the estimate's hot path reads them all.)
     if (!keyStats) return { alpha: prior.alpha, beta: prior.beta, sigma: prior.sigma, weight: 0, globalShare, kindShare };
-    const f = keyStats.fit(prior, gamma, t.shrink);
-    const ks = k / (keyStats.w + k);
+    const shrink = this.keyShrink();
+    const f = keyStats.fit(prior, gamma, shrink);
+    const ks = shrink.alpha / (keyStats.w + shrink.alpha);
     return { alpha: f.alpha, beta: f.beta, sigma: f.sigma, weight: f.weight, globalShare: globalShare * ks, kindShare: kindShare * ks };
   }
 }
