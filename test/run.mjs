@@ -31,6 +31,8 @@ const SUITES = [
   ['server', 'npm', ['run', 'test:server']],
   ['widget (Chromium)', 'npm', ['run', 'test:widget']],
   ['reliability', 'npm', ['run', 'test:reliability']],
+  // The published packages: npm pack + install into fresh projects (npm registry), React/Vue typings.
+  ['frontend packages', 'npm', ['run', 'test:frontend']],
   ['python', '/usr/bin/python3', ['-m', 'pytest', '-q', 'python/tests']],
 ];
 
