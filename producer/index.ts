@@ -3,7 +3,7 @@
  * progress-tracker server and to hear about retries and cancels. See docs/producer.md.
  *
  * @example
- * import { createProducer } from 'progress-tracker-kit/producer';
+ * import { createProducer } from '@progress-tracker-kit/producer';
  * const producer = createProducer({ url: 'http://localhost:8080', token });
  * const job = await producer.createJob({ kind: 'export', steps: [{ id: 'collect' }, { id: 'upload' }] });
  */

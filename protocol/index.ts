@@ -1,5 +1,5 @@
 /**
- * The wire protocol of progress-tracker (package export `progress-tracker-kit/protocol`): the
+ * The wire protocol of progress-tracker (package exports `@progress-tracker-kit/widget/protocol`, `@progress-tracker-kit/producer/protocol`, `progress-tracker-kit/protocol`): the
  * types, limits, error codes and runtime validation that the widget, the server, the producer
  * SDKs and the tests share. Everything exported here is a public contract (docs/protocol.md):
  * extend it, never rename it. Browser-safe: this folder compiles without Node types

@@ -87,7 +87,8 @@ if (existsSync(join(dist, 'examples'))) cpSync(join(dist, 'examples'), join(serv
 cpSync(join(root, 'demo'), join(server, 'demo'), {
   recursive: true,
   // The demo's static files only: its TypeScript is compiled into dist/demo, the examples' sources into dist/examples.
-  filter: (src) => statSync(src).isDirectory() || !/(\.ts|tsconfig\.json|build\.mjs|\.jsx)$/.test(src),
+  // The Angular and Next.js examples are apps of their own (docs), not part of the served demo.
+  filter: (src) => !/[\\/]examples[\\/](angular|next)$/.test(src) && (statSync(src).isDirectory() || !/(\.ts|tsconfig\.json|build\.mjs|\.jsx)$/.test(src)),
 });
 
 console.log(`assemble-packages: packages/widget (bundle: ${bundleFiles.filter((f) => f.endsWith('.js')).join(', ')}), packages/producer, packages/server`);

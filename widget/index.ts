@@ -1,6 +1,6 @@
 /**
  * Side-effect-free entry: classes, the headless client and helpers. Nothing is registered;
- * import `progress-tracker-kit/define` (or call `defineProgressTracker()`) for the tags.
+ * import `@progress-tracker-kit/widget/define` (or call `defineProgressTracker()`) for the tags.
  */
 export { ProgressTracker, type StepSpec } from './progress-tracker.js';
 export { NotificationBadge } from './notification-badge.js';

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds the framework examples into dist/examples/ (react.js, vue.js) with esbuild, from the
-// npm packages react/react-dom 19 and vue 3. `progress-tracker-kit/define` — what an app
-// imports — is aliased to the widget's sources, so the examples exercise the current code.
+// npm packages react/react-dom 19 and vue 3. `@progress-tracker-kit/widget/define` — what an
+// app imports — is aliased to the widget's sources, so the examples exercise the current code
+// (the built package, packages/widget/dist, is assembled only after this build).
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
@@ -24,7 +25,7 @@ await build({
       // `sideEffects` declares for dist/widget/define.js, not for its TypeScript source.
       name: 'define-entry-from-source',
       setup(b) {
-        b.onResolve({ filter: /^progress-tracker-kit\/define$/ }, () => ({ path: `${root}widget/define.ts`, sideEffects: true }));
+        b.onResolve({ filter: /^@progress-tracker-kit\/widget\/define$/ }, () => ({ path: `${root}widget/define.ts`, sideEffects: true }));
       },
     },
   ],

@@ -2,7 +2,7 @@
 // and listens to custom events with `on` + the exact event name: `onprogress-complete`.
 import { StrictMode, useCallback, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import 'progress-tracker-kit/define';
+import '@progress-tracker-kit/widget/define';
 import { demoConfig } from '../config.js';
 
 const steps = [

@@ -1,7 +1,7 @@
 // Vue 3: tell the template compiler which tags are custom elements (`isCustomElement`), pass
 // rich data as properties (`.steps`, `.tokenProvider`) and listen with `@progress-complete`.
 import { createApp, ref } from 'vue';
-import 'progress-tracker-kit/define';
+import '@progress-tracker-kit/widget/define';
 import { demoConfig } from '../config.js';
 
 const { src, job, tokenProvider } = await demoConfig();
