@@ -13,9 +13,9 @@ const steps = [
 
 function Export({ src, job, tokenProvider }) {
   const [status, setStatus] = useState('waiting');
-  const [percent, setPercent] = useState(0);
+  const [progress, setProgress] = useState(0);
   const [retries, setRetries] = useState(0);
-  const onUpdate = useCallback((e) => setPercent(Math.round(e.detail.progress * 100)), []);
+  const onUpdate = useCallback((e) => setProgress(e.detail.progress), []);
   const onRetry = useCallback(() => setRetries((n) => n + 1), []);
   return (
     <>
@@ -32,7 +32,7 @@ function Export({ src, job, tokenProvider }) {
       >
         <p>All done, from React.</p>
       </progress-tracker>
-      <p id="status" data-percent={percent} data-retries={retries}>
+      <p id="status" data-progress={progress} data-retries={retries}>
         {status}
       </p>
     </>

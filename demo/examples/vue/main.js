@@ -9,7 +9,7 @@ const { src, job, tokenProvider } = await demoConfig();
 const app = createApp({
   setup() {
     const status = ref('waiting');
-    const percent = ref(0);
+    const progress = ref(0);
     const retries = ref(0);
     const steps = [
       { id: 'fetch', label: 'Fetch' },
@@ -22,9 +22,9 @@ const app = createApp({
       tokenProvider,
       steps,
       status,
-      percent,
+      progress,
       retries,
-      onUpdate: (e) => (percent.value = Math.round(e.detail.progress * 100)),
+      onUpdate: (e) => (progress.value = e.detail.progress),
       onComplete: (e) => (status.value = `completed ${e.detail.id}`),
       onError: (e) => (status.value = `error ${e.detail.code}`),
       onRetry: () => retries.value++,
@@ -44,7 +44,7 @@ const app = createApp({
     >
       <p>All done, from Vue.</p>
     </progress-tracker>
-    <p id="status" :data-percent="percent" :data-retries="retries">{{ status }}</p>
+    <p id="status" :data-progress="progress" :data-retries="retries">{{ status }}</p>
   `,
 });
 app.config.compilerOptions.isCustomElement = (tag) => tag === 'progress-tracker' || tag === 'notification-badge';
