@@ -170,7 +170,7 @@ describe('@progress-tracker-kit/widget', () => {
     assert.equal(resolved.status, 0, resolved.stderr);
     assert.equal(resolved.stdout.trim(), join(pkgDir, 'dist/progress-tracker.js'));
     // esbuild parses the shipped bundle and follows its static and dynamic imports (lazily loaded
-    // chunks): every chunk must be in the package, and no import may name a package.
+    // chunks): every chunk must be in the package (or the build throws), and no import may name a package.
     const bare: string[] = [];
     const result = await build({
       entryPoints: [join(pkgDir, 'dist/progress-tracker.js')],
@@ -184,8 +184,7 @@ describe('@progress-tracker-kit/widget', () => {
     assert.deepEqual(bare, [], 'the bundle imports no package (self-contained for a script tag)');
     const seen = Object.keys(result.metafile.inputs).map((f) => relative(join(pkgDir, 'dist'), resolve(root, f)));
     assert.ok(seen.includes('progress-tracker.js'));
-    const listed = JSON.parse(readFileSync(join(root, 'dist/progress-tracker.files.json'), 'utf8')) as string[];
-    assert.deepEqual(seen.filter((f) => !listed.includes(f)), [], 'every file the bundle loads is one rollup wrote');
+    // (A chunk missing from the package fails the build above: esbuild cannot resolve it.)
     console.log(`bundle files loaded: ${seen.join(', ')}`);
   });
 
