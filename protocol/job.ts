@@ -130,6 +130,8 @@ export interface JobSummary {
   error?: JobError;
   cancelRequested?: CancelRequest;
   stalled?: Stalled;
+  /** A queued job's place in line, as on the full job. */
+  queue?: QueueState;
   /** Only `title`, and only when the job's `meta.title` is a string. */
   meta?: { title: string };
 }
@@ -150,6 +152,7 @@ export function summaryOf(job: Job): JobSummary {
   if (job.error !== undefined) summary.error = job.error;
   if (job.cancelRequested !== undefined) summary.cancelRequested = job.cancelRequested;
   if (job.stalled !== undefined) summary.stalled = job.stalled;
+  if (job.queue !== undefined) summary.queue = job.queue;
   const title = job.meta?.title;
   if (typeof title === 'string') summary.meta = { title };
   return summary;
