@@ -266,7 +266,7 @@ export class WsHub {
     metrics.connectionsTotal++;
     // Closed by the sweep when the token expires, or when the first-message auth deadline passes.
     this.expiry.at(ws, d.principal ? d.principal.expiresAt : Date.now() + LIMITS.authTimeoutSeconds * 1000);
-    log.info({ socket: d.id, remote: d.remote, origin: d.origin || undefined, sub: d.principal?.subject, auth: d.principal ? 'url' : 'message' }, 'websocket connected');
+    log.debug({ socket: d.id, remote: d.remote, origin: d.origin || undefined, sub: d.principal?.subject, auth: d.principal ? 'url' : 'message' }, 'websocket connected');
   }
 
   /**
@@ -331,7 +331,7 @@ export class WsHub {
     }
     d.subs.clear();
     d.pendingResync = undefined;
-    log.info({ socket: d.id, code, subscriptions }, 'websocket closed');
+    log.debug({ socket: d.id, code, subscriptions }, 'websocket closed');
   }
 
   private send(ws: WebSocket<SocketData>, msg: ServerMessage | string): number {

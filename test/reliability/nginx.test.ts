@@ -49,7 +49,7 @@ describe('behind nginx (TLS, docs/deployment.md configuration)', () => {
     // nginx's port first: the server allows exactly the page's origin.
     const httpsPort = await freePort();
     server = await startServerProcess({
-      env: { PT_TRUST_PROXY: '1', PT_ALLOWED_ORIGINS: `https://127.0.0.1:${httpsPort}`, PT_ETA_TICK: '0' },
+      env: { PT_TRUST_PROXY: '1', PT_ALLOWED_ORIGINS: `https://127.0.0.1:${httpsPort}`, PT_ETA_TICK: '0', LOG_LEVEL: 'debug' },
     });
     mkdirSync(join(dir, 'www'));
     proxy = await startNginx({
