@@ -371,3 +371,8 @@ class ControlTracker:
 
 def cancelled_error(job_id: str, reason: Optional[str]) -> JobCancelled:
     return JobCancelled(job_id, reason)
+
+
+def same_shape(job: Job, kind: str, steps: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a job read back after a 409 on a resent create is the one we asked for."""
+    return job.get("kind") == kind and [s.get("id") for s in job.get("steps", [])] == [s["id"] for s in steps]

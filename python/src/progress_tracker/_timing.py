@@ -1,5 +1,6 @@
 """Backoff with jitter and ``Retry-After``: the same rules as protocol/timing.ts, so every client
-of a progress-tracker server backs off the same way."""
+of a progress-tracker server backs off the same way; and how long a silent control stream is
+trusted."""
 from __future__ import annotations
 
 import email.utils
@@ -9,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-__all__ = ["RetryPolicy", "backoff_delay", "parse_retry_after", "MAX_RETRY_AFTER"]
+__all__ = ["RetryPolicy", "backoff_delay", "parse_retry_after", "MAX_RETRY_AFTER", "STREAM_READ_TIMEOUT"]
 
 #: A ``Retry-After`` above this (seconds) is treated as this: a producer should not stall for minutes.
 MAX_RETRY_AFTER = 60.0
@@ -62,3 +63,6 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None, maximum
             return None
         seconds = when.timestamp() - (time.time() if now is None else now)
     return max(0.0, min(seconds, maximum))
+
+#: A control stream that says nothing for this long (seconds; the server pings every 15 s) is replaced.
+STREAM_READ_TIMEOUT = 45.0
