@@ -39,7 +39,7 @@ import { canRead, canWrite, hasTagGrants, type Principal } from './auth.js';
 import { admitStream, refuseStream, startEventStream } from './sse-stream.js';
 import { corsHeaders, decodeParam, rawQuery, remoteAddress } from './uws-http.js';
 import { SseFeeds } from './sse-feed.js';
-import type { HubContext } from './ws-hub.js';
+import type { HubContext } from './ws-socket.js';
 import { controlMessage, snapshotMessage, updateMessage } from './wire.js';
 
 /** The same context as the WebSocket hub's: both live transports share the limit, auth and service. */
