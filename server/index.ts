@@ -4,7 +4,9 @@
  */
 export { startServer, type RunningServer, type StartServerOptions } from './app/start-server.js';
 export { loadConfig, resolveConfig, ConfigError, parseDuration, type ServerConfig, type ServerLimits, type ServerOptions } from './app/config.js';
-export { JobService, complexityEstimator, type JobView, type RetryNotice, type EventsResult, type JobServiceEvents, type JobServiceOptions } from './core/job-service.js';
+export { JobService, type JobView, type JobServiceOptions } from './core/job-service.js';
+export { complexityEstimator } from './core/job-estimates.js';
+export type { RetryNotice, EventsResult, JobServiceEvents } from './core/job-service-events.js';
 export { singleNode, ClusterFreshness, type Freshness } from './core/freshness.js';
 export { applyEvent, applyRetry, createJob, weightedProgress, type Outcome } from './core/job-machine.js';
 export { createVerifier, mintToken, canRead, canWrite, canRetry, grantCovers, type Principal, type Verifier, type MintOptions } from './transport/auth.js';

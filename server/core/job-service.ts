@@ -15,71 +15,33 @@
  * `GET /v1/jobs` and the first message of a tag feed; `feed` (feed.ts) is this service's tag feed,
  * fed by its own `created` and `update` (and, in a cluster, by cluster/node.ts), which the
  * transports deliver.
+ *
+ * This file is the service's commands (create, events, retry, cancel, silence), its lifecycle
+ * (start, retention, close) and its reads; the rest is its own module:
+ * - published-state.ts: the latest state of each job (cache kept coherent with the store and
+ *   other nodes) and the `update` that publishes it;
+ * - job-estimates.ts: progress and ETA stamped on every change, the estimator's learning, the tick;
+ * - job-service-events.ts: the events the service emits and their payloads;
+ * - stall-watch.ts and cancel-deadlines.ts: changes the server decides from a job's silence.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  ApiError,
-  clamp01,
-  isTerminal,
-  JOB_ID_PATTERN,
-  LIMITS,
-  notFound,
-  type CreateJobRequest,
-  type Eta,
-  type Job,
-  type JobEvent,
-  type JobStatus,
-} from '../../protocol/index.js';
+import { ApiError, JOB_ID_PATTERN, LIMITS, notFound, type CreateJobRequest, type Job, type JobEvent, type JobStatus } from '../../protocol/index.js';
 import type { Logger } from '../app/log.js';
-import { SeqConflictError, type EventIdEntry, type JobRecord, type Store } from '../store/store.js';
-import type { Estimate, Estimator } from './estimator.js';
-import { changedMeaningfully } from './eta-update-policy.js';
+import type { EventIdEntry, JobRecord, Store } from '../store/store.js';
+import type { Estimator } from './estimator.js';
 import { singleNode, type Freshness } from './freshness.js';
 import { JobFeed } from './feed.js';
-import { JobCache, type CacheEntry } from './job-cache.js';
+import { JobCache } from './job-cache.js';
+import { complexityEstimator, JobEstimates } from './job-estimates.js';
 import { listJobs, type JobListQuery, type JobListResult } from './job-list.js';
-import { applyCancel, applyEvent, applyRetry, createJob, weightedProgress } from './job-machine.js';
+import { applyCancel, applyEvent, applyRetry, createJob } from './job-machine.js';
+import { ServiceEmitter, type CancelNotice, type EventsResult, type JobServiceEvents, type RetryNotice } from './job-service-events.js';
 import { viewOf, type JobView } from './job-view.js';
 import { JobWriter } from './job-writer.js';
+import { PublishedState } from './published-state.js';
 
 export type { JobView } from './job-view.js';
 export type { JobListQuery, JobListResult } from './job-list.js';
-
-export interface RetryNotice {
-  jobId: string;
-  /** The step the producer should resume from. */
-  step: string;
-  seq: number;
-  view: JobView;
-}
-
-export interface CancelNotice {
-  jobId: string;
-  seq: number;
-  reason?: string;
-  view: JobView;
-}
-
-export interface EventsResult {
-  /** The job's seq after the request (for an all-duplicate request: the first acceptance's seq). */
-  seq: number;
-  applied: number;
-  duplicates: number;
-  view: JobView;
-}
-
-export interface JobServiceEvents {
-  /** A job was created (polling adapters start following `record.source` here). */
-  created: (view: JobView, record: Readonly<JobRecord>) => void;
-  /** A job changed; `prev` is the state before. Emitted after the change is durable. */
-  update: (view: JobView, prev: Job) => void;
-  /** Someone asked to retry a failed job: the producer should resume from `notice.step`. */
-  retry: (notice: RetryNotice, record: Readonly<JobRecord>) => void;
-  /** Someone asked to cancel the job: its producer should stop (first request only). */
-  cancel: (notice: CancelNotice, record: Readonly<JobRecord>) => void;
-  /** Finished jobs past retention were deleted. */
-  pruned: (ids: readonly string[]) => void;
-}
 
 export interface JobServiceOptions {
   store: Store;
@@ -97,15 +59,6 @@ export interface JobServiceOptions {
   freshness?: Freshness;
 }
 
-/** The estimator used without the ETA engine: complexity-weighted progress, no ETA. */
-export const complexityEstimator: Estimator = {
-  estimate: (job: Job): Estimate => ({ progress: weightedProgress(job), eta: null }),
-  observe: () => undefined,
-  changedMeaningfully: (shown: Eta | null, next: Eta | null) => changedMeaningfully(shown, next),
-};
-
-type Listeners = { [K in keyof JobServiceEvents]: Set<JobServiceEvents[K]> };
-
 export class JobService {
   readonly estimator: Estimator;
   /** Tag feeds (feed.ts): what followers of a tag hear. */
@@ -116,8 +69,10 @@ export class JobService {
   private readonly options: JobServiceOptions;
   private readonly fresh: Freshness;
   private readonly cache: JobCache;
+  private readonly state: PublishedState;
+  private readonly estimates: JobEstimates;
+  private readonly events: ServiceEmitter;
   private readonly writer: JobWriter;
-  private readonly listeners: Listeners = { created: new Set(), update: new Set(), retry: new Set(), cancel: new Set(), pruned: new Set() };
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
 
@@ -126,22 +81,18 @@ export class JobService {
     this.store = options.store;
     this.log = options.log;
     this.estimator = options.estimator ?? complexityEstimator;
+    this.estimates = new JobEstimates(this.estimator, this.log);
     this.now = options.now ?? Date.now;
     this.fresh = options.freshness ?? singleNode;
     this.cache = new JobCache(options.finishedCacheSize);
+    this.events = new ServiceEmitter(this.log);
+    this.state = new PublishedState(this.store, this.cache, this.fresh, (view, prev) => this.emit('update', view, prev));
     this.writer = new JobWriter({
       store: this.store,
       freshness: this.fresh,
       log: this.log,
-      onCommitted: (record, view, prev) => {
-        // A newer state from another node may already be here: never go back.
-        const cached = this.cache.peek(record.job.id);
-        if (cached && cached.record.job.seq > record.job.seq) return;
-        this.fresh.committed(record.job);
-        this.cache.set(record, view);
-        this.emit('update', view, prev.job);
-      },
-      reload: (id) => this.reload(id),
+      onCommitted: (record, view, prev) => this.state.committed(record, view, prev),
+      reload: (id) => this.state.reload(id),
     });
     this.feed = new JobFeed({ latest: async (tag, limit) => (await this.list({ tags: [tag], limit })).jobs, log: this.log });
     this.on('created', (view) => this.feed.observe(view.job));
@@ -175,19 +126,11 @@ export class JobService {
   }
 
   on<K extends keyof JobServiceEvents>(event: K, listener: JobServiceEvents[K]): () => void {
-    const set = this.listeners[event] as Set<JobServiceEvents[K]>;
-    set.add(listener);
-    return () => void set.delete(listener);
+    return this.events.on(event, listener);
   }
 
   private emit<K extends keyof JobServiceEvents>(event: K, ...args: Parameters<JobServiceEvents[K]>): void {
-    for (const listener of this.listeners[event]) {
-      try {
-        (listener as (...a: Parameters<JobServiceEvents[K]>) => void)(...args);
-      } catch (err) {
-        this.log.error({ err, event }, 'job service listener threw');
-      }
-    }
+    this.events.emit(event, ...args);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -196,16 +139,16 @@ export class JobService {
 
   /** The latest state from memory, if the job is cached and current (always true for running jobs on one node). */
   peek(id: string): JobView | undefined {
-    return this.fresh.isFresh(id) ? this.cache.peek(id)?.view : undefined;
+    return this.state.peek(id);
   }
 
   async get(id: string): Promise<JobView | undefined> {
-    return (await this.entry(id))?.view;
+    return (await this.state.entry(id))?.view;
   }
 
   /** The full record, including webhook and polling source (never send it to clients). */
   async getRecord(id: string): Promise<Readonly<JobRecord> | undefined> {
-    return (await this.entry(id))?.record;
+    return (await this.state.entry(id))?.record;
   }
 
   /** Queued and running jobs (polling adapters resume following their sources from these). */
@@ -230,16 +173,7 @@ export class JobService {
    * newer than what this node has. Returns whether it was newer.
    */
   applyRemote(job: Job, record?: JobRecord): boolean {
-    const cached = this.cache.peek(job.id);
-    if (cached && cached.record.job.seq >= job.seq) return false;
-    if (!cached) {
-      // Local sockets following a job got its snapshot through get(), which cached it: an uncached
-      // job has no local audience yet. Keep the full record when we have it; the snapshot follows.
-      if (record) this.cache.set(record, viewOf(job));
-      return true;
-    }
-    this.caughtUp(cached, { ...cached.record, job });
-    return true;
+    return this.state.applyRemote(job, record);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -425,37 +359,7 @@ export class JobService {
   /** Re-estimates running jobs; publishes those whose ETA changed meaningfully (seq + 1). A stalled job is left alone (its ETA is unknown until its producer speaks). */
   async tick(): Promise<void> {
     if (this.closed) return;
-    const now = this.now();
-    const work: Promise<unknown>[] = [];
-    for (const { record } of this.cache.values()) {
-      const id = record.job.id;
-      if (record.job.status !== 'running' || record.job.stalled || !this.fresh.ticksHere(id)) continue;
-      let estimate: Estimate;
-      try {
-        estimate = this.estimator.estimate(record.job, now);
-      } catch (err) {
-        this.log.error({ err, jobId: id }, 'estimator failed');
-        continue;
-      }
-      if (!this.estimator.changedMeaningfully(record.job.eta, estimate.eta)) continue;
-      const reestimate = async () => {
-        const current = this.writer.head(id) ?? this.cache.peek(id)?.record;
-        // A change since (events, another node) was estimated when applied; the next tick looks again.
-        if (!current || current.job.seq !== record.job.seq) return async () => undefined;
-        const prev = current.job;
-        const job: Job = { ...prev, seq: prev.seq + 1, updatedAt: now, progress: clamp01(estimate.progress), eta: estimate.eta };
-        const durable = this.writer.write(current, job, []);
-        return async () => void (await durable);
-      };
-      work.push(
-        this.writer.change(id, reestimate, false).catch((err) => {
-          // A lost race in a cluster: the other node's newer state wins, the next tick re-estimates.
-          if (err instanceof SeqConflictError) this.cache.delete(id);
-          else this.log.error({ err, jobId: id }, 'ETA update failed');
-        }),
-      );
-    }
-    await Promise.all(work);
+    await this.estimates.tick(this.now(), this.cache, this.writer, this.fresh);
   }
 
   /** Deletes finished jobs older than the retention period. */
@@ -465,10 +369,7 @@ export class JobService {
     try {
       const ids = await this.store.pruneFinished(before);
       if (ids.length === 0) return ids;
-      for (const id of ids) {
-        this.cache.delete(id);
-        this.fresh.superseded(id);
-      }
+      for (const id of ids) this.state.forget(id);
       this.log.info({ count: ids.length }, 'pruned finished jobs past retention');
       this.emit('pruned', ids);
       return ids;
@@ -488,72 +389,14 @@ export class JobService {
 
   /** The state the next change applies to: the latest applied (maybe not yet committed) one. */
   private async head(id: string): Promise<JobRecord | undefined> {
-    return this.writer.head(id) ?? (await this.entry(id))?.record;
-  }
-
-  private async entry(id: string): Promise<CacheEntry | undefined> {
-    const cached = this.cache.get(id);
-    if (cached && !this.fresh.isFresh(id)) {
-      // Another node may have changed it: the store has the truth.
-      const stored = await this.store.get(id);
-      if (!stored) {
-        this.cache.delete(id);
-        return undefined;
-      }
-      const current = this.cache.peek(id) ?? cached;
-      return stored.job.seq > current.record.job.seq ? this.caughtUp(current, stored) : current;
-    }
-    if (cached) return cached;
-    if (!JOB_ID_PATTERN.test(id)) return undefined;
-    const record = await this.store.get(id);
-    if (!record) return undefined;
-    // Another call may have loaded it while we waited.
-    return this.cache.peek(id) ?? this.cache.set(record, viewOf(record.job));
-  }
-
-  /** After a lost race: the cache catches up with the store (or forgets a deleted job). */
-  private async reload(id: string): Promise<void> {
-    const cached = this.cache.peek(id);
-    const stored = await this.store.get(id).catch(() => undefined);
-    if (!stored) this.cache.delete(id);
-    else if (!cached) this.cache.set(stored, viewOf(stored.job));
-    else if (stored.job.seq > cached.record.job.seq) this.caughtUp(cached, stored);
-  }
-
-  /**
-   * A newer state than the cached one, committed elsewhere (another node; its bus message may
-   * still be on the way). Local subscribers get it now (the full state covers anything in
-   * between); the bus message arriving later is dropped as not newer.
-   */
-  private caughtUp(cached: CacheEntry, stored: JobRecord): CacheEntry {
-    const entry = this.cache.set(stored, viewOf(stored.job));
-    this.fresh.superseded(stored.job.id);
-    this.emit('update', entry.view, cached.record.job);
-    return entry;
+    return this.writer.head(id) ?? (await this.state.entry(id))?.record;
   }
 
   private withEstimate(job: Job, now: number): void {
-    if (job.status === 'completed') {
-      job.progress = 1;
-      job.eta = null;
-      return;
-    }
-    try {
-      const estimate = this.estimator.estimate(job, now);
-      job.progress = clamp01(estimate.progress);
-      job.eta = isTerminal(job.status) || job.stalled ? null : estimate.eta;
-    } catch (err) {
-      this.log.error({ err, jobId: job.id }, 'estimator failed; using complexity-weighted progress');
-      job.progress = weightedProgress(job);
-      job.eta = null;
-    }
+    this.estimates.stamp(job, now);
   }
 
   private observe(prev: Job | undefined, next: Job, now: number): void {
-    try {
-      this.estimator.observe(prev, next, now);
-    } catch (err) {
-      this.log.error({ err, jobId: next.id }, 'estimator.observe failed');
-    }
+    this.estimates.observe(prev, next, now);
   }
 }

@@ -20,7 +20,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { sleep, type JobWebhook } from '../../protocol/index.js';
 import type { Logger } from '../app/log.js';
 import type { JobRecord } from '../store/store.js';
-import type { CancelNotice, RetryNotice } from './job-service.js';
+import type { CancelNotice, RetryNotice } from './job-service-events.js';
 
 export const WEBHOOK_SECRET_PREFIX = 'whsec_';
 

@@ -12,7 +12,7 @@ import type { Job } from '../../protocol/index.js';
 import { ConfigError, loadConfig, resolveConfig } from '../../server/app/config.js';
 import type { Logger } from '../../server/app/log.js';
 import { JobWebhooks, signWebhook, webhookKey } from '../../server/core/webhook.js';
-import type { RetryNotice } from '../../server/core/job-service.js';
+import type { RetryNotice } from '../../server/core/job-service-events.js';
 import { api, createJob, startServerProcess, waitFor, type ServerProcess } from '../fixtures/server-process.js';
 
 const JWT = { PT_JWT_SECRET: randomBytes(32).toString('base64url') };
