@@ -4,119 +4,9 @@
  * any of them with the element's `messages` property).
  */
 
-export interface Messages {
-  /** "about 3 min left" — `duration` is already localized. */
-  remaining: (duration: string) => string;
-  /** "about 3 min left (2–5 min)" */
-  remainingRange: (duration: string, range: string) => string;
-  lessThanMinute: string;
-  finishing: string;
-  /** Total time once done: "Done in 4 min 12 sec". */
-  doneIn: (duration: string) => string;
-  done: string;
-  failed: string;
-  canceled: string;
-  waiting: string;
-  /** Running, but the server has no estimate yet. */
-  estimating: string;
-  /** The producer has been silent (`job.stalled`): "No update for 5 min" — `duration` is already localized. */
-  stalled: (duration: string) => string;
-  /** Offline before any state arrived: nothing to estimate from. */
-  unreachable: string;
-  /** Shown next to the ETA while the server cannot be reached. */
-  estimate: string;
-  stepOf: (current: number, total: number) => string;
-  stepState: { completed: string; running: string; pending: string; failed: string };
-  connection: { connecting: string; live: string; reconnecting: string; polling: string; offline: string; closed: string };
-  /** Live-region sentences. */
-  announceStep: (label: string, current: number, total: number) => string;
-  announceDone: string;
-  announceFailed: (message: string) => string;
-  announceConnectionLost: string;
-  announceConnectionRestored: string;
-  announceOffline: string;
-  retry: string;
-  retryStep: (label: string) => string;
-  /** The Retry button while the server has not answered yet. */
-  retrying: string;
-  failedStep: (label: string) => string;
-  /** The Cancel button (`cancelable`). */
-  cancel: string;
-  /** The bar, the running step and the Cancel button while the cancel is under way. */
-  canceling: string;
-  /** The inline confirmation: its question and its two buttons. */
-  cancelQuestion: string;
-  cancelConfirm: string;
-  cancelKeep: string;
-  /** The server refused the cancel (e.g. a token without `progress:cancel`). */
-  cancelFailed: (message: string) => string;
-  /** Live region: the job ended canceled. */
-  announceCanceled: string;
-  defaultLabel: string;
-  /** `<notification-badge>` accessible name. */
-  jobsFinished: (count: number, formatted: string, plural: Intl.LDMLPluralRule) => string;
-  notificationDone: (label: string) => string;
-  notificationFailed: (label: string) => string;
-  notificationCanceled: (label: string) => string;
-  /** `<notification-badge>`'s popover (with `src`): the list's name, an empty list, a job not yet seen, the button. */
-  recentJobs: string;
-  noJobs: string;
-  unseen: string;
-  markAllSeen: string;
-}
+import type { Messages } from './i18n/messages.js';
 
-export const defaultMessages: Messages = {
-  remaining: (d) => `about ${d} left`,
-  remainingRange: (d, r) => `about ${d} left (${r})`,
-  lessThanMinute: 'less than a minute left',
-  finishing: 'finishing…',
-  doneIn: (d) => `Done in ${d}`,
-  done: 'Done',
-  failed: 'Failed',
-  canceled: 'Canceled',
-  waiting: 'Waiting for progress…',
-  estimating: 'Estimating time left…',
-  stalled: (duration) => `No update for ${duration}`,
-  unreachable: 'Cannot reach the progress server, retrying…',
-  estimate: 'estimate',
-  stepOf: (c, t) => `Step ${c} of ${t}`,
-  stepState: { completed: 'completed', running: 'in progress', pending: 'not started', failed: 'failed' },
-  connection: {
-    connecting: 'Connecting…',
-    live: 'Live',
-    reconnecting: 'Connection lost, reconnecting…',
-    polling: 'Live connection unavailable, checking periodically',
-    offline: 'Offline: showing an estimate',
-    closed: '',
-  },
-  announceStep: (label, c, t) => `Step ${c} of ${t}: ${label}`,
-  announceDone: 'Job completed',
-  announceFailed: (m) => `Job failed: ${m}`,
-  announceConnectionLost: 'Connection lost, reconnecting',
-  announceConnectionRestored: 'Connection restored',
-  announceOffline: 'Server unreachable, showing an estimate',
-  retry: 'Retry',
-  retryStep: (label) => `Retry from “${label}”`,
-  retrying: 'Retrying…',
-  failedStep: (label) => `Failed at “${label}”`,
-  cancel: 'Cancel',
-  canceling: 'Canceling…',
-  cancelQuestion: 'Cancel this job?',
-  cancelConfirm: 'Cancel job',
-  cancelKeep: 'Keep running',
-  cancelFailed: (m) => `Could not cancel: ${m}`,
-  announceCanceled: 'Job canceled',
-  defaultLabel: 'Job progress',
-  // Starts with the visible count, so the accessible name matches what is seen (WCAG 2.5.3).
-  jobsFinished: (_count, formatted, plural) => `${formatted} ${plural === 'one' ? 'job' : 'jobs'} finished`,
-  notificationDone: (label) => `${label}: done`,
-  notificationFailed: (label) => `${label}: failed`,
-  notificationCanceled: (label) => `${label}: canceled`,
-  recentJobs: 'Recent jobs',
-  noJobs: 'No jobs yet',
-  unseen: 'new',
-  markAllSeen: 'Mark all as seen',
-};
+export { defaultMessages, isolate, type Messages } from './i18n/messages.js';
 
 // Intl.DurationFormat is in Chromium ≥129, Safari ≥16.4, Firefox ≥136; TS 5.9's lib lacks it.
 type DurationFormatCtor = new (
@@ -158,7 +48,7 @@ export function formatDuration(ms: number, lang?: string, withSeconds = false): 
 }
 
 /** Rounds a remaining time the way people say it: whole minutes, then 5-minute steps past an hour. */
-function roundRemaining(ms: number): number {
+export function roundRemaining(ms: number): number {
   const minutes = ms / 60_000;
   if (minutes < 60) return Math.round(minutes) * 60_000;
   return Math.round(minutes / 5) * 5 * 60_000;
@@ -190,10 +80,11 @@ export function formatPercent(fraction: number, lang?: string): string {
   );
 }
 
-export function formatCount(n: number, lang?: string): { text: string; plural: Intl.LDMLPluralRule } {
+/** `n` in `lang` with its plural category (or, `type` 'ordinal', its ordinal one: English 3 → 'few', "3rd"). */
+export function formatCount(n: number, lang?: string, type: Intl.PluralRuleType = 'cardinal'): { text: string; plural: Intl.LDMLPluralRule } {
   return {
     text: cached(`n:${lang}`, () => new Intl.NumberFormat(lang || undefined)).format(n),
-    plural: cached(`pl:${lang}`, () => new Intl.PluralRules(lang || undefined)).select(n),
+    plural: cached(`pl:${lang}:${type}`, () => new Intl.PluralRules(lang || undefined, { type })).select(n),
   };
 }
 

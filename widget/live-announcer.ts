@@ -1,4 +1,6 @@
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
+import type { Messages } from './i18n/messages.js';
+import type { ConnectionState } from './live-channel.js';
 
 /**
  * Feeds one polite live region. Screen readers drop or garble messages that replace each other
@@ -38,4 +40,17 @@ export class LiveAnnouncer implements ReactiveController {
     this.text = this.pending;
     this.host.requestUpdate();
   }
+}
+
+/**
+ * What the live region says when the connection changes (`prev` → `state`), if anything: a lost
+ * live connection, its return, the server unreachable, the fall back to polling. Never a failure
+ * of the job: that is the server's to say.
+ */
+export function connectionAnnouncement(prev: ConnectionState, state: ConnectionState, wasLive: boolean, m: Messages): string | undefined {
+  if (state === 'live') return wasLive && prev !== 'live' && prev !== 'connecting' ? m.announceConnectionRestored : undefined;
+  if (state === 'reconnecting' && prev === 'live') return m.announceConnectionLost;
+  if (state === 'offline') return m.announceOffline;
+  if (state === 'polling' && (prev === 'offline' || prev === 'live' || prev === 'reconnecting') && wasLive) return m.connection.polling;
+  return undefined;
 }

@@ -41,10 +41,25 @@ export type ConnectionTransport = 'websocket' | 'sse' | 'polling' | 'none';
 
 export type TokenProvider = () => string | undefined | Promise<string | undefined>;
 
-/** A refusal or failure: `{code, message}` (ProgressClient adds the job's fields). */
+/**
+ * A refusal or failure: `{code, message}` (ProgressClient adds the job's fields). `kind`
+ * `connection`: no server answered (network error, a gateway's 502/503/504, a token provider
+ * that failed) — transient, never the job's failure; `request`: the server answered no.
+ */
 export interface ChannelError {
   code: string;
   message: string;
+  kind?: 'request' | 'connection';
+  /** The HTTP status, when an answer came. */
+  status?: number;
+}
+
+/** The latest reason no server answered, raw (for `progress-error`'s detail, never the UI). */
+export interface ChannelFailure {
+  code: string;
+  message: string;
+  status?: number;
+  transport: 'websocket' | 'sse' | 'polling' | 'token';
 }
 
 /** The events every channel emits. */
@@ -136,6 +151,7 @@ export abstract class LiveChannel<E extends ChannelEvents> {
   private lastMessageAt = 0;
   private wakeTimer: ReturnType<typeof setTimeout> | undefined;
   private stopWakeUp: (() => void) | undefined;
+  private _failure: ChannelFailure | undefined;
 
   /** `streamPath` and `pollPath` follow the HTTP base (e.g. `/v1/jobs/j1/stream`, `/v1/jobs/j1`). */
   constructor(options: ChannelOptions, streamPath: string, pollPath: string) {
@@ -166,6 +182,7 @@ export abstract class LiveChannel<E extends ChannelEvents> {
           },
           onDown: () => this.updateState(),
           onFailure: (count) => {
+            this._failure = { code: 'stream_failed', message: 'event stream failed', transport: 'sse' };
             if (this.apiBases.length > 1) this.sseIndex = (this.sseIndex + 1) % this.apiBases.length;
             if (count >= (options.sseAttemptsBeforePolling ?? 2)) this.startPolling();
             this.updateState();
@@ -182,11 +199,12 @@ export abstract class LiveChannel<E extends ChannelEvents> {
         if (!this.socketLive) this.lastTransport = 'http';
         this.polled(body);
       },
-      onHttpError: (_status, code, message) => {
+      onHttpError: (status, code, message) => {
         // The server is there but refuses: polling continues slowly (a fresh token may fix it).
-        this.fail({ code, message });
+        this.fail({ code, message, kind: status >= 500 ? 'connection' : 'request', status });
       },
-      onUnreachable: (count) => {
+      onUnreachable: (count, reason) => {
+        this._failure = { ...reason, transport: 'polling' };
         // Several HTTP bases: try the next one; offline once each has failed in a row.
         if (this.apiBases.length > 1) this.apiIndex = (this.apiIndex + 1) % this.apiBases.length;
         if (count >= this.apiBases.length) this.pollReach = 'unreachable';
@@ -217,6 +235,11 @@ export abstract class LiveChannel<E extends ChannelEvents> {
 
   get state(): ConnectionState {
     return this._state;
+  }
+
+  /** Why the latest attempt of any transport got no answer (raw, for developers). */
+  get lastFailure(): ChannelFailure | undefined {
+    return this._failure;
   }
 
   /** The transport delivering now: `websocket`, `sse`, `polling`, or `none`. */
@@ -285,7 +308,9 @@ export abstract class LiveChannel<E extends ChannelEvents> {
       try {
         return (await this.options.tokenProvider()) ?? this.options.token;
       } catch (err) {
-        this.fail({ code: 'token_provider', message: err instanceof Error ? err.message : String(err) });
+        const message = err instanceof Error ? err.message : String(err);
+        this._failure = { code: 'token_provider', message, transport: 'token' };
+        this.fail({ code: 'token_provider', message, kind: 'connection' });
       }
     }
     return this.options.token;
@@ -385,8 +410,9 @@ export abstract class LiveChannel<E extends ChannelEvents> {
       }
       this.onMessage(msg);
     });
-    socket.addEventListener('close', () => {
+    socket.addEventListener('close', (event: CloseEvent) => {
       if (this.socket !== socket || !this.opened) return;
+      this._failure = { code: `ws_${event.code}`, message: `WebSocket closed: ${event.code} ${event.reason}`, transport: 'websocket' };
       this.socketLive = false;
       this.refresher.stop();
       clearInterval(this.heartbeat);

@@ -4,7 +4,9 @@ import type { Job, JobSummary } from '../protocol/index.js';
 import type { EndpointList } from './endpoints.js';
 import { FeedClient } from './feed-client.js';
 import { isSeenKey, isUnseen, newest, readSeen, writeSeen, type SeenState } from './feed-seen.js';
-import { defaultMessages, formatAgo, formatCount, type Messages } from './format.js';
+import { formatAgo, formatCount } from './format.js';
+import { LocaleController } from './i18n/locale-controller.js';
+import type { Messages } from './i18n/messages.js';
 import type { ChannelOptions, TokenProvider } from './live-channel.js';
 import { notifyIfHidden } from './notifications.js';
 import { styles } from './notification-badge.styles.js';
@@ -66,12 +68,6 @@ export class NotificationBadge extends LitElement {
   @property({ reflect: true }) theme: 'light' | 'dark' | 'auto' | undefined;
   /** Transport tuning for the feed, as the tracker's `connectionOptions` (read when the client is made). */
   @property({ attribute: false }) connectionOptions: Partial<ChannelOptions> = {};
-  /**
-   * Observes the native `lang` attribute (re-render on change) without replacing the native
-   * property: a Lit `lang` property would reflect `lang=""` and cut the page's language off.
-   * @internal
-   */
-  @property({ attribute: 'lang' }) protected langAttribute: string | null = null;
   /** Override any sentence (`jobsFinished`, the popover's, the notifications'). */
   @property({ attribute: false }) messages: Partial<Messages> = {};
 
@@ -175,8 +171,11 @@ export class NotificationBadge extends LitElement {
     if (this.isConnected) feed.open();
   }
 
+  /** The language: `lang` here or on an ancestor (a change on `<html>` re-renders); its sentences load on first use. */
+  private readonly locale = new LocaleController(this);
+
   private get m(): Messages {
-    return { ...defaultMessages, ...this.messages };
+    return this.locale.messages;
   }
 
   /** The popover opens (its list is taken now and keeps its order while open) or closes. */
@@ -200,11 +199,11 @@ export class NotificationBadge extends LitElement {
     const href = this.hrefTemplate.replace(/\{id\}/g, encodeURIComponent(job.id));
     const status = { completed: m.done, failed: m.failed, canceled: m.canceled, queued: m.stepState.pending, running: m.stepState.running }[job.status];
     // The state in words too (not by icon or color alone); the icon is decoration.
-    return html`<li part="item"><span aria-hidden="true">${ICONS[job.status]}</span> ${href ? html`<a part="link" href=${href} @click=${() => this.follow(job)}>${title(job)}</a>` : title(job)}<br /><small>${status} · ${formatAgo(now - job.updatedAt, lang)}${unseen ? ` · ${m.unseen}` : ''}</small></li>`;
+    return html`<li part="item"><span aria-hidden="true">${ICONS[job.status]}</span> <bdi>${href ? html`<a part="link" href=${href} @click=${() => this.follow(job)}>${title(job)}</a>` : title(job)}</bdi><br /><small>${status} · ${formatAgo(now - job.updatedAt, lang)}${unseen ? ` · ${m.unseen}` : ''}</small></li>`;
   }
 
   protected override render(): TemplateResult {
-    const lang = (this.closest('[lang]') as HTMLElement | null)?.lang || undefined;
+    const { lang } = this.locale;
     const m = this.m;
     const count = this.count;
     const { text, plural } = formatCount(count, lang);

@@ -9,6 +9,9 @@
  */
 import { clamp } from '../protocol/index.js';
 
+/** Gateway answers meaning "the server behind me is not there": Bad Gateway, Service Unavailable, Gateway Timeout. */
+export const GATEWAY_DOWN: ReadonlySet<number> = new Set([502, 503, 504]);
+
 export interface PollerOptions {
   /** Full URL of the resource, read before every poll (it follows failover). */
   url: () => string;
@@ -17,8 +20,11 @@ export interface PollerOptions {
   onBody: (body: unknown) => void;
   /** An HTTP error answer (4xx/5xx) with the server's error body. */
   onHttpError: (status: number, code: string, message: string) => void;
-  /** Network-level failure (server down, CORS, DNS): `count` consecutive ones so far. */
-  onUnreachable: (count: number) => void;
+  /**
+   * No server answered: a network-level failure (server down, CORS, DNS) or a gateway's 502/503/504
+   * (a proxy whose upstream is gone). `count` consecutive ones so far; `reason` the raw cause.
+   */
+  onUnreachable: (count: number, reason: { code: string; message: string; status?: number }) => void;
   /** The server answered (200 or 304). */
   onReachable: () => void;
   /** Remaining ms of the current job, to adapt the interval. */
@@ -110,8 +116,14 @@ export class Poller {
     } catch (err) {
       if (signal.aborted) throw err;
       this.failures++;
-      this.options.onUnreachable(this.failures);
+      this.options.onUnreachable(this.failures, { code: 'network', message: err instanceof Error ? err.message : String(err) });
       throw err;
+    }
+    if (GATEWAY_DOWN.has(res.status)) {
+      // A proxy answered for a server that did not: not "reachable" (that would hide the estimate).
+      this.failures++;
+      this.options.onUnreachable(this.failures, { code: `http_${res.status}`, message: `HTTP ${res.status} ${res.statusText}`.trim(), status: res.status });
+      return;
     }
     this.failures = 0;
     this.options.onReachable();

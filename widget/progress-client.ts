@@ -20,14 +20,27 @@
  */
 import { isTerminal, type ClientMessage, type Job, type ServerMessage } from '../protocol/index.js';
 import { isNewer } from './job-order.js';
+import { GATEWAY_DOWN } from './poller.js';
 import { LiveChannel, type ChannelOptions, type ConnectionState, type ConnectionTransport } from './live-channel.js';
 
 export { deriveApiBase, parseEndpoints, type EndpointList } from './endpoints.js';
 export type { ChannelOptions, ConnectionState, ConnectionTransport, TokenProvider } from './live-channel.js';
 
+/**
+ * `progress-error`'s detail. `kind` says what went wrong: `job` — the job failed or was canceled
+ * (`job` set); `request` — the server refused a request (auth, not found, retry, cancel); `connection`
+ * — no server answered (transient: the element keeps trying, shows a labelled estimate, and fires
+ * one such error per outage). `code` and `message` are raw (the server's, or the network error's
+ * text) — for logs, not for users; the element shows its own translated sentence.
+ */
 export interface ProgressErrorInfo {
+  kind?: 'job' | 'request' | 'connection';
   code: string;
   message: string;
+  /** HTTP status of the answer, when one came (e.g. 502 from a proxy). */
+  status?: number;
+  /** `connection`: which transport failed last ('websocket', 'sse', 'polling', or 'token' for the token provider). */
+  transport?: string;
   /** The failed step's id, for a failed job. */
   step?: string;
   /** The failed job, when the error is the job's own failure. */
@@ -143,6 +156,7 @@ export class ProgressClient extends LiveChannel<ProgressClientEvents> {
         const failedStep = job.steps.find((s) => s.status === 'failed');
         const error = job.error ?? failedStep?.error;
         this.emitter.emit('error', {
+          kind: 'job',
           code: error?.code ?? job.status,
           message: error?.message ?? (job.status === 'canceled' ? 'The job was canceled.' : 'The job failed.'),
           step: error?.step ?? failedStep?.id,
@@ -182,7 +196,7 @@ export class ProgressClient extends LiveChannel<ProgressClientEvents> {
     else if (msg.type === 'error' && (msg.jobId === undefined || msg.jobId === this.jobId)) {
       const wasRetrying = this.retryInFlight;
       this.retryInFlight = false;
-      this.emitter.emit('error', { code: msg.code, message: msg.message });
+      this.emitter.emit('error', { kind: 'request', code: msg.code, message: msg.message });
       // A refused retry leaves the job ended: nothing more to listen for.
       if (wasRetrying && this._job && isTerminal(this._job.status)) this.close();
     }
@@ -204,9 +218,14 @@ export class ProgressClient extends LiveChannel<ProgressClientEvents> {
       if (res.ok) return;
       const answer = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
       const what = action === 'retry' ? 'Retry' : 'Cancel';
-      error = { code: answer.error?.code ?? `http_${res.status}`, message: answer.error?.message ?? `${what} failed (HTTP ${res.status})` };
+      error = {
+        kind: GATEWAY_DOWN.has(res.status) ? 'connection' : 'request',
+        code: answer.error?.code ?? `http_${res.status}`,
+        message: answer.error?.message ?? `${what} failed (HTTP ${res.status})`,
+        status: res.status,
+      };
     } catch (err) {
-      error = { code: 'network', message: err instanceof Error ? err.message : String(err) };
+      error = { kind: 'connection', code: 'network', message: err instanceof Error ? err.message : String(err) };
     }
     if (action === 'retry') this.retryInFlight = false;
     this.emitter.emit('error', error);

@@ -433,4 +433,19 @@ export const styles = css`
       background: GrayText;
     }
   }
+  /* i18n (text and direction): the step arrows point the way the steps go; in a right-to-left
+     language the card is dir=rtl and the bar fills from the right; producer text (labels, messages)
+     is isolated so its own direction does not scramble the sentence around it. */
+  .separator:dir(rtl) {
+    transform: scaleX(-1);
+  }
+  .indicator:dir(rtl),
+  .step-progress > span:dir(rtl) {
+    transform-origin: right;
+  }
+  .step-label,
+  .error-message,
+  .estimate {
+    unicode-bidi: isolate;
+  }
 `;

@@ -1,27 +1,28 @@
-import { Task, TaskStatus } from '@lit/task';
 import { LitElement, html, nothing, type PropertyValues, type TemplateResult } from 'lit';
 import { property, state } from 'lit/decorators.js';
 import { classMap } from 'lit/directives/class-map.js';
 import { styleMap } from 'lit/directives/style-map.js';
-import { isTerminal, type Job, type Step } from '../protocol/index.js';
+import { isTerminal, type Job } from '../protocol/index.js';
+import type { CancelFlow } from './cancel-flow.js';
 import { ConnectionController } from './connection-controller.js';
-import { FinishTimeSmoother, currentStepIndex, estimateProgress, jobDuration } from './estimate.js';
+import { Incidents, reasonText } from './connection-incident.js';
+import { FinishTimeSmoother, currentStepIndex } from './estimate.js';
 import { emit, emitConnection } from './events.js';
-import { defaultMessages, formatDuration, formatPercent, formatRemaining, type Messages } from './format.js';
+import { LocaleController } from './i18n/locale-controller.js';
+import { isolate, type Messages } from './i18n/messages.js';
 import { isNewer } from './job-order.js';
-import { LiveAnnouncer } from './live-announcer.js';
+import { LiveAnnouncer, connectionAnnouncement } from './live-announcer.js';
 import { notifyIfHidden } from './notifications.js';
+import { PendingRequest } from './pending-request.js';
 import type { ConnectionState, ConnectionTransport, ProgressClient, ProgressClientOptions, ProgressErrorInfo, TokenProvider } from './progress-client.js';
+import { progressText } from './progress-text.js';
 import { styles } from './progress-tracker.styles.js';
-import { stepCard, stepIcon } from './step-card.js';
+import { serverAnswer } from './server-answer.js';
+import { stepCard } from './step-card.js';
+import { stepsAttribute, stepsToShow, type StepSpec } from './steps-spec.js';
+import { failurePanel } from './tracker-panels.js';
 
-/** How long the Retry and Cancel buttons wait for the server's answer before they can be pressed again. */
-const ANSWER_TIMEOUT_MS = 15_000;
-
-export interface StepSpec {
-  id: string;
-  label: string;
-}
+export type { StepSpec } from './steps-spec.js';
 
 /**
  * @tagname progress-tracker
@@ -106,32 +107,14 @@ export class ProgressTracker extends LitElement {
   @property() token = '';
   /** Returns a fresh token; called before every connection attempt, every poll and every token refresh. */
   @property({ attribute: false }) tokenProvider: TokenProvider | undefined;
-  @property({
-    converter: {
-      fromAttribute: (v: string | null) => {
-        if (!v) return undefined;
-        try {
-          return JSON.parse(v) as StepSpec[];
-        } catch {
-          return undefined;
-        }
-      },
-    },
-  })
-  steps: StepSpec[] | undefined;
+  @property({ converter: stepsAttribute }) steps: StepSpec[] | undefined;
   @property() label = '';
   @property({ type: Boolean, reflect: true }) notify = false;
   /** Show a Cancel button while the job is queued or running; the token decides whether the server accepts it. */
   @property({ type: Boolean, reflect: true }) cancelable = false;
   /** Light or dark: `light`, `dark`, `auto` (the OS preference); unset, the page's `color-scheme`. */
   @property({ reflect: true }) theme: 'light' | 'dark' | 'auto' | undefined;
-  /**
-   * Observes the native `lang` attribute (re-render on change) without replacing the native
-   * property: a Lit `lang` property would reflect `lang=""` and cut the page's language off.
-   * @internal
-   */
-  @property({ attribute: 'lang' }) protected langAttribute: string | null = null;
-  /** Override any sentence (localization). Numbers and units follow `lang` through Intl. */
+  /** Override any sentence. The language follows `lang` (the element's or an ancestor's): see docs/widget.md, i18n. */
   @property({ attribute: false }) messages: Partial<Messages> = {};
   /** Tuning of the connection (reconnect delays, polling bounds…). */
   @property({ attribute: false }) connectionOptions: Partial<ProgressClientOptions> = {};
@@ -144,16 +127,16 @@ export class ProgressTracker extends LitElement {
   @state() private _notice: ProgressErrorInfo | undefined;
   @state() private _hasContent = false;
   @state() private _hasSkeleton = false;
-  /** The inline cancel confirmation is open. */
-  @state() private _confirming = false;
-  /** The server's refusal of the last cancel, shown next to the Cancel button. */
-  @state() private _cancelError: string | undefined;
 
   private readonly smoother = new FinishTimeSmoother();
   private receivedAt = 0;
   private shownProgress = 0;
   private ticker: ReturnType<typeof setInterval> | undefined;
   private readonly announcer = new LiveAnnouncer(this);
+  private readonly locale = new LocaleController(this);
+  private readonly incidents = new Incidents();
+  /** The last render showed a local estimate (no server answering). */
+  private estimated = false;
   private wasLive = false;
   /** Focus after the next render: a control by class (the confirmation's flow). */
   private focusNext: 'cancel' | 'keep' | undefined;
@@ -169,18 +152,7 @@ export class ProgressTracker extends LitElement {
         this.announce(this.m.announceDone);
         if (this.notify) notifyIfHidden({ title: this.m.notificationDone(this.accessibleName), tag: job.id });
       },
-      error: (info) => {
-        const m = this.m;
-        // A refusal while a cancel awaits its answer is the cancel's: shown next to its button.
-        const cancelRefused = !info.job && this.cancelTask.status === TaskStatus.PENDING;
-        if (cancelRefused) this._cancelError = info.message;
-        else if (!info.job) this._notice = info;
-        emit(this, 'progress-error', info);
-        this.announce(
-          cancelRefused ? m.cancelFailed(info.message) : info.job?.status === 'canceled' ? m.announceCanceled : m.announceFailed(info.message),
-        );
-        if (info.job && this.notify) notifyIfHidden({ title: this.m.notificationFailed(this.accessibleName), body: info.message, tag: info.job.id });
-      },
+      error: (info) => this.onError(info),
       connection: (state, transport) => this.onConnection(state, transport),
     },
     (client) => {
@@ -226,12 +198,9 @@ export class ProgressTracker extends LitElement {
     }
   }
 
+  /** The sentences in the element's language (LocaleController), with `messages` on top. */
   private get m(): Messages {
-    return { ...defaultMessages, ...this.messages };
-  }
-
-  private get effectiveLang(): string | undefined {
-    return (this.closest('[lang]') as HTMLElement | null)?.lang || undefined;
+    return this.locale.messages;
   }
 
   private get accessibleName(): string {
@@ -251,6 +220,7 @@ export class ProgressTracker extends LitElement {
 
   protected override willUpdate(changed: PropertyValues<this>): void {
     this.hadFocus = (this.renderRoot as ShadowRoot).activeElement;
+    if (this.cancelable) void this.loadCancelFlow();
     // A different job: forget the old one's state. (Lit runs willUpdate before the controllers'
     // hostUpdate, so the connection's new client is seeded from the state kept here, not the old job's.)
     if (changed.has('job') && this._job && this._job.id !== this.job) {
@@ -272,51 +242,43 @@ export class ProgressTracker extends LitElement {
     if (want) (root.querySelector<HTMLElement>(`.${want}`) ?? root.querySelector<HTMLElement>('.bar'))?.focus();
   }
 
-  /** Resolves once the server answered a request: a state `accepted` says so, a refusal, or 15 s. */
-  private answered(client: ProgressClient, accepted: (job: Job) => boolean, signal: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        offs.forEach((off) => off());
-        clearTimeout(timer);
-        resolve();
-      };
-      const offs = [client.on('update', (job) => accepted(job) && done()), client.on('error', (e) => !e.job && done())];
-      const timer = setTimeout(done, ANSWER_TIMEOUT_MS);
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
-
   /**
    * The user's retry, from the click until the server answers: the job leaves `failed` (or the
    * request is refused, or 15 s pass). While pending the button says so and ignores clicks, so a
    * retry is never sent twice.
    */
-  private readonly retryTask = new Task(this, {
-    autoRun: false,
-    task: async ([step]: [string | undefined], { signal }) => {
-      const client = this.connection.client;
-      if (!client) return;
-      const answered = this.answered(client, (job) => job.status !== 'failed', signal);
-      await client.retry(step);
-      await answered;
-    },
+  private readonly retryTask = new PendingRequest(this, async (step: string | undefined) => {
+    const client = this.connection.client;
+    if (!client) return;
+    const answered = serverAnswer(client, (job) => job.status !== 'failed');
+    await client.retry(step);
+    await answered;
   });
 
-  /**
-   * The cancel, from Confirm (or `cancel()`) until the server answers: the job carries
-   * `cancelRequested` or has ended, or the request is refused, or 15 s pass. While pending the
-   * Cancel button says "Canceling…" and ignores presses.
-   */
-  private readonly cancelTask = new Task(this, {
-    autoRun: false,
-    task: async ([reason]: [string | undefined], { signal }) => {
-      const client = this.connection.client;
-      if (!client) return;
-      const answered = this.answered(client, (job) => !!job.cancelRequested || isTerminal(job.status), signal);
-      await client.cancel(reason);
-      await answered;
-    },
-  });
+  /** The Cancel button, its confirmation and the cancel itself: cancel-flow.ts, loaded with `cancelable` or the first `cancel()`. */
+  private cancelFlow: CancelFlow | undefined;
+  private cancelFlowLoad: Promise<CancelFlow> | undefined;
+
+  private loadCancelFlow(): Promise<CancelFlow> {
+    return (this.cancelFlowLoad ??= import('./cancel-flow.js').then(({ CancelFlow }) => {
+      this.cancelFlow = new CancelFlow(this, {
+        html,
+        nothing,
+        reason: reasonText,
+        focus: (control) => (this.focusNext = control),
+        ask: () => emit(this, 'progress-cancel', { jobId: this.job || this._job?.id || '', job: this._job }, true),
+        send: async (reason) => {
+          const client = this.connection.client;
+          if (!client) return;
+          const answered = serverAnswer(client, (job) => !!job.cancelRequested || isTerminal(job.status));
+          await client.cancel(reason);
+          await answered;
+        },
+      });
+      this.requestUpdate();
+      return this.cancelFlow;
+    }));
+  }
 
   /**
    * Cancel the job without asking: what Confirm does, and what an app calls after its own
@@ -326,71 +288,37 @@ export class ProgressTracker extends LitElement {
    */
   async cancel(reason?: string): Promise<void> {
     const job = this._job;
-    if (this.cancelTask.status === TaskStatus.PENDING || (job?.cancelRequested && !isTerminal(job.status))) return;
-    this._confirming = false;
-    this._cancelError = undefined;
-    await this.cancelTask.run([reason]);
-  }
-
-  /** The Cancel button: `progress-cancel`, then (not prevented) the inline confirmation. */
-  private askCancel(): void {
-    if (this.cancelTask.status === TaskStatus.PENDING) return;
-    const job = this._job;
-    this._cancelError = undefined;
-    if (emit(this, 'progress-cancel', { jobId: this.job || job?.id || '', job }, true)) {
-      this._confirming = true;
-      this.focusNext = 'keep';
-    }
-  }
-
-  private confirmCancel(): void {
-    this.focusNext = 'cancel';
-    void this.cancel();
-  }
-
-  private keepRunning(): void {
-    this._confirming = false;
-    this.focusNext = 'cancel';
-  }
-
-  private onConfirmationKey(e: KeyboardEvent): void {
-    if (e.key !== 'Escape') return;
-    // Consumed: an Escape meant for the confirmation must not also close a dialog around it.
-    e.preventDefault();
-    e.stopPropagation();
-    this.keepRunning();
+    if (!job?.cancelRequested || isTerminal(job.status)) await (await this.loadCancelFlow()).cancel(reason);
   }
 
   /** Retry the failed job from its failed step (what the Retry button does). */
   retry(): void {
-    if (this.retryTask.status === TaskStatus.PENDING) return;
+    if (this.retryTask.pending) return;
     const job = this._job;
     const step = job?.error?.step ?? job?.steps.find((s) => s.status === 'failed')?.id;
     const proceed = emit(this, 'progress-retry', { jobId: this.job || job?.id || '', step, job }, true);
     if (!proceed) return;
     this._notice = undefined;
-    void this.retryTask.run([step]);
+    void this.retryTask.run(step);
   }
 
   private show(job: Job): void {
     const prev = this._job;
     const now = this.clock();
-    if (!prev || prev.status !== job.status || job.progress < prev.progress) this.shownProgress = 0;
+    // After a local estimate the server's state wins, even below the estimate (the bar glides back).
+    if (!prev || prev.status !== job.status || job.progress < prev.progress || this.estimated) this.shownProgress = 0;
     this._job = job;
     this.receivedAt = now;
     if (isTerminal(job.status)) this.smoother.reset();
     else this.smoother.update(job.eta, now);
     if (!isTerminal(job.status)) this._notice = undefined;
-    if (job.cancelRequested || isTerminal(job.status)) {
-      this._confirming = false;
-      this._cancelError = undefined;
-    }
+    if (job.cancelRequested || isTerminal(job.status)) this.cancelFlow?.reset();
     emit(this, 'progress-update', job);
     const index = currentStepIndex(job);
     const prevIndex = prev ? currentStepIndex(prev) : 0;
     const step = job.steps[index - 1];
     if (job.status === 'running' && step && (index !== prevIndex || prev?.status !== 'running')) {
-      this.announce(this.m.announceStep(step.label, index, job.steps.length));
+      this.announce(this.m.announceStep(isolate(step.label), index, job.steps.length));
     }
     if (job.cancelRequested && !prev?.cancelRequested && !isTerminal(job.status)) this.announce(this.m.canceling);
   }
@@ -400,16 +328,44 @@ export class ProgressTracker extends LitElement {
     this._connection = state;
     this._transport = transport;
     emitConnection(this, state, transport);
-    const m = this.m;
+    const said = connectionAnnouncement(prev, state, this.wasLive, this.m);
+    if (said) this.announce(said);
     if (state === 'live') {
-      if (this.wasLive && prev !== 'live' && prev !== 'connecting') this.announce(m.announceConnectionRestored);
       this.wasLive = true;
       this._notice = undefined;
-    } else if (state === 'reconnecting' && prev === 'live') this.announce(m.announceConnectionLost);
-    else if (state === 'offline') this.announce(m.announceOffline);
-    else if (state === 'polling' && (prev === 'offline' || prev === 'live' || prev === 'reconnecting') && this.wasLive) {
-      this.announce(m.connection.polling);
     }
+    // Answering again after an estimate: show the server's state from now on, not the estimate.
+    if ((state === 'live' || state === 'polling') && this.estimated) {
+      this.shownProgress = 0;
+      this.receivedAt = this.clock();
+    }
+    // No server answers: one progress-error per incident, the raw cause in its detail.
+    const info = this.incidents.connection(state, this.connection.client?.lastFailure);
+    if (info) emit(this, 'progress-error', info);
+  }
+
+  /**
+   * A job failure stays one (shown, announced, evented); a refusal or a transport failure is said
+   * in a short translated sentence (raw text only in the detail): next to Cancel or as a notice
+   * when it answers the user's request, else once per incident (connection-incident.ts).
+   */
+  private onError(info: ProgressErrorInfo): void {
+    const m = this.m;
+    if (info.job) {
+      emit(this, 'progress-error', info);
+      this.announce(info.job.status === 'canceled' ? m.announceCanceled : m.announceFailed(isolate(info.message)));
+      if (this.notify) notifyIfHidden({ title: m.notificationFailed(this.accessibleName), body: info.message, tag: info.job.id });
+      return;
+    }
+    const cancel = !!this.cancelFlow?.pending;
+    const asked = cancel || this.retryTask.pending;
+    if (!asked && !this.incidents.first(info)) return;
+    emit(this, 'progress-error', info);
+    // In the background, a transport failure is the connection indicator's to say.
+    if (!asked && info.kind === 'connection') return;
+    if (cancel) this.cancelFlow!.refused(info);
+    else this._notice = info;
+    this.announce(cancel ? m.cancelFailed(reasonText(info, m)) : reasonText(info, m));
   }
 
   private announce(text: string): void {
@@ -419,7 +375,8 @@ export class ProgressTracker extends LitElement {
   /** Re-render once a second while a countdown or estimate is on screen. */
   private updateTicker(): void {
     const job = this._job;
-    const needed = this.isConnected && !!job && job.status === 'running' && this.smoother.finishAt !== null;
+    const needed =
+      this.isConnected && !!job && ((job.status === 'running' && this.smoother.finishAt !== null) || (job.status === 'queued' && job.eta?.waitMs !== undefined));
     if (needed && !this.ticker) this.ticker = setInterval(() => this.requestUpdate(), 1000);
     else if (!needed && this.ticker) {
       clearInterval(this.ticker);
@@ -434,74 +391,37 @@ export class ProgressTracker extends LitElement {
     else this._hasContent = has;
   }
 
-  private stepsToShow(): Step[] {
-    if (this._job && this._job.steps.length) return this._job.steps;
-    return (this.steps ?? []).map((s) => ({ id: s.id, label: s.label, status: 'pending' as const, progress: 0 }));
-  }
-
   protected override render(): TemplateResult {
     const m = this.m;
-    const lang = this.effectiveLang;
+    const { lang, dir } = this.locale;
     const job = this._job;
-    const steps = this.stepsToShow();
-    const now = this.clock();
+    const steps = stepsToShow(job, this.steps);
     const ended = !!job && isTerminal(job.status);
-    const offline = this._connection === 'offline';
-    // Asked to cancel, still running: the producer is stopping, so the bar no longer glides on.
-    const canceling = !!job?.cancelRequested && !ended;
-
-    let progress = 0;
-    let remainingMs: number | null = null;
-    if (job) {
-      const est = estimateProgress(job, this.receivedAt, this.smoother.finishAt, now);
-      progress = job.status === 'completed' ? 1 : Math.max(this.shownProgress, canceling ? job.progress : est.progress);
-      if (job.status === 'running') this.shownProgress = progress;
-      remainingMs = est.remainingMs;
-    }
-    const percent = Math.floor(progress * 100);
-    const percentText = formatPercent(progress, lang);
-
-    let etaText: string;
-    if (!job) etaText = m.waiting;
-    else if (job.status === 'completed') {
-      const took = jobDuration(job);
-      etaText = took >= 1000 ? m.doneIn(formatDuration(took, lang, true)) : m.done;
-    }
-    else if (job.status === 'failed') etaText = m.failed;
-    else if (job.status === 'canceled') etaText = m.canceled;
-    else if (canceling) etaText = m.canceling;
-    else if (job.stalled) {
-      const silent = Math.max(0, now - job.stalled.since);
-      etaText = m.stalled(formatDuration(silent, lang, silent < 60_000));
-    }
-    else if (remainingMs === null) etaText = job.status === 'queued' ? m.waiting : m.estimating;
-    else {
-      const eta = job.eta;
-      // The server's 80% range, shifted by the time since it was received.
-      const elapsed = now - this.receivedAt;
-      const range =
-        eta && eta.low !== undefined && eta.high !== undefined && !offline
-          ? { low: Math.max(0, eta.low - elapsed), high: Math.max(0, eta.high - elapsed) }
-          : undefined;
-      etaText = formatRemaining(remainingMs, lang, m, range);
-    }
-
-    const stepIndex = job ? currentStepIndex(job) : 0;
-    const valueText = [
-      steps.length && job && !ended ? m.stepOf(stepIndex, steps.length) : '',
-      job ? percentText : '',
-      job && job.status === 'completed' ? m.done : etaText,
-    ]
-      .filter(Boolean)
-      .join(', ');
+    const state = this._connection;
+    const offline = state === 'offline';
+    // No server answers (down, or only a gateway's 502/503/504): what moves is a local estimate, and says so.
+    const estimating = job?.status === 'running' && (offline || state === 'reconnecting' || state === 'connecting');
+    this.estimated = estimating;
+    const t = progressText({
+      job,
+      steps,
+      now: this.clock(),
+      receivedAt: this.receivedAt,
+      finishAt: this.smoother.finishAt,
+      shownProgress: this.shownProgress,
+      estimating,
+      lang,
+      m,
+    });
+    const { progress, percent, percentText, etaText, valueText, stepIndex, canceling } = t;
+    if (job?.status === 'running') this.shownProgress = progress;
 
     const failedStep = steps.find((s) => s.status === 'failed');
     const busy = !ended;
-    const running = job?.status === 'running';
     const connectionText = ended ? '' : offline && !job ? m.unreachable : m.connection[this._connection];
 
     return html`
-      <div part="card" class=${classMap({ card: true, [`card--${job?.status ?? 'loading'}`]: true, 'card--canceling': canceling })}>
+      <div part="card" dir=${dir === 'rtl' ? dir : nothing} class=${classMap({ card: true, [`card--${job?.status ?? 'loading'}`]: true, 'card--canceling': canceling })}>
         <div part="header" class="header">
           <div
             part="bar"
@@ -512,14 +432,14 @@ export class ProgressTracker extends LitElement {
             aria-valuemin="0"
             aria-valuemax="100"
             aria-valuenow=${job ? percent : nothing}
-            aria-valuetext=${valueText || m.waiting}
+            aria-valuetext=${valueText}
           >
             <div part="bar-indicator" class="indicator" style=${styleMap({ transform: `scaleX(${job ? progress : 0.3})` })}></div>
           </div>
           <div class="meta">
             <span part="percentage" class="percentage" aria-hidden="true">${job ? percentText : ''}</span>
             <span part="eta" class="eta"
-              >${etaText}${offline && running
+              >${etaText}${estimating
                 ? html` <span part="estimate" class="estimate">${m.estimate}</span>`
                 : nothing}</span
             >
@@ -537,10 +457,12 @@ export class ProgressTracker extends LitElement {
               )}
             </ol>`
           : nothing}
-        ${this.cancelable && job && !ended && !canceling ? this.renderCancel() : nothing}
-        ${job && (job.status === 'failed' || job.status === 'canceled') ? this.renderFailure(job, failedStep) : nothing}
+        ${this.cancelable && job && !ended && !canceling && this.cancelFlow ? this.cancelFlow.render(m) : nothing}
+        ${job && (job.status === 'failed' || job.status === 'canceled')
+          ? failurePanel(job, failedStep, m, this.retryTask.pending, () => this.retry())
+          : nothing}
         ${this._notice && !(job && job.status === 'failed')
-          ? html`<p part="error" class="notice" role="alert"><span part="error-message">${this._notice.message}</span></p>`
+          ? html`<p part="error" class="notice" role="alert"><span part="error-message">${reasonText(this._notice, m)}</span></p>`
           : nothing}
         <div
           part="body"
@@ -559,56 +481,6 @@ export class ProgressTracker extends LitElement {
     `;
   }
 
-  private renderFailure(job: Job, failedStep: Step | undefined): TemplateResult {
-    const m = this.m;
-    const error = job.error ?? failedStep?.error;
-    const retryable = job.status === 'failed' && error?.retryable !== false;
-    const stepLabel = failedStep?.label;
-    // Focus stays on the button while the retry is under way (aria-disabled, not disabled).
-    const retrying = this.retryTask.status === TaskStatus.PENDING;
-    const canceled = job.status === 'canceled';
-    // The server's own end of a cancel (cancel_timeout) says nothing a user needs: "Canceled".
-    const message = canceled && (!error || error.code === 'cancel_timeout') ? m.canceled : (error?.message ?? m.failed);
-    return html`<div part="error" class="error" role="group" aria-label=${canceled ? m.canceled : m.failed}>
-      <span class="error-icon" aria-hidden="true">${stepIcon(canceled ? 'canceled' : 'failed')}</span>
-      <div class="error-text">
-        ${stepLabel ? html`<strong class="error-step">${m.failedStep(stepLabel)}</strong>` : nothing}
-        <span part="error-message" class="error-message">${message}</span>
-      </div>
-      ${retryable
-        ? html`<button
-            part="retry"
-            class="retry"
-            type="button"
-            aria-disabled=${retrying ? 'true' : 'false'}
-            @click=${() => this.retry()}
-          >
-            ${retrying ? m.retrying : stepLabel ? m.retryStep(stepLabel) : m.retry}
-          </button>`
-        : nothing}
-    </div>`;
-  }
-
-  /** The Cancel button (with the server's refusal, if any), or in its place the inline confirmation. */
-  private renderCancel(): TemplateResult {
-    const m = this.m;
-    // Kept on few lines: whitespace inside templates is not minified and the bundle has a budget.
-    if (this._confirming) {
-      return html`<div part="cancel-confirmation" class="actions" role="group" aria-labelledby="cancel-question" @keydown=${this.onConfirmationKey}
-        ><span part="cancel-question" id="cancel-question">${m.cancelQuestion}</span
-        ><button part="cancel-confirm" class="confirm" type="button" @click=${this.confirmCancel}>${m.cancelConfirm}</button
-        ><button part="cancel-keep" class="keep" type="button" @click=${this.keepRunning}>${m.cancelKeep}</button></div
-      >`;
-    }
-    // Focus stays on the button while the cancel is under way (aria-disabled, not disabled).
-    const pending = this.cancelTask.status === TaskStatus.PENDING;
-    const refusal = this._cancelError;
-    return html`<div class="actions"
-      >${refusal ? html`<span part="cancel-error" id="cancel-error" class="cancel-error">${m.cancelFailed(refusal)}</span>` : nothing}<button
-        part="cancel" class="cancel" type="button" aria-disabled=${pending ? 'true' : 'false'} aria-describedby=${refusal ? 'cancel-error' : nothing} @click=${this.askCancel}
-      >${pending ? m.canceling : m.cancel}</button></div
-    >`;
-  }
 }
 
 declare global {

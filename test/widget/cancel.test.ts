@@ -185,7 +185,10 @@ describe('cancel', () => {
     await el.updateComplete;
     const error = events.find((e) => !(e.detail as ProgressErrorInfo).job)!;
     expect((error.detail as ProgressErrorInfo).code).to.equal('forbidden');
-    expect(part(el, 'cancel-error')!.textContent).to.equal(`Could not cancel: ${(error.detail as ProgressErrorInfo).message}`);
+    // In words for the user; the server's own text only in the event's detail.
+    expect((error.detail as ProgressErrorInfo).kind).to.equal('request');
+    expect((error.detail as ProgressErrorInfo).message).to.contain('does not grant');
+    expect(part(el, 'cancel-error')!.textContent).to.equal('Could not cancel: Not allowed');
     const button = part(el, 'cancel')!;
     expect(button.getAttribute('aria-disabled')).to.equal('false');
     expect(button.textContent!.trim()).to.equal('Cancel');

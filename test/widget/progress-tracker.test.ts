@@ -96,7 +96,8 @@ describe('<progress-tracker> rendering and accessibility', () => {
     expect(error.textContent).to.contain('Encode');
     const retry = part(el, 'retry')!;
     expect(retry.localName).to.equal('button');
-    expect(retry.textContent!.trim()).to.equal('Retry from “Encode”');
+    // The producer's label is bidi-isolated (U+2068 … U+2069) inside the sentence.
+    expect(retry.textContent!.trim()).to.equal('Retry from “\u2068Encode\u2069”');
     expect(parts(el, 'step')[1]!.querySelector('.visually-hidden')!.textContent).to.contain('failed');
     expect(part(el, 'body')!.getAttribute('aria-busy')).to.equal('false');
     await waitFor(() => el.shadowRoot!.querySelector('[role="status"]')!.textContent!.includes('Unsupported codec'), 'the failure announced');
