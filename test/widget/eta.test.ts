@@ -6,7 +6,7 @@ import type { Eta, Job } from '../../protocol/index.js';
 import { FinishTimeSmoother } from '../../widget/estimate.js';
 import { defaultMessages, formatRemaining } from '../../widget/format.js';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { createJob, getJob, part, send, uniqueId, visibleText } from '../fixtures/widget-page.js';
+import { createJob, getJob, part, send, uniqueId, visibleText, waitFor } from '../fixtures/widget-page.js';
 
 /** A running job from the real server (one step in progress), with `eta` set as the server would. */
 async function runningJob(eta: Eta | null): Promise<Job> {
@@ -53,7 +53,8 @@ describe('ETA text, countdown and smoothing', () => {
     const clock = new FakeClock();
     const job = await runningJob({ remainingMs: 3 * 60_000 });
     const el = await mountWith(job, clock, 'de');
-    expect(visibleText(el, '[part~="eta"]')).to.equal('about 3 Min. left');
+    // The sentence too, once German has loaded (i18n.test.ts has the languages).
+    await waitFor(() => visibleText(el, '[part~="eta"]') === 'noch etwa 3 Min.', 'the German sentence');
     expect(visibleText(el, '[part~="percentage"]')).to.match(/^\d+ %$/); // German: "20 %"
     el.setAttribute('lang', 'en');
     await el.updateComplete;
@@ -65,7 +66,7 @@ describe('ETA text, countdown and smoothing', () => {
     await inner.updateComplete;
     // The element adds no lang attribute of its own (that would cut the page's language off).
     expect(inner.hasAttribute('lang')).to.equal(false);
-    expect(visibleText(inner, '[part~="eta"]')).to.equal('about 3 min left');
+    await waitFor(() => visibleText(inner, '[part~="eta"]') === 'environ 3 min restantes', 'the French sentence, from the ancestor');
     expect(inner.shadowRoot!.querySelector('[part~="percentage"]')!.textContent).to.match(/^\d+[\u00a0\u202f]%$/); // French: a no-break space before %
   });
 
