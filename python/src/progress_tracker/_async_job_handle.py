@@ -18,7 +18,7 @@ from ._async_event_queue import _AsyncEventQueue
 from ._core import compact
 from ._handle import CancelHandler, ErrorLike, HandleState, RetryHandler, Unsubscribe, _Registered
 from .errors import JobCancelled, ProducerError
-from .types import CancelControl, Control, Job, RetryControl
+from .types import Control, Job, RetryControl
 
 if TYPE_CHECKING:
     from .aio import AsyncProducer
@@ -105,20 +105,12 @@ class AsyncJobHandle(HandleState):
     def on_retry(self, handler: RetryHandler) -> Unsubscribe:
         """Calls ``handler(control)`` (or ``handler()``; plain or async) on every retry of this
         job. Plain handlers run on the event loop: keep them short, or start a task."""
-        reg = _Registered(handler)
-        self._retry_handlers.append(reg)
-        self.listen()
-        return lambda: self._retry_handlers.remove(reg) if reg in self._retry_handlers else None
+        return self._add_retry_handler(handler)
 
     def on_cancel(self, handler: CancelHandler) -> Unsubscribe:
         """Calls ``handler(control)`` (or ``handler()``) once someone cancels the job — at once
         when it already is."""
-        reg = _Registered(handler)
-        self._cancel_handlers.append(reg)
-        self.listen()
-        if self._is_cancelled():
-            self._run_handlers([reg], CancelControl(self.id, self.cancel_reason, True, self._tracker.last_job or self.snapshot))
-        return lambda: self._cancel_handlers.remove(reg) if reg in self._cancel_handlers else None
+        return self._add_cancel_handler(handler)
 
     @property
     def cancelled(self) -> bool:
@@ -181,14 +173,6 @@ class AsyncJobHandle(HandleState):
                 await stream
             except BaseException:
                 pass
-
-    def _heard(self, controls: List[Control]) -> None:
-        for control in controls:
-            if isinstance(control, RetryControl):
-                self._on_retry_heard(control)
-                self._run_handlers(list(self._retry_handlers), control)
-            else:
-                self._run_handlers(list(self._cancel_handlers), control)
 
     def _run_handlers(self, handlers: List[_Registered], control: Control) -> None:
         for reg in handlers:

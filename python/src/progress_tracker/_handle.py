@@ -215,6 +215,39 @@ class HandleState:
     def _status_changed(self, status: str) -> None:
         """Hook: the transport stops listening once the job completed or was canceled."""
 
+    # ---- retry/cancel handlers: registered and dispatched alike; run by the transport --------
+
+    def listen(self) -> None:
+        """Hook: the transport opens the job's control stream."""
+        raise NotImplementedError
+
+    def _run_handlers(self, handlers: List[_Registered], control: Control) -> None:
+        """Hook: the transport runs handlers (threads, or the event loop)."""
+        raise NotImplementedError
+
+    def _add_retry_handler(self, handler: RetryHandler) -> Unsubscribe:
+        reg = _Registered(handler)
+        self._retry_handlers.append(reg)
+        self.listen()
+        return lambda: self._retry_handlers.remove(reg) if reg in self._retry_handlers else None
+
+    def _add_cancel_handler(self, handler: CancelHandler) -> Unsubscribe:
+        reg = _Registered(handler)
+        self._cancel_handlers.append(reg)
+        self.listen()
+        if self._is_cancelled():
+            self._run_handlers([reg], CancelControl(self.id, self.cancel_reason, True, self._tracker.last_job or self.snapshot))
+        return lambda: self._cancel_handlers.remove(reg) if reg in self._cancel_handlers else None
+
+    def _heard(self, controls: List[Control]) -> None:
+        """Control notices from the stream: a retry resets the steps first; each goes to its handlers."""
+        for control in controls:
+            if isinstance(control, RetryControl):
+                self._on_retry_heard(control)
+                self._run_handlers(list(self._retry_handlers), control)
+            else:
+                self._run_handlers(list(self._cancel_handlers), control)
+
     def _on_retry_heard(self, control: RetryControl) -> None:
         self.status = "queued"
         self.current_step = None

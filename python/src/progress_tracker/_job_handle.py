@@ -17,7 +17,7 @@ from ._core import compact
 from ._event_queue import _EventQueue
 from ._handle import CancelHandler, ErrorLike, HandleState, RetryHandler, Unsubscribe, _Registered
 from .errors import JobCancelled, ProducerError
-from .types import CancelControl, Control, Job, RetryControl
+from .types import Control, Job, RetryControl
 
 if TYPE_CHECKING:
     from .client import Producer
@@ -138,20 +138,12 @@ class JobHandle(HandleState):
         from ``control.step``. Plain or async callables; they run on their own thread, so they may
         block (run the job again, say). Listens on the job's SSE stream, which reconnects by
         itself and infers a retry it missed while down (``control.recovered``)."""
-        reg = _Registered(handler)
-        self._retry_handlers.append(reg)
-        self.listen()
-        return lambda: self._retry_handlers.remove(reg) if reg in self._retry_handlers else None
+        return self._add_retry_handler(handler)
 
     def on_cancel(self, handler: CancelHandler) -> Unsubscribe:
         """Calls ``handler(control)`` (or ``handler()``) once someone cancels the job — at once
         when it already is. Stop the work, then call :meth:`cancel`."""
-        reg = _Registered(handler)
-        self._cancel_handlers.append(reg)
-        self.listen()
-        if self._is_cancelled():
-            self._run_handlers([reg], CancelControl(self.id, self.cancel_reason, True, self._tracker.last_job or self.snapshot))
-        return lambda: self._cancel_handlers.remove(reg) if reg in self._cancel_handlers else None
+        return self._add_cancel_handler(handler)
 
     @property
     def cancelled(self) -> bool:
@@ -211,14 +203,6 @@ class JobHandle(HandleState):
             stream, self._stream = self._stream, None
         if stream is not None:
             stream.stop()
-
-    def _heard(self, controls: List[Control]) -> None:
-        for control in controls:
-            if isinstance(control, RetryControl):
-                self._on_retry_heard(control)
-                self._run_handlers(list(self._retry_handlers), control)
-            else:
-                self._run_handlers(list(self._cancel_handlers), control)
 
     def _run_handlers(self, handlers: List[_Registered], control: Control) -> None:
         if not handlers:
