@@ -46,7 +46,7 @@ export type { StepSpec } from './steps-spec.js';
  *
  * @fires progress-update - A newer job state arrived. `detail`: the Job.
  * @fires progress-complete - The job completed. `detail`: the Job.
- * @fires progress-error - The job failed or was canceled, or the server refused a request. `detail`: {code, message, step?, job?}.
+ * @fires progress-error - `kind` 'job': the job failed or was canceled; 'request': the server refused a request; 'connection': no server answered (once per outage, never a job failure). `detail`: {kind, code, message, status?, transport?, step?, job?} (raw text, for logs).
  * @fires progress-retry - The user pressed Retry. Cancelable: `preventDefault()` to handle the retry yourself. `detail`: {jobId, step, job}.
  * @fires progress-cancel - The user pressed Cancel. Cancelable: `preventDefault()` to confirm in your own dialog, then call `cancel()`; otherwise the inline confirmation opens. `detail`: {jobId, job}.
  * @fires progress-connection - The connection state or transport changed. `detail`: 'connecting' | 'live' | 'reconnecting' | 'polling' | 'offline' | 'closed'; the event's `transport`: 'websocket' | 'sse' | 'polling' | 'none'.
