@@ -13,9 +13,9 @@ const steps = [
 
 function Export({ src, job, tokenProvider }) {
   const [status, setStatus] = useState('waiting');
-  const [progress, setProgress] = useState(0);
+  const [update, setUpdate] = useState({ progress: 0, seq: 0 });
   const [retries, setRetries] = useState(0);
-  const onUpdate = useCallback((e) => setProgress(e.detail.progress), []);
+  const onUpdate = useCallback((e) => setUpdate({ progress: e.detail.progress, seq: e.detail.seq }), []);
   const onRetry = useCallback(() => setRetries((n) => n + 1), []);
   return (
     <>
@@ -32,7 +32,7 @@ function Export({ src, job, tokenProvider }) {
       >
         <p>All done, from React.</p>
       </progress-tracker>
-      <p id="status" data-progress={progress} data-retries={retries}>
+      <p id="status" data-progress={update.progress} data-seq={update.seq} data-retries={retries}>
         {status}
       </p>
     </>

@@ -9,7 +9,7 @@ const { src, job, tokenProvider } = await demoConfig();
 const app = createApp({
   setup() {
     const status = ref('waiting');
-    const progress = ref(0);
+    const update = ref({ progress: 0, seq: 0 });
     const retries = ref(0);
     const steps = [
       { id: 'fetch', label: 'Fetch' },
@@ -22,9 +22,9 @@ const app = createApp({
       tokenProvider,
       steps,
       status,
-      progress,
+      update,
       retries,
-      onUpdate: (e) => (progress.value = e.detail.progress),
+      onUpdate: (e) => (update.value = { progress: e.detail.progress, seq: e.detail.seq }),
       onComplete: (e) => (status.value = `completed ${e.detail.id}`),
       onError: (e) => (status.value = `error ${e.detail.code}`),
       onRetry: () => retries.value++,
@@ -44,7 +44,7 @@ const app = createApp({
     >
       <p>All done, from Vue.</p>
     </progress-tracker>
-    <p id="status" :data-progress="progress" :data-retries="retries">{{ status }}</p>
+    <p id="status" :data-progress="update.progress" :data-seq="update.seq" :data-retries="retries">{{ status }}</p>
   `,
 });
 app.config.compilerOptions.isCustomElement = (tag) => tag === 'progress-tracker' || tag === 'notification-badge';
