@@ -68,6 +68,8 @@ export class NotificationBadge extends LitElement {
   @property({ reflect: true }) theme: 'light' | 'dark' | 'auto' | undefined;
   /** Transport tuning for the feed, as the tracker's `connectionOptions` (read when the client is made). */
   @property({ attribute: false }) connectionOptions: Partial<ChannelOptions> = {};
+  /** Own `lang` changes re-render at once; the native property stays (a Lit `lang` would reflect `lang=""`). @internal */
+  @property({ attribute: 'lang' }) protected langAttribute: string | null = null;
   /** Override any sentence (`jobsFinished`, the popover's, the notifications'). */
   @property({ attribute: false }) messages: Partial<Messages> = {};
 

@@ -17,7 +17,7 @@ import { PendingRequest } from './pending-request.js';
 import type { ConnectionState, ConnectionTransport, ProgressClient, ProgressClientOptions, ProgressErrorInfo, TokenProvider } from './progress-client.js';
 import { progressText } from './progress-text.js';
 import { styles } from './progress-tracker.styles.js';
-import { serverAnswer } from './server-answer.js';
+import { sendCancel, sendRetry } from './server-answer.js';
 import { stepCard } from './step-card.js';
 import { stepsAttribute, stepsToShow, type StepSpec } from './steps-spec.js';
 import { failurePanel } from './tracker-panels.js';
@@ -114,6 +114,8 @@ export class ProgressTracker extends LitElement {
   @property({ type: Boolean, reflect: true }) cancelable = false;
   /** Light or dark: `light`, `dark`, `auto` (the OS preference); unset, the page's `color-scheme`. */
   @property({ reflect: true }) theme: 'light' | 'dark' | 'auto' | undefined;
+  /** Own `lang` changes re-render at once; the native property stays (a Lit `lang` would reflect `lang=""`). @internal */
+  @property({ attribute: 'lang' }) protected langAttribute: string | null = null;
   /** Override any sentence. The language follows `lang` (the element's or an ancestor's): see docs/widget.md, i18n. */
   @property({ attribute: false }) messages: Partial<Messages> = {};
   /** Tuning of the connection (reconnect delays, polling bounds…). */
@@ -247,13 +249,7 @@ export class ProgressTracker extends LitElement {
    * request is refused, or 15 s pass). While pending the button says so and ignores clicks, so a
    * retry is never sent twice.
    */
-  private readonly retryTask = new PendingRequest(this, async (step: string | undefined) => {
-    const client = this.connection.client;
-    if (!client) return;
-    const answered = serverAnswer(client, (job) => job.status !== 'failed');
-    await client.retry(step);
-    await answered;
-  });
+  private readonly retryTask = new PendingRequest(this, (step: string | undefined) => sendRetry(this.connection.client, step));
 
   /** The Cancel button, its confirmation and the cancel itself: cancel-flow.ts, loaded with `cancelable` or the first `cancel()`. */
   private cancelFlow: CancelFlow | undefined;
@@ -267,13 +263,7 @@ export class ProgressTracker extends LitElement {
         reason: reasonText,
         focus: (control) => (this.focusNext = control),
         ask: () => emit(this, 'progress-cancel', { jobId: this.job || this._job?.id || '', job: this._job }, true),
-        send: async (reason) => {
-          const client = this.connection.client;
-          if (!client) return;
-          const answered = serverAnswer(client, (job) => !!job.cancelRequested || isTerminal(job.status));
-          await client.cancel(reason);
-          await answered;
-        },
+        send: (reason) => sendCancel(this.connection.client, reason),
       });
       this.requestUpdate();
       return this.cancelFlow;
@@ -335,9 +325,13 @@ export class ProgressTracker extends LitElement {
       this._notice = undefined;
     }
     // Answering again after an estimate: show the server's state from now on, not the estimate.
-    if ((state === 'live' || state === 'polling') && this.estimated) {
+    const job = this._job;
+    if ((state === 'live' || state === 'polling') && this.estimated && job) {
+      const now = this.clock();
       this.shownProgress = 0;
-      this.receivedAt = this.clock();
+      this.receivedAt = now;
+      this.smoother.reset();
+      this.smoother.update(job.eta, now);
     }
     // No server answers: one progress-error per incident, the raw cause in its detail.
     const info = this.incidents.connection(state, this.connection.client?.lastFailure);
