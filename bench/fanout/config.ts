@@ -50,7 +50,7 @@ export const CONFIG = {
    * Producer ingest, no subscribers: `connections` requests in flight back to back for `seconds`
    * per batch size, each request carrying `eventsPerRequest` events (a JSON array above 1).
    */
-  ingest: { jobs: 64, connections: 64, seconds: quick ? 2 : 5, eventsPerRequest: [1, 10, 100] },
+  ingest: { jobs: 64, connections: 64, seconds: quick ? 2 : 5, eventsPerRequest: process.env.BENCH_INGEST_BATCHES ? process.env.BENCH_INGEST_BATCHES.split(',').map(Number) : [1, 10, 100] },
   /** Longest wait for deliveries still in flight after the producer stops. */
   drainTimeoutMs: 5000,
 };

@@ -4,6 +4,7 @@
  * loop never waits on an fsync; it only hears that a batch is on disk.
  *
  *   main → worker: { batch, ops }        worker → main: { batch, results } | { batch, error }
+ *   (ops: one string, sqlite-write-wire.ts)
  *   main → worker: { close: true }       worker → main: { closed: true } (after a TRUNCATE checkpoint)
  *
  * Checkpoints are this thread's job. SQLite's automatic checkpoint only runs once the WAL holds
@@ -29,7 +30,8 @@
 import { statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { openDatabase, prepareWrites, type Synchronous, type WriteOp } from './sqlite-schema.js';
+import { openDatabase, prepareWrites, type Synchronous } from './sqlite-schema.js';
+import { decodeWrites } from './sqlite-write-wire.js';
 
 /** A PASSIVE checkpoint at least this often (ms) while writes go on. */
 export const CHECKPOINT_EVERY_MS = 1000;
@@ -50,7 +52,8 @@ export interface WriterData {
   synchronous: Synchronous;
 }
 
-export type ToWriter = { batch: number; ops: WriteOp[] } | { close: true };
+/** `ops`: the batch's writes, encoded by sqlite-write-wire.ts. */
+export type ToWriter = { batch: number; ops: string } | { close: true };
 export type FromWriter =
   | { batch: number; results: unknown[] }
   | { batch: number; error: { message: string; code?: string } }
@@ -163,7 +166,7 @@ port.on('message', (msg: ToWriter) => {
   }
   let reply: FromWriter;
   try {
-    reply = { batch: msg.batch, results: write(msg.ops) };
+    reply = { batch: msg.batch, results: write(decodeWrites(msg.ops)) };
   } catch (err) {
     // The transaction was rolled back (better-sqlite3 does it if SQLite did not): nothing of the
     // batch is stored, and the connection is ready for the next one.

@@ -16,6 +16,7 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { prepareWrites, type Synchronous, type WriteOp, type WriteResult } from './sqlite-schema.js';
 import type { FromWriter, ToWriter, WriterData } from './sqlite-write-worker.js';
+import { encodeWrites } from './sqlite-write-wire.js';
 
 export interface SqliteWriter {
   write(op: WriteOp): Promise<WriteResult>;
@@ -149,7 +150,7 @@ export class ThreadWriter implements SqliteWriter {
     if (this.inFlight || this.queue.length === 0 || this.failure) return;
     this.inFlight = this.queue;
     this.queue = [];
-    this.worker.postMessage({ batch: ++this.batchNo, ops: this.inFlight.map((p) => p.op) } satisfies ToWriter);
+    this.worker.postMessage({ batch: ++this.batchNo, ops: encodeWrites(this.inFlight.map((p) => p.op)) } satisfies ToWriter);
   }
 
   private onMessage(msg: FromWriter): void {
