@@ -93,6 +93,16 @@ export function generateTrace(scenario: Scenario, seed: number): GeneratedTrace 
     return { name: `kind-${k}`, steps };
   });
 
+  // Which kind a job is: uniform over all kinds, or (staggered) over the kinds introduced so far,
+  // a newly introduced kind taking the job that introduces it.
+  let introduced = 0;
+  const pickKind = (i: number): (typeof kinds)[number] => {
+    if (!scenario.kindArrival) return kinds[Math.floor(rng.next() * kinds.length)]!;
+    const due = Math.min(kinds.length, Math.ceil((kinds.length * (i + 1)) / (scenario.jobs * scenario.kindArrival.share)));
+    if (due > introduced) return kinds[introduced++]!;
+    return kinds[Math.floor(rng.next() * introduced)]!;
+  };
+
   // Arrivals: Poisson, in bursts when the scenario says so (3x for a quarter of each 10 minutes).
   const rate = (t: number): number => (scenario.load.bursts ? ((t % 600_000) < 150_000 ? 3 : 0.5) : 1);
   const arrivals: number[] = [];
@@ -142,7 +152,8 @@ export function generateTrace(scenario: Scenario, seed: number): GeneratedTrace 
 
   const newAttempt = (job: SimJob, at: number): Attempt => {
     const s = job.steps[job.index]!;
-    const work = s.median * Math.pow(job.complexities[job.index]!, s.exponent) * Math.exp(s.sigma * rng.normal());
+    const tail = scenario.heavyTail && rng.next() < scenario.heavyTail.share ? scenario.heavyTail.scale : 1;
+    const work = s.median * Math.pow(job.complexities[job.index]!, s.exponent) * Math.exp(tail * s.sigma * rng.normal());
     const fails = rng.next() < s.failPerAttempt;
     return {
       work,
@@ -165,15 +176,19 @@ export function generateTrace(scenario: Scenario, seed: number): GeneratedTrace 
     // Arrivals.
     while (nextArrival < arrivals.length && arrivals[nextArrival]! <= t) {
       const id = `j${nextArrival + 1}`;
-      const kind = kinds[Math.floor(rng.next() * kinds.length)]!;
+      const kind = pickKind(nextArrival);
       const jobComplexity = Math.exp(0.7 * rng.normal());
+      const hint = scenario.complexityHint;
+      const reported = typeof hint === 'number' ? round(jobComplexity * Math.exp(hint * rng.normal())) : round(jobComplexity);
       const complexities = kind.steps.map(() => (scenario.stepComplexity ? jobComplexity * Math.exp(0.35 * rng.normal()) : jobComplexity));
       const job: SimJob = { id, steps: kind.steps, complexities, jobComplexity, index: 0, attempts: 0, attempt: null, startAt: t + rng.uniform(0, 1_000), failedAt: null };
       live.push(job);
       jobs.set(id, { kind: kind.name, start: t, end: NaN, status: 'completed' });
       const ev: TraceEvent = scenario.stepComplexity
         ? { t, type: 'job', jobId: id, kind: kind.name, complexity: round(jobComplexity), steps: kind.steps.map((s, i) => ({ id: s.id, complexity: round(complexities[i]!) })) }
-        : { t, type: 'job', jobId: id, kind: kind.name, complexity: round(jobComplexity), steps: kind.steps.map((s) => ({ id: s.id })) };
+        : hint === 'absent'
+          ? { t, type: 'job', jobId: id, kind: kind.name, steps: kind.steps.map((s) => ({ id: s.id })) }
+          : { t, type: 'job', jobId: id, kind: kind.name, complexity: reported, steps: kind.steps.map((s) => ({ id: s.id })) };
       emit(ev, job, () => oracleFor(job, t, factor, lp));
       nextArrival++;
     }
