@@ -5,10 +5,15 @@
  * server answers (the job carries `cancelRequested` or has ended, a refusal, or 15 s); a refusal
  * is said next to the button, in words. Focus moves where the flow asks.
  *
+ * The cancel runs as a @lit/task `Task` hosted by the element (`autoRun: false`, `run()` on
+ * Confirm): its PENDING status is what the button shows and what makes a second press send nothing.
+ *
  * Loaded on demand (the element's `cancelable`, or a first `cancel()`), as its own chunk of the
- * script-tag bundle: it imports nothing at run time — Lit's `html` and the element's services
- * come in through `CancelKit` — so the chunk never pulls in a second copy of the bundle.
+ * script-tag bundle: it imports nothing at run time — Lit's `html`, @lit/task's `Task` (the main
+ * bundle's, which Retry uses too) and the element's services come in through `CancelKit` — so the
+ * chunk never pulls in a second copy of the bundle.
  */
+import type { Task as LitTask, TaskStatus as LitTaskStatus } from '@lit/task';
 import type { ReactiveControllerHost, TemplateResult, html as litHtml, nothing as litNothing } from 'lit';
 import type { Messages } from './i18n/messages.js';
 import type { ProgressErrorInfo } from './progress-client.js';
@@ -16,6 +21,9 @@ import type { ProgressErrorInfo } from './progress-client.js';
 export interface CancelKit {
   html: typeof litHtml;
   nothing: typeof litNothing;
+  /** @lit/task's Task and TaskStatus, the main bundle's copy. */
+  Task: typeof LitTask;
+  TaskStatus: typeof LitTaskStatus;
   /** Sends the cancel; resolves once the server has answered (or after 15 s). */
   send: (reason: string | undefined) => Promise<void>;
   /** Fires `progress-cancel`; false when the app prevented it (it confirms on its own). */
@@ -30,25 +38,26 @@ export class CancelFlow {
   confirming = false;
   /** The server's refusal of the last cancel (said in words next to the button). */
   refusal: ProgressErrorInfo | undefined;
-  /** Sent, not answered yet: the button says "Canceling…" and ignores presses. */
-  pending = false;
+  /** The cancel, from Confirm (or `cancel()`) until the server answers (see `CancelKit.send`). */
+  private readonly task: LitTask<[string | undefined], void>;
 
   constructor(
     private readonly host: ReactiveControllerHost,
     private readonly kit: CancelKit,
-  ) {}
+  ) {
+    this.task = new kit.Task(host, { autoRun: false, task: ([reason]: [string | undefined]) => kit.send(reason) });
+  }
+
+  /** Sent, not answered yet: the button says "Canceling…" and ignores presses. */
+  get pending(): boolean {
+    return this.task.status === this.kit.TaskStatus.PENDING;
+  }
 
   /** Cancel without asking (Confirm, or the app after its own confirmation). Resolves once answered. */
   async cancel(reason?: string): Promise<void> {
     if (this.pending) return;
-    this.pending = true;
     this.set(false, undefined);
-    try {
-      await this.kit.send(reason);
-    } finally {
-      this.pending = false;
-      this.host.requestUpdate();
-    }
+    await this.task.run([reason]);
   }
 
   /** The job is being canceled or has ended: nothing left to confirm or refuse. */

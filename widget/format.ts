@@ -87,10 +87,3 @@ export function formatCount(n: number, lang?: string, type: Intl.PluralRuleType 
     plural: cached(`pl:${lang}:${type}`, () => new Intl.PluralRules(lang || undefined, { type })).select(n),
   };
 }
-
-/** "now", "3 minutes ago", "yesterday" in `lang`, for a time `ms` in the past (a future time, from a fast server clock, reads "now"). */
-export function formatAgo(ms: number, lang?: string): string {
-  const s = Math.max(0, ms / 1000);
-  const [n, unit]: [number, Intl.RelativeTimeFormatUnit] = s < 60 ? [0, 'second'] : s < 3600 ? [s / 60, 'minute'] : s < 86400 ? [s / 3600, 'hour'] : [s / 86400, 'day'];
-  return cached(`r:${lang}`, () => new Intl.RelativeTimeFormat(lang || undefined, { numeric: 'auto' })).format(-Math.floor(n), unit);
-}

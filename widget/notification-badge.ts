@@ -1,17 +1,17 @@
 import { LitElement, html, nothing, type TemplateResult } from 'lit';
 import { property, state } from 'lit/decorators.js';
 import type { Job, JobSummary } from '../protocol/index.js';
+import type { PopoverKit } from './badge-popover.js';
 import type { EndpointList } from './endpoints.js';
 import { FeedClient } from './feed-client.js';
 import { isSeenKey, isUnseen, newest, readSeen, writeSeen, type SeenState } from './feed-seen.js';
-import { formatAgo, formatCount } from './format.js';
+import { formatCount } from './format.js';
 import { LocaleController } from './i18n/locale-controller.js';
 import type { Messages } from './i18n/messages.js';
 import type { ChannelOptions, TokenProvider } from './live-channel.js';
 import { notifyIfHidden } from './notifications.js';
 import { styles } from './notification-badge.styles.js';
 
-const ICONS: Record<string, string> = { completed: '✓', failed: '✕', canceled: '■' };
 const title = (job: JobSummary) => job.meta?.title ?? job.kind;
 
 /**
@@ -184,6 +184,7 @@ export class NotificationBadge extends LitElement {
   private readonly onToggle = (event: ToggleEvent) => {
     const open = event.newState === 'open';
     this.shown = open ? this.jobs : undefined;
+    if (open) void this.loadPopover();
     // Focus inside goes back to the badge (Chromium does not restore it from a popover in a shadow
     // root); focus already elsewhere (a click outside) stays there.
     if (!open && this.shadowRoot!.activeElement) this.renderRoot.querySelector('button')!.focus();
@@ -196,12 +197,35 @@ export class NotificationBadge extends LitElement {
     this.renderRoot.querySelector<HTMLElement>('[popover]')!.hidePopover();
   }
 
-  private item(job: JobSummary, m: Messages, lang: string | undefined, now: number): TemplateResult {
-    const unseen = isUnseen(job, this.seen);
-    const href = this.hrefTemplate.replace(/\{id\}/g, encodeURIComponent(job.id));
-    const status = { completed: m.done, failed: m.failed, canceled: m.canceled, queued: m.stepState.pending, running: m.stepState.running }[job.status];
-    // The state in words too (not by icon or color alone); the icon is decoration.
-    return html`<li part="item"><span aria-hidden="true">${ICONS[job.status]}</span> <bdi>${href ? html`<a part="link" href=${href} @click=${() => this.follow(job)}>${title(job)}</a>` : title(job)}</bdi><br /><small>${status} · ${formatAgo(now - job.updatedAt, lang)}${unseen ? ` · ${m.unseen}` : ''}</small></li>`;
+  /** The popover's inside: badge-popover.ts, a chunk loaded on the first hover, focus or activation of the button. */
+  private popoverInside: ((list: JobSummary[], m: Messages) => TemplateResult) | undefined;
+  private popoverLoad: Promise<void> | undefined;
+
+  private readonly loadPopover = (): Promise<void> =>
+    (this.popoverLoad ??= import('./badge-popover.js').then(
+      ({ popoverContent }) => {
+        const kit: PopoverKit = {
+          html,
+          title,
+          unseen: (job) => isUnseen(job, this.seen),
+          lang: () => this.locale.lang,
+          href: (job) => this.hrefTemplate.replace(/\{id\}/g, encodeURIComponent(job.id)),
+          follow: (job) => this.follow(job),
+          clear: () => this.clear(),
+        };
+        this.popoverInside = (list, m) => popoverContent(kit, list, m);
+        this.requestUpdate();
+      },
+      // Not loaded (offline?): the next hover, focus or opening tries again.
+      () => (this.popoverLoad = undefined),
+    ));
+
+  /** While the popover's inside is on its way, `updateComplete` waits for it and the render that shows it. */
+  protected override async getUpdateComplete(): Promise<boolean> {
+    const done = await super.getUpdateComplete();
+    if (this.popoverInside || !this.popoverLoad) return done;
+    await this.popoverLoad;
+    return super.getUpdateComplete();
   }
 
   protected override render(): TemplateResult {
@@ -212,12 +236,11 @@ export class NotificationBadge extends LitElement {
     const feed = !!this.feed;
     // While open, the list keeps the jobs (and order) it opened with, each in its latest state.
     const list = this.shown?.map((s) => this.jobs.find((j) => j.id === s.id) ?? s) ?? this.jobs;
-    const now = Date.now();
-    return html`<button part="base" type="button" aria-label=${m.jobsFinished(count, text, plural)} popovertarget=${feed ? 'p' : nothing} aria-expanded=${feed ? String(!!this.shown) : nothing} @click=${() => feed || this.clear()}>
+    return html`<button part="base" type="button" aria-label=${m.jobsFinished(count, text, plural)} popovertarget=${feed ? 'p' : nothing} aria-expanded=${feed ? String(!!this.shown) : nothing} @click=${() => feed || this.clear()} @pointerenter=${feed ? this.loadPopover : nothing} @focus=${feed ? this.loadPopover : nothing}>
       <slot><svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true"><path d="M8 2a4 4 0 0 0-4 4v3l-1.5 2h11L12 9V6a4 4 0 0 0-4-4zM6.5 13a1.5 1.5 0 0 0 3 0" fill="none" stroke="currentColor" stroke-width="1.5"/></svg></slot
       >${count ? html`<span part="count" class="count" aria-hidden="true">${text}</span>` : nothing}
     </button>${feed
-      ? html`<div id="p" part="popover" popover @beforetoggle=${this.onToggle}><ul part="list" aria-label=${m.recentJobs}>${list.length ? list.map((job) => this.item(job, m, lang, now)) : html`<li>${m.noJobs}</li>`}</ul><button part="mark-seen" type="button" @click=${() => this.clear()}>${m.markAllSeen}</button></div>`
+      ? html`<div id="p" part="popover" popover @beforetoggle=${this.onToggle}>${this.popoverInside?.(list, m) ?? nothing}</div>`
       : nothing}`;
   }
 }

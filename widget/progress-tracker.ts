@@ -1,7 +1,6 @@
+import { Task, TaskStatus } from '@lit/task';
 import { LitElement, html, nothing, type PropertyValues, type TemplateResult } from 'lit';
 import { property, state } from 'lit/decorators.js';
-import { classMap } from 'lit/directives/class-map.js';
-import { styleMap } from 'lit/directives/style-map.js';
 import { isTerminal, type Job } from '../protocol/index.js';
 import type { CancelFlow } from './cancel-flow.js';
 import { ConnectionController } from './connection-controller.js';
@@ -13,7 +12,6 @@ import { isolate, type Messages } from './i18n/messages.js';
 import { isNewer } from './job-order.js';
 import { LiveAnnouncer, connectionAnnouncement } from './live-announcer.js';
 import { notifyIfHidden } from './notifications.js';
-import { PendingRequest } from './pending-request.js';
 import type { ConnectionState, ConnectionTransport, ProgressClient, ProgressClientOptions, ProgressErrorInfo, TokenProvider } from './progress-client.js';
 import { progressText } from './progress-text.js';
 import { styles } from './progress-tracker.styles.js';
@@ -249,7 +247,10 @@ export class ProgressTracker extends LitElement {
    * request is refused, or 15 s pass). While pending the button says so and ignores clicks, so a
    * retry is never sent twice.
    */
-  private readonly retryTask = new PendingRequest(this, (step: string | undefined) => sendRetry(this.connection.client, step));
+  private readonly retryTask = new Task(this, {
+    autoRun: false,
+    task: ([step]: [string | undefined]) => sendRetry(this.connection.client, step),
+  });
 
   /** The Cancel button, its confirmation and the cancel itself: cancel-flow.ts, loaded with `cancelable` or the first `cancel()`. */
   private cancelFlow: CancelFlow | undefined;
@@ -260,6 +261,8 @@ export class ProgressTracker extends LitElement {
       this.cancelFlow = new CancelFlow(this, {
         html,
         nothing,
+        Task,
+        TaskStatus,
         reason: reasonText,
         focus: (control) => (this.focusNext = control),
         ask: () => emit(this, 'progress-cancel', { jobId: this.job || this._job?.id || '', job: this._job }, true),
@@ -283,13 +286,13 @@ export class ProgressTracker extends LitElement {
 
   /** Retry the failed job from its failed step (what the Retry button does). */
   retry(): void {
-    if (this.retryTask.pending) return;
+    if (this.retryTask.status === TaskStatus.PENDING) return;
     const job = this._job;
     const step = job?.error?.step ?? job?.steps.find((s) => s.status === 'failed')?.id;
     const proceed = emit(this, 'progress-retry', { jobId: this.job || job?.id || '', step, job }, true);
     if (!proceed) return;
     this._notice = undefined;
-    void this.retryTask.run(step);
+    void this.retryTask.run([step]);
   }
 
   private show(job: Job): void {
@@ -352,7 +355,7 @@ export class ProgressTracker extends LitElement {
       return;
     }
     const cancel = !!this.cancelFlow?.pending;
-    const asked = cancel || this.retryTask.pending;
+    const asked = cancel || this.retryTask.status === TaskStatus.PENDING;
     if (!asked && !this.incidents.first(info)) return;
     emit(this, 'progress-error', info);
     // In the background, a transport failure is the connection indicator's to say.
@@ -415,11 +418,11 @@ export class ProgressTracker extends LitElement {
     const connectionText = ended ? '' : offline && !job ? m.unreachable : m.connection[this._connection];
 
     return html`
-      <div part="card" dir=${dir === 'rtl' ? dir : nothing} class=${classMap({ card: true, [`card--${job?.status ?? 'loading'}`]: true, 'card--canceling': canceling })}>
+      <div part="card" dir=${dir === 'rtl' ? dir : nothing} class="card card--${job?.status ?? 'loading'}${canceling ? ' card--canceling' : ''}">
         <div part="header" class="header">
           <div
             part="bar"
-            class=${classMap({ bar: true, 'bar--indeterminate': !job })}
+            class="bar${job ? '' : ' bar--indeterminate'}"
             role="progressbar"
             tabindex="-1"
             aria-label=${this.accessibleName}
@@ -428,7 +431,7 @@ export class ProgressTracker extends LitElement {
             aria-valuenow=${job ? percent : nothing}
             aria-valuetext=${valueText}
           >
-            <div part="bar-indicator" class="indicator" style=${styleMap({ transform: `scaleX(${job ? progress : 0.3})` })}></div>
+            <div part="bar-indicator" class="indicator" .style=${`transform:scaleX(${job ? progress : 0.3})`}></div>
           </div>
           <div class="meta">
             <span part="percentage" class="percentage" aria-hidden="true">${job ? percentText : ''}</span>
@@ -453,14 +456,14 @@ export class ProgressTracker extends LitElement {
           : nothing}
         ${this.cancelable && job && !ended && !canceling && this.cancelFlow ? this.cancelFlow.render(m) : nothing}
         ${job && (job.status === 'failed' || job.status === 'canceled')
-          ? failurePanel(job, failedStep, m, this.retryTask.pending, () => this.retry())
+          ? failurePanel(job, failedStep, m, this.retryTask.status === TaskStatus.PENDING, () => this.retry())
           : nothing}
         ${this._notice && !(job && job.status === 'failed')
           ? html`<p part="error" class="notice" role="alert"><span part="error-message">${reasonText(this._notice, m)}</span></p>`
           : nothing}
         <div
           part="body"
-          class=${classMap({ body: true, 'body--empty': !this._hasContent && !this._hasSkeleton, 'body--done': job?.status === 'completed', 'body--busy': busy })}
+          class="body${!this._hasContent && !this._hasSkeleton ? ' body--empty' : ''}${job?.status === 'completed' ? ' body--done' : ''}${busy ? ' body--busy' : ''}"
           aria-busy=${busy ? 'true' : 'false'}
         >
           <div part="skeleton" class="skeleton" aria-hidden="true" ?inert=${true}>

@@ -1,5 +1,4 @@
 import { html, nothing, svg, type SVGTemplateResult, type TemplateResult } from 'lit';
-import { styleMap } from 'lit/directives/style-map.js';
 import type { Step, StepStatus } from '../protocol/index.js';
 import { formatPercent, type Messages } from './format.js';
 
@@ -35,7 +34,7 @@ export function stepCard(
     ${step.message ? html`<span id="d${index}" class="visually-hidden">${step.message}</span>` : nothing}
     ${running
       ? html`<span part="step-progress" class="step-progress" aria-hidden="true"
-          ><span style=${styleMap({ transform: `scaleX(${step.progress})` })}></span
+          ><span .style=${`transform:scaleX(${step.progress})`}></span
         ></span>`
       : nothing}
     ${index < total - 1 ? html`<span part="separator" class="separator" aria-hidden="true">▶</span>` : nothing}

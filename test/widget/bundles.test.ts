@@ -3,7 +3,7 @@
 // Properties go in (steps array, tokenProvider function), events come out, against the real server.
 import { expect } from '@open-wc/testing';
 import type { ProgressTracker } from '../../widget/progress-tracker.js';
-import { createJob, getJob, send, serverUrl, token, waitFor, wsUrl } from '../fixtures/widget-page.js';
+import { createJob, getJob, send, serverUrl, token, uniqueId, waitFor, wsUrl } from '../fixtures/widget-page.js';
 
 const STEPS3 = [
   { id: 'fetch', label: 'Fetch' },
@@ -75,6 +75,35 @@ describe('bundles and framework examples', () => {
     await waitFor(() => eta() === '進捗を待っています…', `the Japanese text (got "${eta()}")`);
     expect(scripts()).to.deep.equal(['/dist/progress-tracker.js', '/dist/progress-tracker-ja.js']);
     const chunk = await (await fetch('/dist/progress-tracker-ja.js')).text();
+    expect(chunk, 'the chunk imports nothing (no second copy of the bundle)').to.not.match(/\bimport\b/);
+  });
+
+  it("the badge popover's inside (its list, \"Mark all as seen\") is a chunk loaded only when used, that imports nothing", async () => {
+    const job = await createJob(STEPS3);
+    const page = await openPage('/demo/examples/script-tag.html', job.id);
+    frame = page.frame;
+    await trackerIn(page.doc);
+    const scripts = () => page.win.performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname).filter((p) => p.endsWith('.js') && !p.startsWith('/__web-dev-server'));
+    // A feed badge in the page, connected and counting: still only the bundle.
+    const tag = `user:${uniqueId('u')}`;
+    const badge = page.doc.createElement('notification-badge') as HTMLElement & { src: string; token: string; updateComplete: Promise<boolean> };
+    badge.setAttribute('tag', tag);
+    badge.token = await token({ jobs: [`tag:${tag}`], scopes: ['progress:read'] });
+    badge.src = wsUrl(await serverUrl());
+    page.doc.body.append(badge);
+    await waitFor(() => page.win.localStorage.getItem(`notification-badge:${tag}`), 'the feed\'s first list');
+    await badge.updateComplete;
+    const root = badge.shadowRoot!;
+    expect(root.querySelector('[part="list"]'), 'no list before the popover is used').to.equal(null);
+    expect(scripts()).to.deep.equal(['/dist/progress-tracker.js']);
+    // Opened: the chunk arrives and the list renders.
+    root.querySelector<HTMLButtonElement>('[part="base"]')!.click();
+    await waitFor(() => root.querySelector('[part="popover"]')!.matches(':popover-open'), 'the popover open');
+    await badge.updateComplete;
+    expect(root.querySelector('[part="list"]')!.textContent).to.equal('No jobs yet');
+    expect(root.querySelector('[part="mark-seen"]')).to.exist;
+    expect(scripts()).to.deep.equal(['/dist/progress-tracker.js', '/dist/progress-tracker-badge-popover.js']);
+    const chunk = await (await fetch('/dist/progress-tracker-badge-popover.js')).text();
     expect(chunk, 'the chunk imports nothing (no second copy of the bundle)').to.not.match(/\bimport\b/);
   });
 
