@@ -8,7 +8,8 @@
  *   say it, and `progress-error` fires once per incident (until a successful reconnect), with
  *   the raw cause in its detail, not once per attempt.
  */
-import type { ChannelFailure, ConnectionState } from './live-channel.js';
+import type { ChannelFailure } from './channel-types.js';
+import type { ConnectionState } from './connection-state.js';
 import type { Messages } from './i18n/messages.js';
 import type { ProgressErrorInfo } from './progress-client.js';
 

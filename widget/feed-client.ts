@@ -15,7 +15,8 @@
  */
 import { isTerminal, type ClientMessage, type JobSummary, type ServerMessage } from '../protocol/index.js';
 import { isNewer } from './job-order.js';
-import { LiveChannel, type ChannelEvents, type ChannelOptions } from './live-channel.js';
+import type { ChannelEvents, ChannelOptions } from './channel-types.js';
+import { LiveChannel } from './live-channel.js';
 
 /** Jobs kept (the server's `feed` holds the tag's latest 50). */
 const KEPT = 50;

@@ -17,7 +17,7 @@ export {
   type TokenProvider,
 } from './progress-client.js';
 export { FeedClient, type FeedClientEvents, type FeedClientOptions } from './feed-client.js';
-export type { ChannelOptions } from './live-channel.js';
+export type { ChannelOptions } from './channel-types.js';
 export { ConnectionController } from './connection-controller.js';
 export { FinishTimeSmoother, estimateProgress, MAX_ESTIMATED_PROGRESS } from './estimate.js';
 export { defaultMessages, formatDuration, formatRemaining, type Messages } from './format.js';

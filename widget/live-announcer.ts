@@ -1,6 +1,6 @@
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import type { Messages } from './i18n/messages.js';
-import type { ConnectionState } from './live-channel.js';
+import type { ConnectionState } from './connection-state.js';
 
 /**
  * Feeds one polite live region. Screen readers drop or garble messages that replace each other

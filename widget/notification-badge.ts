@@ -8,7 +8,7 @@ import { isSeenKey, isUnseen, newest, readSeen, writeSeen, type SeenState } from
 import { formatCount } from './format.js';
 import { LocaleController } from './i18n/locale-controller.js';
 import type { Messages } from './i18n/messages.js';
-import type { ChannelOptions, TokenProvider } from './live-channel.js';
+import type { ChannelOptions, TokenProvider } from './channel-types.js';
 import { notifyIfHidden } from './notifications.js';
 import { styles } from './notification-badge.styles.js';
 

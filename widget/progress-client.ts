@@ -19,12 +19,15 @@
  *   client.open();   // … later: off(); client.close();
  */
 import { isTerminal, type ClientMessage, type Job, type ServerMessage } from '../protocol/index.js';
+import type { ChannelOptions } from './channel-types.js';
+import type { ConnectionState, ConnectionTransport } from './connection-state.js';
 import { isNewer } from './job-order.js';
+import { LiveChannel } from './live-channel.js';
 import { GATEWAY_DOWN } from './poller.js';
-import { LiveChannel, type ChannelOptions, type ConnectionState, type ConnectionTransport } from './live-channel.js';
 
 export { deriveApiBase, parseEndpoints, type EndpointList } from './endpoints.js';
-export type { ChannelOptions, ConnectionState, ConnectionTransport, TokenProvider } from './live-channel.js';
+export type { ChannelOptions, TokenProvider } from './channel-types.js';
+export type { ConnectionState, ConnectionTransport } from './connection-state.js';
 
 /**
  * `progress-error`'s detail. `kind` says what went wrong: `job` — the job failed or was canceled
