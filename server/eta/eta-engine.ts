@@ -18,6 +18,7 @@ import { RetryStats } from './retry-stats.js';
 import { IntervalCalibration } from './calibration.js';
 import { blendWithObservation } from './live-blend.js';
 import { PacePosterior } from './job-pace.js';
+import { JobEffect } from './job-effect.js';
 import { changedMeaningfully, stampEta } from '../core/eta-update-policy.js';
 import { parseHistorySample, type HistorySample } from './history-sample.js';
 import { followQueue, QUEUE_HISTORY_STEP, QueueWaits, type QueueTrack } from './queue-wait.js';
@@ -97,6 +98,9 @@ interface FinishedResidual {
   kindShare: number;
   /** The shared levels when it was measured: later learning (from this very step, too) moves them. */
   mark: LevelMark;
+  /** How unsure the shared levels were then (levelVariance global + kind), and this step's loading on them. */
+  sharedVar: number;
+  loading: number;
 }
 
 interface StepState {
@@ -137,6 +141,7 @@ export class EtaEngine implements Estimator {
   private readonly retries = new RetryStats();
   private readonly queueWaits = new QueueWaits();
   private readonly calibration: IntervalCalibration;
+  private readonly jobEffect = new JobEffect();
   private readonly jobs = new Map<string, JobState>();
   private readonly history: HistoryStore | undefined;
   private readonly maxPerKey: number;
@@ -166,6 +171,11 @@ export class EtaEngine implements Estimator {
   /** Jobs currently tracked (running or queued); finished ones are forgotten. */
   get trackedJobs(): number {
     return this.jobs.size;
+  }
+
+  /** What a job's steps share beyond the levels (job-effect.ts), log-space variance. */
+  get jobEffectVariance(): number {
+    return this.jobEffect.variance;
   }
 
   /** Steps running system-wide, as the engine counts them. */
@@ -225,7 +235,11 @@ export class EtaEngine implements Estimator {
           if (durationMs > 0) {
             // Measured against the model before it learns from this step (that would hide the news).
             const p = this.model.predict(next.kind, step.id, complexity, meanLoad);
+            const lv = this.model.levelVariance(next.kind);
+            const sv = lv.global + lv.kind;
             s.finished = {
+              sharedVar: sv,
+              loading: sv > 0 ? Math.sqrt((p.globalShare ** 2 * lv.global + p.kindShare ** 2 * lv.kind) / sv) : 0,
               residual: Math.log(durationMs) - p.mu,
               noiseVar: Math.max(p.sigma * p.sigma - p.levelVar, 1e-4),
               globalShare: p.globalShare,
@@ -255,7 +269,10 @@ export class EtaEngine implements Estimator {
     }
     if (isTerminal(next.status)) {
       for (const s of state.steps.values()) if (s.attempt) this.concurrency.stop(s.attempt.loadMark, s.attempt.startedAt, now);
-      if (next.status === 'completed') this.calibrate(state, now);
+      if (next.status === 'completed') {
+        this.calibrate(state, now);
+        this.learnJobEffect(state);
+      }
       this.jobs.delete(next.id);
     }
   }
@@ -300,9 +317,11 @@ export class EtaEngine implements Estimator {
     // The job's own pace (job-pace.ts): its finished steps teach the running one; those and the
     // running step's rate teach the steps still to come.
     const levels = this.model.levelVariance(job.kind);
-    const sharedVar = levels.global + levels.kind;
+    // Plus what jobs share beyond the levels (job-effect.ts): reaches every step in full.
+    const jobVar = this.jobEffect.variance;
+    const sharedVar = levels.global + levels.kind + jobVar;
     const loadingOf = (g: number, k: number): number =>
-      sharedVar > 0 ? Math.sqrt((g * g * levels.global + k * k * levels.kind) / sharedVar) : 0;
+      sharedVar > 0 ? Math.sqrt((g * g * levels.global + k * k * levels.kind + jobVar) / sharedVar) : 0;
     const planned: Array<{ step: Step; key: string; dist: LogNormal; levelVar: number; loading: number; expected: Moments }> = [];
     let doneWeight = 0;
     let totalWeight = 0;
@@ -319,10 +338,10 @@ export class EtaEngine implements Estimator {
       totalWeight += weight;
       if (step.status === 'completed') doneWeight += weight;
       if (base.levelVar > maxLevelVar) maxLevelVar = base.levelVar;
-      planned.push({ step, key, dist, levelVar: base.levelVar, loading: loadingOf(base.globalShare, base.kindShare), expected });
+      planned.push({ step, key, dist, levelVar: base.levelVar + jobVar, loading: loadingOf(base.globalShare, base.kindShare), expected });
     }
     // Where the levels are well known for every step of this job, its pace cannot move anything.
-    const paceVar = maxLevelVar >= MIN_PACE_VARIANCE ? sharedVar : 0;
+    const paceVar = maxLevelVar >= MIN_PACE_VARIANCE || jobVar >= MIN_PACE_VARIANCE ? sharedVar : 0;
     const fromFinished = new PacePosterior(paceVar);
     const fromAll = new PacePosterior(paceVar);
     if (state && paceVar > 0) {
@@ -333,7 +352,7 @@ export class EtaEngine implements Estimator {
         mark ??= this.model.levelMark(job.kind);
         // Rebase onto the levels as they are now: what the model has learned since is not news.
         const moved = mark.drift - f.mark.drift + f.globalShare * (mark.global - f.mark.global) + f.kindShare * (mark.kind - f.mark.kind);
-        const evidence = { residual: f.residual - moved, noiseVar: f.noiseVar, loading: loadingOf(f.globalShare, f.kindShare) };
+        const evidence = { residual: f.residual - moved, noiseVar: Math.max(f.noiseVar - jobVar, 0.25 * f.noiseVar, 1e-4), loading: loadingOf(f.globalShare, f.kindShare) };
         fromFinished.add(evidence);
         fromAll.add(evidence);
       }
@@ -428,6 +447,23 @@ export class EtaEngine implements Estimator {
       state.checkpoints = state.checkpoints.filter((_, i) => i % 2 === 0);
       state.stride *= 2;
     }
+  }
+
+  /**
+   * A completed job's finished steps, rebased onto the levels before its first finished step taught
+   * the model (later steps were predicted by a model that had learned from the earlier ones).
+   */
+  private learnJobEffect(state: JobState): void {
+    let ref: FinishedResidual | undefined;
+    const steps: Array<{ residual: number; loading: number }> = [];
+    for (const s of state.steps.values()) {
+      const f = s.finished;
+      if (!f) continue;
+      ref ??= f;
+      const moved = ref.mark.drift - f.mark.drift + f.globalShare * (ref.mark.global - f.mark.global) + f.kindShare * (ref.mark.kind - f.mark.kind);
+      steps.push({ residual: f.residual - moved, loading: f.loading });
+    }
+    if (ref) this.jobEffect.addJob(steps, ref.sharedVar);
   }
 
   private calibrate(state: JobState, endedAt: number): void {
