@@ -68,7 +68,7 @@ describe('honest connection states: a 502 outage is not a job failure', () => {
     expect(detail.job).to.equal(undefined);
     expect(`${detail.code} ${detail.message} ${detail.status ?? ''}`).to.contain('502');
 
-    // The server has not moved: it is behind what the estimate claims.
+    // The server is behind what the estimate claims.
     expect(server, 'the server is behind the estimate').to.be.lessThan(during);
     // Reconnect: the first render once a server answers shows the server's value, not the estimate.
     let after = -1;
@@ -79,8 +79,12 @@ describe('honest connection states: a 502 outage is not a job failure', () => {
     await waitFor(() => el.connectionState === 'live' && after >= 0, 'live again', 30_000);
     await el.updateComplete;
     expect(part(el, 'estimate'), 'no estimate label once the server answers').to.equal(null);
-    expect(after, `back to the server's ${server}% (the estimate was ${during}%)`).to.be.lessThan(during);
-    expect(after).to.be.at.least(server).and.at.most(server + 5);
+    // The server's own value may have grown meanwhile: once it has history its progress is
+    // time-based and its ETA tick re-estimates while the page is cut off (5 points of room for
+    // the element's own count-up between two updates, as before the outage).
+    const serverNow = Math.ceil((await getJob(job.id)).progress * 100);
+    expect(after, `back to the server's ${server}–${serverNow}% (the estimate was ${during}%)`).to.be.lessThan(during);
+    expect(after).to.be.at.least(server).and.at.most(serverNow + 5);
 
     // Incident 2: a new outage after the reconnect is a new incident — one more progress-error.
     await proxy.set('bad-gateway');
