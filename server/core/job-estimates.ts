@@ -59,12 +59,19 @@ export class JobEstimates {
     }
   }
 
-  /** Re-estimates running jobs; writes those whose ETA changed meaningfully (seq + 1). A stalled job is left alone (its ETA is unknown until its producer speaks). */
-  async tick(now: number, cache: JobCache, writer: JobWriter, fresh: Freshness): Promise<void> {
+  /**
+   * Re-estimates running jobs; writes those whose ETA changed meaningfully (seq + 1). A stalled job
+   * is left alone (its ETA is unknown until its producer speaks), and so is a job whose producer
+   * spoke within the last `activeWithinMs`: that event was estimated when it was applied, and
+   * clients count down from its stamp. The tick is for silent jobs; without this check a server
+   * with 5,000 jobs reporting twice a second estimated each of them once more every second.
+   */
+  async tick(now: number, cache: JobCache, writer: JobWriter, fresh: Freshness, activeWithinMs = 0): Promise<void> {
     const work: Promise<unknown>[] = [];
     for (const { record } of cache.values()) {
       const id = record.job.id;
       if (record.job.status !== 'running' || record.job.stalled || !fresh.ticksHere(id)) continue;
+      if (now - (record.job.lastEventAt ?? 0) < activeWithinMs) continue;
       let estimate: Estimate;
       try {
         estimate = this.estimator.estimate(record.job, now);

@@ -356,10 +356,10 @@ export class JobService {
     });
   }
 
-  /** Re-estimates running jobs; publishes those whose ETA changed meaningfully (seq + 1). A stalled job is left alone (its ETA is unknown until its producer speaks). */
+  /** Re-estimates running jobs that were silent for a tick; publishes those whose ETA changed meaningfully (seq + 1). A stalled job is left alone (its ETA is unknown until its producer speaks). */
   async tick(): Promise<void> {
     if (this.closed) return;
-    await this.estimates.tick(this.now(), this.cache, this.writer, this.fresh);
+    await this.estimates.tick(this.now(), this.cache, this.writer, this.fresh, this.options.tickMs ?? 1000);
   }
 
   /** Deletes finished jobs older than the retention period. */
