@@ -11,6 +11,7 @@
 import { isTerminal, type Eta, type Job, type Step } from '../../protocol/index.js';
 import type { Estimate, Estimator, HistoryStore } from '../core/estimator.js';
 import { DEFAULT_DURATION_TUNING, DurationModel, historyKeyOf, keyOf, type DurationModelTuning, type LevelMark } from './duration-model.js';
+import { DEFAULT_TUNING, type EtaTuning } from './tuning.js';
 import { lognormalMoments, remainingGivenElapsed, sumAsLogNormal, type LogNormal, type Moments } from './lognormal.js';
 import { AttemptProgress, ProgressShapes, type ShapePoint } from './progress-shape.js';
 import { LoadTracker } from './load-tracker.js';
@@ -22,50 +23,6 @@ import { JobEffect } from './job-effect.js';
 import { changedMeaningfully, stampEta } from '../core/eta-update-policy.js';
 import { parseHistorySample, type HistorySample } from './history-sample.js';
 import { followQueue, QUEUE_HISTORY_STEP, QueueWaits, type QueueTrack } from './queue-wait.js';
-
-export interface EtaTuning {
-  duration: DurationModelTuning;
-  /** Weight of the current concurrency (vs the typical one) for steps that have not started. */
-  futureLoadWeight: number;
-  /** Share of the load's variance added to a future step's spread (half of it to the running step). */
-  loadUncertainty: number;
-  /** How much of the calibrated median bias to apply to the point estimate (0..1). */
-  biasCorrection: number;
-  /**
-   * Where the point sits in the predictive distribution, in sd above the median: slightly
-   * pessimistic, because a job that finishes early disappoints nobody while a finish time that
-   * keeps moving later erodes trust.
-   */
-  pointShift: number;
-  /** Share of a later/earlier move of the finish time applied at once (1 = no smoothing). */
-  smoothLater: number;
-  smoothEarlier: number;
-  /** A later move of the finish time is capped at this share of the remaining time per update. */
-  maxLaterStep: number;
-  /** ...but the shown remaining time never falls below this share of the fresh estimate. */
-  minShownShare: number;
-  /** Step size of the online interval calibration (standardized units per observation, early on). */
-  calibrationRate: number;
-  /** Share of outcomes the calibration aims to leave below (and above) the interval. */
-  intervalTail: number;
-  /** Past estimates kept per running job to calibrate intervals when it completes. */
-  checkpointsPerJob: number;
-}
-
-export const DEFAULT_TUNING: EtaTuning = {
-  duration: DEFAULT_DURATION_TUNING,
-  futureLoadWeight: 0.5,
-  loadUncertainty: 0.5,
-  biasCorrection: 1,
-  pointShift: 0.25,
-  smoothLater: 0.2,
-  smoothEarlier: 1,
-  maxLaterStep: 0.06,
-  minShownShare: 0.5,
-  calibrationRate: 0.05,
-  intervalTail: 0.08,
-  checkpointsPerJob: 24,
-};
 
 export interface EtaEngineOptions {
   /** Where learned samples persist; without it the engine learns in memory only. */
