@@ -61,15 +61,7 @@ async def _stream_once(handle: "AsyncJobHandle") -> None:
                 line = await asyncio.wait_for(res.readline(), STREAM_READ_TIMEOUT)
             except asyncio.TimeoutError:
                 return  # silent past two heartbeats: a dead path; reconnect
-            if not line:
-                return
-            event = parser.feed(line.decode("utf-8", "replace"))
-            if event is None:
-                continue
-            controls = handle._tracker.on_message(event[1])
-            if controls:
-                handle._heard(controls)
-            if handle._tracker.finished:
+            if not line or handle._stream_line(parser, line):
                 return
     finally:
         conn.close()

@@ -94,15 +94,7 @@ class _ControlStream:
             parser = SseParser()
             while not self._stop_event.is_set():
                 line = resp.readline()
-                if not line:
-                    return
-                event = parser.feed(line.decode("utf-8", "replace"))
-                if event is None:
-                    continue
-                controls = handle._tracker.on_message(event[1])
-                if controls:
-                    handle._heard(controls)
-                if handle._tracker.finished:
+                if not line or handle._stream_line(parser, line):
                     return
         except (socket.timeout, OSError) as exc:
             if self._stop_event.is_set():

@@ -6,7 +6,7 @@ import inspect
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Type, Union
 
-from ._core import ControlTracker, check_progress, failure
+from ._core import ControlTracker, SseParser, check_progress, failure
 from .errors import JobCancelled, ProducerError
 from .types import CancelControl, Control, Job, RetryControl
 
@@ -238,6 +238,17 @@ class HandleState:
         if self._is_cancelled():
             self._run_handlers([reg], CancelControl(self.id, self.cancel_reason, True, self._tracker.last_job or self.snapshot))
         return lambda: self._cancel_handlers.remove(reg) if reg in self._cancel_handlers else None
+
+    def _stream_line(self, parser: SseParser, line: bytes) -> bool:
+        """One line of the job's control stream (both transports read it the same way): a
+        complete event goes through the tracker to the handlers. True once the job has ended and
+        the stream has nothing more to say."""
+        event = parser.feed(line.decode("utf-8", "replace"))
+        if event is not None:
+            controls = self._tracker.on_message(event[1])
+            if controls:
+                self._heard(controls)
+        return self._tracker.finished
 
     def _heard(self, controls: List[Control]) -> None:
         """Control notices from the stream: a retry resets the steps first; each goes to its handlers."""
