@@ -14,15 +14,6 @@ export const styles = css`
     --_fg: var(--notification-badge-color, light-dark(#fff, #111827));
     display: inline-block;
   }
-  :host([theme='light']) {
-    color-scheme: light;
-  }
-  :host([theme='dark']) {
-    color-scheme: dark;
-  }
-  :host([theme='auto']) {
-    color-scheme: light dark;
-  }
   svg {
     display: block;
   }

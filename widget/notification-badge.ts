@@ -11,6 +11,7 @@ import type { Messages } from './i18n/messages.js';
 import type { ChannelOptions, TokenProvider } from './channel-types.js';
 import { notifyIfHidden } from './notifications.js';
 import { styles } from './notification-badge.styles.js';
+import { themeStyles } from './theme.styles.js';
 
 const title = (job: JobSummary) => job.meta?.title ?? job.kind;
 
@@ -55,7 +56,7 @@ const title = (job: JobSummary) => job.meta?.title ?? job.kind;
  * @cssproperty --notification-badge-color - Count text color.
  */
 export class NotificationBadge extends LitElement {
-  static override styles = styles;
+  static override styles = [themeStyles, styles];
 
   @property({ attribute: 'for' }) for = '';
   @property() src: EndpointList = '';

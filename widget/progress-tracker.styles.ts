@@ -37,15 +37,6 @@ export const styles = css`
     font-family: var(--progress-tracker-font, inherit);
     text-align: start;
   }
-  :host([theme='light']) {
-    color-scheme: light;
-  }
-  :host([theme='dark']) {
-    color-scheme: dark;
-  }
-  :host([theme='auto']) {
-    color-scheme: light dark;
-  }
   :host([hidden]) {
     display: none;
   }

@@ -15,6 +15,7 @@ import { notifyIfHidden } from './notifications.js';
 import type { ConnectionState, ConnectionTransport, ProgressClient, ProgressClientOptions, ProgressErrorInfo, TokenProvider } from './progress-client.js';
 import { progressText } from './progress-text.js';
 import { styles } from './progress-tracker.styles.js';
+import { themeStyles } from './theme.styles.js';
 import { sendCancel, sendRetry } from './server-answer.js';
 import { stepCard } from './step-card.js';
 import { stepsAttribute, stepsToShow, type StepSpec } from './steps-spec.js';
@@ -94,7 +95,7 @@ export type { StepSpec } from './steps-spec.js';
  * @cssproperty --progress-tracker-width - Preferred width in flex, grid and shrink-to-fit contexts (default 40rem; never wider than the container).
  */
 export class ProgressTracker extends LitElement {
-  static override styles = styles;
+  static override styles = [themeStyles, styles];
 
   @property({ reflect: true }) job = '';
   /** One `/v1/ws` URL, or several for failover: a space/comma-separated string or an array. */
