@@ -334,7 +334,10 @@ export class EtaEngine implements Estimator {
       const posterior: LogNormal = obs ? blendWithObservation(prior, obs) : prior;
       const rest = remainingGivenElapsed(posterior, elapsed);
       parts.push(rest);
-      doneWeight += (learned ? p.expected.mean : complexityOf(p.step, job)) * (learned ? elapsed / (elapsed + rest.mean || 1) : p.step.progress);
+      // Learned: the share of the step's time passed, never less than what its reported progress
+      // stands for (a step started or resumed at 50% has taken no time yet, but is half done).
+      const share = learned ? Math.max(elapsed / (elapsed + rest.mean || 1), this.shapes.timeFraction(p.key, p.step.id, p.step.progress)) : p.step.progress;
+      doneWeight += (learned ? p.expected.mean : complexityOf(p.step, job)) * share;
     }
     // Steps still to come share the pace: summed on their own spreads, then widened by what is
     // still unknown about the pace (one factor for all of them, not independent per step).

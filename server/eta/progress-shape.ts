@@ -113,6 +113,16 @@ export class ProgressShapes {
     return { mean: Math.log(elapsedMs) - at.mean, variance: at.variance };
   }
 
+  /**
+   * The share of a step's duration that has typically passed when it reports progress `p` (the
+   * learned f(p), 0 below 2%): a step a producer says is half done is at least that far along,
+   * even before any time has passed (a step started at 0.5, or resumed there).
+   */
+  timeFraction(key: string, step: string, progress: number): number {
+    if (!(progress >= 0.02)) return 0;
+    return Math.min(1, Math.exp(this.shapeAt(key, step, Math.min(progress, 1)).mean));
+  }
+
   /** log f(p) by linear interpolation between knots; p=1 means the whole duration. */
   private shapeAt(key: string, step: string, p: number): ShapePoint {
     const pos = p * 10 - 1; // knot index as a real number

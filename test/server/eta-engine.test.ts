@@ -380,3 +380,16 @@ test('cold start: a job that runs slower than the prior (minutes per unit) is sc
   job = change(engine, job, 'b', { status: 'running', startedAt: t }, t);
   near(engine.forecast(job, t)!.remainingMs, 5 * perUnitMs, 0.5, 'after step 1 of a slow job');
 });
+
+test('a step started (or resumed) at 50% counts as half done at once, before any time has passed', () => {
+  const engine = new EtaEngine();
+  let t = 0;
+  // History: two equal steps of 10 s each, progress proportional to time.
+  for (let i = 0; i < 20; i++) t = runJob(engine, 'k', [{ id: 'a', durationMs: 10_000 }, { id: 'b', durationMs: 10_000 }], t + 10) + 10;
+  const job = newJob('k', [{ id: 'a' }, { id: 'b' }], t);
+  engine.observe(undefined, job, t);
+  const started = change(engine, job, 'a', { status: 'running', startedAt: t, progress: 0.5 }, t);
+  const { progress } = engine.estimate(started, t);
+  // Half of the first of two equal steps: about a quarter of the job (was 0: no time had passed).
+  near(progress * 100, 25, 0.3, 'overall progress (%)');
+});
