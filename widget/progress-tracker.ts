@@ -310,7 +310,7 @@ export class ProgressTracker extends LitElement {
     emit(this, 'progress-update', job);
     const index = currentStepIndex(job);
     const prevIndex = prev ? currentStepIndex(prev) : 0;
-    const step = job.steps[index - 1];
+    const step = stepsToShow(job, this.steps)[index - 1];
     if (job.status === 'running' && step && (index !== prevIndex || prev?.status !== 'running')) {
       this.announce(this.m.announceStep(isolate(step.label), index, job.steps.length));
     }

@@ -18,8 +18,16 @@ export const stepsAttribute = {
   },
 };
 
-/** The job's steps, or before its first state the announced ones (all pending). */
+/**
+ * The job's steps, or before its first state the announced ones (all pending). Once the job is
+ * there, a step the app announced keeps the app's label: the page owns its wording (its own
+ * language, its product's names), whether the snapshot or the `steps` property arrived first.
+ */
 export function stepsToShow(job: Job | undefined, specs: StepSpec[] | undefined): Step[] {
-  if (job && job.steps.length) return job.steps;
-  return (specs ?? []).map((s) => ({ id: s.id, label: s.label, status: 'pending' as const, progress: 0 }));
+  if (!job || !job.steps.length) return (specs ?? []).map((s) => ({ id: s.id, label: s.label, status: 'pending' as const, progress: 0 }));
+  if (!specs?.length) return job.steps;
+  return job.steps.map((step) => {
+    const label = specs.find((s) => s.id === step.id)?.label;
+    return label === undefined || label === step.label ? step : { ...step, label };
+  });
 }

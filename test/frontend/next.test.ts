@@ -104,11 +104,23 @@ test('in Chromium the page hydrates, the element upgrades with its steps, and on
   await page.goto(`${origin}/?${new URLSearchParams({ job: 'next-live', src: server.wsUrl, token: read })}`);
 
   // Upgraded (the define entry ran in the browser) and showing the step labels of the `steps` property.
-  await page.waitForFunction(() => {
+  // What the page shows when a wait times out: the console, the element's state and the status line.
+  const until = async (what: string, fn: () => unknown) => {
+    try {
+      await page.waitForFunction(fn, undefined, { timeout: 30_000 });
+    } catch (err) {
+      const state = await page.evaluate(() => {
+        const el = document.querySelector('progress-tracker') as (HTMLElement & { connectionState?: string; steps?: unknown }) | null;
+        return { defined: customElements.get('progress-tracker') !== undefined, connection: el?.connectionState, steps: el?.steps, shadow: el?.shadowRoot?.textContent?.slice(0, 200), status: document.querySelector('[data-testid=status]')?.textContent };
+      });
+      throw new Error(`${what}: ${(err as Error).message}\npage: ${JSON.stringify(state)}\nconsole: ${problems.join(' | ')}\nnext: ${nextOutput.slice(-2000)}`);
+    }
+  };
+  await until('the element upgraded with its steps', () => {
     const el = document.querySelector('progress-tracker');
     return customElements.get('progress-tracker') !== undefined && el?.shadowRoot?.textContent?.includes('Transform');
-  }, undefined, { timeout: 15_000 });
-  await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.includes('connection: live'), undefined, { timeout: 15_000 });
+  });
+  await until('connection live', () => document.querySelector('[data-testid=status]')?.textContent?.includes('connection: live'));
 
   for (const event of [
     { type: 'step_start', step: 'fetch' },
@@ -122,7 +134,7 @@ test('in Chromium the page hydrates, the element upgrades with its steps, and on
     const res = await api(server, 'POST', '/v1/jobs/next-live/events', write, event);
     assert.equal(res.status, 202, JSON.stringify(res.body));
   }
-  await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent?.startsWith('Finished: next-live'), undefined, { timeout: 15_000 });
+  await until('the completed job in the handler', () => document.querySelector('[data-testid=status]')?.textContent?.startsWith('Finished: next-live'));
   assert.equal(await page.evaluate(() => (document.querySelector('progress-tracker') as HTMLElement & { snapshot?: { status: string } }).snapshot?.status), 'completed');
   assert.deepEqual(problems, [], 'no errors or warnings in the browser console (hydration mismatches are logged there)');
 });

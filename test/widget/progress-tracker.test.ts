@@ -24,6 +24,25 @@ describe('<progress-tracker> rendering and accessibility', () => {
     await emulateMedia({ reducedMotion: 'no-preference', colorScheme: 'light' });
   });
 
+  it('the page\'s step labels stay once the job is there, whether `steps` came before or after the first snapshot', async () => {
+    // The producer gave no labels: the server's are the ids.
+    const job = await createJob([{ id: 'upload' }, { id: 'encode' }, { id: 'publish' }]);
+    const el = await fixture<ProgressTracker>(html`<progress-tracker .token=${await token()} src=${wsUrl(await serverUrl())} job=${job.id}></progress-tracker>`);
+    const labels = () => parts(el, 'step').map((s) => s.querySelector('.step-label')!.textContent);
+    await waitFor(() => el.snapshot, 'the first snapshot');
+    await el.updateComplete;
+    expect(labels()).to.deep.equal(['upload', 'encode', 'publish']);
+    // The app's labels (e.g. translated) arrive after the snapshot: they win.
+    el.steps = [{ id: 'upload', label: 'Hochladen' }, { id: 'encode', label: 'Kodieren' }];
+    await el.updateComplete;
+    expect(labels()).to.deep.equal(['Hochladen', 'Kodieren', 'publish']);
+    await send(job.id, { type: 'step_start', step: 'encode' });
+    await waitFor(() => el.snapshot?.status === 'running', 'running');
+    await el.updateComplete;
+    expect(labels()).to.deep.equal(['Hochladen', 'Kodieren', 'publish']);
+    expect(el.shadowRoot!.querySelector('[role="status"]')!.textContent).to.contain('Kodieren');
+  });
+
   it('before the first snapshot: step cards from `steps`, an indeterminate bar, accessible', async () => {
     const el = await fixture<ProgressTracker>(html`<progress-tracker label="Video export" .steps=${STEPS}></progress-tracker>`);
     const bar = part(el, 'bar')!;
