@@ -7,7 +7,7 @@
  */
 import { CONFIG } from './config.js';
 import type { LoadGenerator } from './load-generator.js';
-import { coreBusy, coreTimes, processCpuMicros, type CoreTimes } from './proc.js';
+import { coreBusy, coreTimes, mainThreadCpuMicros, processCpuMicros, type CoreTimes } from './proc.js';
 
 export const LIMITED = 'limited by the load generator';
 
@@ -20,6 +20,8 @@ export interface CoreUse {
   loadGeneratorBusy: number;
   /** CPU µs of the server process (all threads). */
   serverCpuMicros: number;
+  /** CPU µs of the server's main thread alone: its event loop (the rest is worker threads and V8's GC helpers). */
+  serverLoopCpuMicros: number;
   /** CPU µs of the client worker processes, and of the runner (producer, pacing, statistics). */
   clientCpuMicros: number;
   runnerCpuMicros: number;
@@ -33,15 +35,16 @@ interface Snapshot {
   at: number;
   cores: CoreTimes[];
   server: number;
+  serverLoop: number;
   store: number;
   clients: number;
   runner: NodeJS.CpuUsage;
 }
 
-const cpuOf = (pid: number | undefined) => {
+const cpuOf = (pid: number | undefined, read = processCpuMicros) => {
   if (pid === undefined) return 0;
   try {
-    return processCpuMicros(pid);
+    return read(pid);
   } catch {
     return 0;
   }
@@ -57,7 +60,7 @@ export class CoreMeter {
 
   private static async snapshot(serverPid: number, storePid: number | undefined, generator: LoadGenerator | undefined): Promise<Snapshot> {
     const clients = generator ? (await generator.stats([])).cpuMicros : 0;
-    return { at: performance.now(), cores: coreTimes(), server: cpuOf(serverPid), store: cpuOf(storePid), clients, runner: process.cpuUsage() };
+    return { at: performance.now(), cores: coreTimes(), server: cpuOf(serverPid), serverLoop: cpuOf(serverPid, mainThreadCpuMicros), store: cpuOf(storePid), clients, runner: process.cpuUsage() };
   }
 
   /** Starts measuring; `generator` when clients take part, `storePid` for a store process. */
@@ -79,6 +82,7 @@ export class CoreMeter {
       clientCoreBusy,
       loadGeneratorBusy: (clientCpuMicros + runnerCpuMicros) / 1e6 / Math.max(1e-6, seconds),
       serverCpuMicros: after.server - this.before.server,
+      serverLoopCpuMicros: after.serverLoop - this.before.serverLoop,
       clientCpuMicros,
       runnerCpuMicros,
       storeCpuMicros: after.store - this.before.store,

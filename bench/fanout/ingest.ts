@@ -33,6 +33,8 @@ export interface IngestBatch {
   limitedByLoadGenerator: boolean;
   /** Server CPU per accepted event, µs; the store process's (Redis) apart. */
   serverCpuMicrosPerEvent: number;
+  /** The part of it spent on the server's event loop (main thread). */
+  serverLoopCpuMicrosPerEvent: number;
   storeCpuMicrosPerEvent: number;
   /** Runner CPU (the producer) per request, µs. */
   producerCpuMicrosPerRequest: number;
@@ -76,6 +78,7 @@ export function runIngest(name: TargetName, log: Log): Promise<IngestResult> {
           loadGeneratorBusy: use.loadGeneratorBusy,
           limitedByLoadGenerator: use.limitedByLoadGenerator,
           serverCpuMicrosPerEvent: use.serverCpuMicros / Math.max(1, events),
+          serverLoopCpuMicrosPerEvent: use.serverLoopCpuMicros / Math.max(1, events),
           storeCpuMicrosPerEvent: use.storeCpuMicros / Math.max(1, events),
           producerCpuMicrosPerRequest: use.runnerCpuMicros / Math.max(1, produced.sent),
         };
@@ -84,7 +87,7 @@ export function runIngest(name: TargetName, log: Log): Promise<IngestResult> {
         log(
           `${eventsPerRequest} event${eventsPerRequest === 1 ? '' : 's'}/request: ${batch.eventsPerSecond.toFixed(0)} events/s accepted (${batch.requestsPerSecond.toFixed(0)} requests/s), ` +
             `request p50 ${batch.p50Ms.toFixed(2)} ms p99 ${batch.p99Ms.toFixed(2)} ms, server core ${(batch.serverCoreBusy * 100).toFixed(0)}% ` +
-            `(${batch.serverCpuMicrosPerEvent.toFixed(2)} µs/event${batch.storeCpuMicrosPerEvent > 0 ? `, Redis ${batch.storeCpuMicrosPerEvent.toFixed(2)} µs/event` : ''}), ` +
+            `(${batch.serverCpuMicrosPerEvent.toFixed(2)} µs/event, event loop ${batch.serverLoopCpuMicrosPerEvent.toFixed(2)}${batch.storeCpuMicrosPerEvent > 0 ? `, Redis ${batch.storeCpuMicrosPerEvent.toFixed(2)} µs/event` : ''}), ` +
             `${describeClientCore(use)} (producer ${batch.producerCpuMicrosPerRequest.toFixed(0)} µs/req)` +
             `${total(Object.values(batch.errors)) ? `, errors ${JSON.stringify(batch.errors)} (${batch.firstError})` : ''}`,
         );

@@ -6,7 +6,19 @@ const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK']).toString().
 
 /** utime + stime of every thread of `pid`, in µs (resolution: one clock tick, usually 10 ms). */
 export function processCpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return statCpuMicros(`/proc/${pid}/stat`);
+}
+
+/**
+ * utime + stime of the process's main thread alone (its thread id is the process id): for a Node
+ * server, the event loop, apart from its worker threads (our SQLite writer) and V8's helpers (GC).
+ */
+export function mainThreadCpuMicros(pid: number): number {
+  return statCpuMicros(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuMicros(path: string): number {
+  const stat = readFileSync(path, 'latin1');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
   const ticks = Number(fields[11]) + Number(fields[12]);

@@ -96,6 +96,7 @@ export function ingestBatches(ingest: IngestResult | undefined): IngestBatch[] {
       loadGeneratorBusy: NaN,
       limitedByLoadGenerator: false,
       serverCpuMicrosPerEvent: NaN,
+      serverLoopCpuMicrosPerEvent: NaN,
       storeCpuMicrosPerEvent: NaN,
       producerCpuMicrosPerRequest: NaN,
     },
@@ -345,7 +346,7 @@ function stepTable(steps: DeliveryStep[], limit: number): string {
 const LONG_LABELS: Record<TargetName, string> = { ours: 'ours', 'ours-redis': 'ours + Redis', 'raw-uws': 'raw uWebSockets.js', 'socket.io': 'Socket.IO 4' };
 
 function manyJobsTable(results: BenchResults, limit: number): string {
-  const cells = [['target', 'offered upd/s', 'accepted upd/s', 'deliveries/s', 'delivered / offered', 'p50 / p99 ms', 'gaps', 'converged', 'server µs/delivery', 'Redis µs/delivery', 'server RSS MiB', 'Redis RSS MiB', 'server core', 'client core (load gen.)']];
+  const cells = [['target', 'offered upd/s', 'accepted upd/s', 'deliveries/s', 'delivered / offered', 'p50 / p99 ms', 'gaps', 'converged', 'server µs/delivery', 'of it, event loop', 'Redis µs/delivery', 'server RSS MiB', 'Redis RSS MiB', 'server core', 'client core (load gen.)']];
   for (const name of NAMES) {
     const mj = results.targets[name]?.manyJobs;
     if (!mj) continue;
@@ -360,6 +361,7 @@ function manyJobsTable(results: BenchResults, limit: number): string {
       thousands(mj.step.gaps),
       `${mj.converged}/${mj.jobs}`,
       fixed(2)(manyJobsCpu(mj)),
+      fixed(2)(mj.loopCpuMicrosPerDelivery ?? NaN), // NaN: a result file from before the split
       mj.storeRssBytes !== undefined ? fixed(2)(mj.storeCpuMicrosPerDelivery) : '–',
       mj.serverRssBytes !== undefined ? mib(mj.serverRssBytes) : '–',
       mj.storeRssBytes !== undefined ? mib(mj.storeRssBytes) : '–',
@@ -381,7 +383,7 @@ function idleTable(results: BenchResults): string {
 }
 
 function ingestTable(results: BenchResults, limit: number): string {
-  const cells = [['target', 'events/request', 'events/s', 'requests/s', 'vs raw uWS', 'request p50 / p99 ms', 'server core', 'server µs/event', 'Redis µs/event', 'client core (load gen.)', 'errors']];
+  const cells = [['target', 'events/request', 'events/s', 'requests/s', 'vs raw uWS', 'request p50 / p99 ms', 'server core', 'server µs/event', 'of it, event loop', 'Redis µs/event', 'client core (load gen.)', 'errors']];
   const raw = ingestBatches(results.targets['raw-uws']?.ingest);
   for (const name of NAMES) {
     for (const b of ingestBatches(results.targets[name]?.ingest)) {
@@ -396,6 +398,7 @@ function ingestTable(results: BenchResults, limit: number): string {
         `${fixed(2)(b.p50Ms)} / ${fixed(2)(b.p99Ms)}`,
         percent(b.serverCoreBusy),
         fixed(2)(b.serverCpuMicrosPerEvent),
+        fixed(2)(b.serverLoopCpuMicrosPerEvent ?? NaN),
         b.storeCpuMicrosPerEvent > 0 ? fixed(2)(b.storeCpuMicrosPerEvent) : '–',
         loadCell(b, limit),
         errors ? `${thousands(errors)} (${b.firstError ?? ''})` : '0',

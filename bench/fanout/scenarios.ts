@@ -53,6 +53,8 @@ export interface DeliveryStep {
   /** Client core ≥ CONFIG.clientCoreLimit: the figure may be the load generator's. */
   limitedByLoadGenerator: boolean;
   serverCpuMicros: number;
+  /** The server's main thread (event loop) alone; the rest of serverCpuMicros is its other threads. */
+  serverLoopCpuMicros: number;
   /** CPU of the target's store process (Redis of "ours + Redis") over the step, µs; else 0. */
   storeCpuMicros: number;
   /** Load-generator CPU (all worker processes) per delivered message, µs. */
@@ -85,6 +87,8 @@ export interface ManyJobsResult {
   step: DeliveryStep;
   /** Server CPU per delivery over the step, µs (Redis's apart: storeCpuMicrosPerDelivery). */
   cpuMicrosPerDelivery: number;
+  /** The part of it spent on the server's event loop (main thread). */
+  loopCpuMicrosPerDelivery: number;
   storeCpuMicrosPerDelivery: number;
   /** Server RSS at the end of the step, every connection open; Redis's RSS for "ours + Redis". */
   serverRssBytes: number;
@@ -186,6 +190,7 @@ async function measureStep(
     loadGeneratorBusy: use.loadGeneratorBusy,
     limitedByLoadGenerator: use.limitedByLoadGenerator,
     serverCpuMicros: use.serverCpuMicros,
+    serverLoopCpuMicros: use.serverLoopCpuMicros,
     storeCpuMicros: use.storeCpuMicros,
     clientCpuMicrosPerMessage: use.clientCpuMicros / Math.max(1, delivered),
     producerCpuMicrosPerRequest: use.runnerCpuMicros / Math.max(1, produced.sent),
@@ -305,6 +310,7 @@ export function runManyJobs(name: TargetName, log: Log): Promise<ManyJobsResult>
       connectFailures: connected.failed,
       step,
       cpuMicrosPerDelivery: step.serverCpuMicros / Math.max(1, step.delivered),
+      loopCpuMicrosPerDelivery: step.serverLoopCpuMicros / Math.max(1, step.delivered),
       storeCpuMicrosPerDelivery: step.storeCpuMicros / Math.max(1, step.delivered),
       serverRssBytes,
       ...(storeRssBytes !== undefined && { storeRssBytes }),
@@ -313,7 +319,7 @@ export function runManyJobs(name: TargetName, log: Log): Promise<ManyJobsResult>
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
     log(
       `${describeStep(step)}; delivered ${((100 * step.delivered) / Math.max(1, offeredPerSecond * config.seconds)).toFixed(1)}% of offered; ` +
-        `server ${result.cpuMicrosPerDelivery.toFixed(2)} µs/delivery, RSS ${mib(serverRssBytes)}` +
+        `server ${result.cpuMicrosPerDelivery.toFixed(2)} µs/delivery (event loop ${result.loopCpuMicrosPerDelivery.toFixed(2)}, other threads ${(result.cpuMicrosPerDelivery - result.loopCpuMicrosPerDelivery).toFixed(2)}), RSS ${mib(serverRssBytes)}` +
         (storeRssBytes !== undefined ? `; Redis ${result.storeCpuMicrosPerDelivery.toFixed(2)} µs/delivery, RSS ${mib(storeRssBytes)}` : ''),
     );
     result.converged = await convergedCount(generator, jobIds, finalSeq);
