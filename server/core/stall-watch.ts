@@ -14,11 +14,18 @@
  * no earlier than the start, so a server that was down (when producers could not reach it) does
  * not stall or fail every job at once when it comes back. In a cluster several nodes may hold the
  * same deadline; the decision is taken again on the latest state, so that is harmless.
+ *
+ * One timer for all jobs: the deadlines sit in a heap (polling's TimerHeap) with one armed timer
+ * for the earliest. A deadline only moves later while a job is active (each accepted event
+ * pushes it), so an event only records the new deadline; the heap entry is moved when it comes up
+ * (lazily). A timer per job, cleared and set again on every event, cost a Timeout object and two
+ * timer-list operations per event (10,000 a second with 5,000 jobs reporting twice a second).
  */
 import { isTerminal, type Job } from '../../protocol/index.js';
 import type { Logger } from '../app/log.js';
 import { applyProducerLost, applyStall, lastActivity } from './job-machine.js';
 import type { JobService } from './job-service.js';
+import { TimerHeap } from '../polling/timer-heap.js';
 
 export interface StallRule {
   /** Default silence before a job is stalled (ms). */
@@ -28,7 +35,11 @@ export interface StallRule {
 }
 
 export class StallWatch {
-  private readonly timers = new Map<string, { due: number; timer: NodeJS.Timeout }>();
+  /** Each watched job's deadline (epoch ms): the truth; the heap may hold an earlier, stale one. */
+  private readonly dues = new Map<string, number>();
+  private readonly heap = new TimerHeap();
+  private timer: NodeJS.Timeout | undefined;
+  private armedFor = Infinity;
   private readonly unbind: (() => void)[];
   private readonly startedAt: number;
 
@@ -45,8 +56,9 @@ export class StallWatch {
 
   close(): void {
     for (const unbind of this.unbind) unbind();
-    for (const { timer } of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.dues.clear();
   }
 
   /** The job's stall and fail times (epoch ms); `undefined`: it never fails. */
@@ -66,17 +78,45 @@ export class StallWatch {
 
   private track(job: Job): void {
     const due = this.nextDue(job);
-    const pending = this.timers.get(job.id);
-    if (pending && pending.due === due) return;
-    if (pending) {
-      clearTimeout(pending.timer);
-      this.timers.delete(job.id);
+    if (due === undefined) {
+      this.dues.delete(job.id); // its heap entry is dropped when it comes up
+      return;
     }
-    if (due === undefined) return;
-    const timer = setTimeout(() => void this.expire(job.id), Math.max(0, due - this.now()));
-    timer.unref();
-    this.timers.set(job.id, { due, timer });
+    this.dues.set(job.id, due);
+    const queued = this.heap.dueOf(job.id);
+    if (queued === undefined || due < queued) {
+      this.heap.set(job.id, due);
+      this.arm();
+    }
   }
+
+  /** The one timer, for the heap's earliest entry. */
+  private arm(): void {
+    const next = this.heap.peek()?.due ?? Infinity;
+    if (next >= this.armedFor) return;
+    clearTimeout(this.timer);
+    this.armedFor = next;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, next - this.now()));
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.armedFor = Infinity;
+    const now = this.now();
+    for (let entry = this.heap.popDue(now); entry; entry = this.heap.popDue(now)) {
+      const due = this.dues.get(entry.id);
+      if (due === undefined) continue; // finished, or no longer watched
+      if (due > now) {
+        this.heap.set(entry.id, due); // activity moved it later since it was queued
+        continue;
+      }
+      this.dues.delete(entry.id);
+      void this.expire(entry.id);
+    }
+    this.arm();
+  }
+
 
   /** Decided again on the latest state: an event may have come since the timer was set. */
   private decide = (job: Job, now: number): Job | undefined => {
@@ -88,7 +128,6 @@ export class StallWatch {
   };
 
   private async expire(id: string): Promise<void> {
-    this.timers.delete(id);
     try {
       const changed = await this.service.silence(id, this.decide);
       const job = (await this.service.get(id))?.job;
@@ -98,7 +137,7 @@ export class StallWatch {
         else if (job.error?.code === 'producer_lost') this.log.warn({ jobId: id }, 'job ended by the server: its producer went silent');
       }
       // Not due after all (an event came meanwhile), or its `update` was missed: look again.
-      if (!this.timers.has(id)) this.track(job);
+      if (!this.dues.has(id)) this.track(job);
     } catch (err) {
       this.log.debug({ jobId: id, err: (err as Error).message }, 'stall watch: job changed meanwhile');
     }
