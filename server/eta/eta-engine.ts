@@ -83,6 +83,10 @@ interface JobState {
   seen: number;
   /** Where the job waits, while it is reported `queued` (queue-wait.ts). */
   queue?: QueueTrack | undefined;
+  /** The version observed last, and when: observing it again at the same time changes nothing. */
+  observed?: Job;
+  observedSeq?: number;
+  observedAt?: number;
 }
 
 export const DEFAULT_MAX_SAMPLES_PER_KEY = 256;
@@ -103,8 +107,6 @@ export class EtaEngine implements Estimator {
   private readonly history: HistoryStore | undefined;
   private readonly maxPerKey: number;
   private readonly onError: (err: unknown) => void;
-  /** The job version observed last: estimate/forecast re-sync cheaply when it is the same one. */
-  private lastObserved: { job: Job; seq: number; at: number } | undefined;
 
   constructor(options: EtaEngineOptions = {}) {
     this.tuning = { ...DEFAULT_TUNING, ...options.tuning, duration: { ...DEFAULT_DURATION_TUNING, ...options.tuning?.duration } };
@@ -149,16 +151,19 @@ export class EtaEngine implements Estimator {
   }
 
   observe(_prev: Job | undefined, next: Job, now: number): void {
-    const last = this.lastObserved;
-    // Jobs are immutable versions (a change makes a new object with seq + 1): nothing new to see.
-    if (last && last.job === next && last.seq === next.seq && last.at === now) return;
-    this.lastObserved = { job: next, seq: next.seq, at: now };
     let state = this.jobs.get(next.id);
+    // Jobs are immutable versions (a change makes a new object with seq + 1): the version this job
+    // was last observed as, at the same time, is nothing new. The service estimates a version
+    // before its commit and observes it after, with other jobs' changes in between.
+    if (state?.observed === next && state.observedSeq === next.seq && state.observedAt === now) return;
     if (!state) {
       if (isTerminal(next.status)) return;
       state = { steps: new Map(), progress: 0, checkpoints: [], stride: 1, seen: 0 };
       this.jobs.set(next.id, state);
     }
+    state.observed = next;
+    state.observedSeq = next.seq;
+    state.observedAt = now;
     for (const step of next.steps) {
       let s = state.steps.get(step.id);
       if (!s) state.steps.set(step.id, (s = { key: keyOf(next.kind, step.id), attempt: null }));
