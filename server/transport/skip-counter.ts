@@ -3,20 +3,22 @@
  * skips topic messages silently, and a JS callback per delivery would take the fan-out out of
  * native code. But a socket only skips while its buffer is over maxBackpressure, and the buffer
  * only shrinks in a drain callback. So the counter looks for sockets over the limit every second
- * and after every max(32, sockets / 16) publishes: one getBufferedAmount per socket, nothing per
- * delivery. A socket found over the limit gets `skips`: per followed job, the seq from which its
- * updates count as skipped, taken from before the previous check (the socket was not over the
- * limit then, or that check would have found it) and never below what was counted for it before.
- * At each drain callback, and when it closes or unsubscribes, every seq published since is
- * counted; counting stops once the buffer is back under the limit. So every update skipped while a
- * socket is over the limit at a check is counted, and updates delivered between that earlier check
- * and the moment the buffer went over the limit (at most two check periods' publishes) may be
- * counted too. A congestion that starts and ends between two checks (fewer than 32 publishes,
- * under a second) goes unseen. Each publish costs a Map lookup.
+ * and after every max(32, sockets / 2) publishes: one getBufferedAmount per socket per check, at
+ * most two per publish amortized, nothing per delivery (at sockets / 16, 5,000 sockets each
+ * following its own job cost 16 native calls per publish, ~2% of the event loop). A socket found
+ * over the limit gets `skips`: per followed job, the seq from which its updates count as skipped,
+ * taken from before the previous check (the socket was not over the limit then, or that check
+ * would have found it) and never below what was counted for it before. At each drain callback, and
+ * when it closes or unsubscribes, every seq published since is counted; counting stops once the
+ * buffer is back under the limit. So every update skipped while a socket is over the limit at a
+ * check is counted, and updates delivered between that earlier check and the moment the buffer
+ * went over the limit (at most two check periods' publishes) may be counted too. A congestion that
+ * starts and ends between two checks (fewer than max(32, sockets / 2) publishes, under a second)
+ * goes unseen. Each publish costs a Map lookup.
  */
 import type { WebSocket } from 'uWebSockets.js';
 
-/** Congestion checks: every this many ms, and after this many publishes (or sockets / 16, if more). */
+/** Congestion checks: every this many ms, and after this many publishes (or sockets / 2, if more). */
 const CHECK_MS = 1000;
 const CHECK_PUBLISHES = 32;
 
@@ -60,7 +62,7 @@ export class SkipCounter<D extends Skipping> {
   /** A job's update was published to its topic (`socketCount`: how many sockets are open). */
   published(jobId: string, seq: number, socketCount: number): void {
     if (!this.publishedSince.has(jobId)) this.publishedSince.set(jobId, seq - 1);
-    if (++this.publishesSinceCheck >= Math.max(CHECK_PUBLISHES, socketCount >> 4) && !this.checkSoon) {
+    if (++this.publishesSinceCheck >= Math.max(CHECK_PUBLISHES, socketCount >> 1) && !this.checkSoon) {
       // After this turn's callbacks. uWS may still hold small messages until the end of the turn,
       // so a socket they push over the limit is found by the next check: hence marks from the check before.
       this.checkSoon = setImmediate(() => this.check());
