@@ -48,7 +48,8 @@ export interface RequestInfo {
   origin: string;
   ifNoneMatch: string;
   contentLength: string;
-  remote: string;
+  /** The client's address (X-Forwarded-For's first under PT_TRUST_PROXY), read when asked: see readRequest. */
+  remote(): string;
 }
 
 export interface Reply {
@@ -69,10 +70,11 @@ export interface HttpContext {
 }
 
 export function remoteAddress(res: HttpResponse, req: HttpRequest, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = req.getHeader('x-forwarded-for');
-    if (forwarded) return forwarded.split(',')[0]!.trim();
-  }
+  return addressOf(res, trustProxy ? req.getHeader('x-forwarded-for') : '');
+}
+
+function addressOf(res: HttpResponse, forwardedFor: string): string {
+  if (forwardedFor) return forwardedFor.split(',')[0]!.trim();
   try {
     return Buffer.from(res.getRemoteAddressAsText()).toString();
   } catch {
@@ -80,7 +82,11 @@ export function remoteAddress(res: HttpResponse, req: HttpRequest, trustProxy: b
   }
 }
 
+// The client's address is read only when asked (an auth failure's log line): uWS hands it over
+// as an ArrayBuffer, ~1 µs per request to decode. It stays readable until the response is
+// ended; after an abort, addressOf says 'unknown'.
 function readRequest(res: HttpResponse, req: HttpRequest, paramCount: number, trustProxy: boolean): RequestInfo {
+  const forwardedFor = trustProxy ? req.getHeader('x-forwarded-for') : '';
   const params: string[] = [];
   for (let i = 0; i < paramCount; i++) params.push(decodeParam(req.getParameter(i)));
   return {
@@ -92,7 +98,7 @@ function readRequest(res: HttpResponse, req: HttpRequest, paramCount: number, tr
     origin: req.getHeader('origin'),
     ifNoneMatch: req.getHeader('if-none-match'),
     contentLength: req.getHeader('content-length'),
-    remote: remoteAddress(res, req, trustProxy),
+    remote: () => addressOf(res, forwardedFor),
   };
 }
 
@@ -261,7 +267,7 @@ export async function authenticate(ctx: HttpContext, info: RequestInfo): Promise
     return await ctx.verifier.verify(m[1]!);
   } catch (err) {
     ctx.metrics.authFailures++;
-    ctx.log.warn({ remote: info.remote, url: redactUrl(info.url), reason: (err as Error).message }, 'auth failure');
+    ctx.log.warn({ remote: info.remote(), url: redactUrl(info.url), reason: (err as Error).message }, 'auth failure');
     throw err;
   }
 }
