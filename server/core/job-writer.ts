@@ -51,7 +51,9 @@ export interface JobWriterOptions {
 export class JobWriter {
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly heads = new Map<string, Head>();
-  private readonly writes = new Set<Promise<unknown>>();
+  /** Saves enqueued and not yet settled, and what settled() waits on while there are some. */
+  private writesInFlight = 0;
+  private idle: { done: Promise<void>; resolve: () => void } | undefined;
 
   constructor(private readonly o: JobWriterOptions) {}
 
@@ -102,17 +104,20 @@ export class JobWriter {
     const mine = head;
     mine.record = next;
     mine.inFlight++;
+    this.writesInFlight++;
     const settle = () => {
       mine.inFlight--;
       for (const e of eventIds) mine.events.delete(e.eventId);
+      if (--this.writesInFlight === 0 && this.idle) {
+        this.idle.resolve();
+        this.idle = undefined;
+      }
     };
     // Serialized once: the store keeps the same JSON that is published.
     const view = viewOf(job);
-    let savedAt = 0;
-    const durable = this.persist(() => {
-      savedAt = performance.now();
-      return this.o.store.save(next, eventIds, base.job.seq, view.json);
-    }).then(
+    const savedAt = performance.now();
+    // The store's promise is chained directly (this runs for every event: no extra async layers).
+    const durable = this.o.store.save(next, eventIds, base.job.seq, view.json).then(
       () => {
         if (acceptedAt !== undefined) eventTimings.commit.observe((performance.now() - savedAt) / 1000);
         settle();
@@ -127,14 +132,11 @@ export class JobWriter {
         if (err instanceof SeqConflictError && this.o.freshness.pipelined) {
           throw new ApiError(503, 'internal', 'an earlier change of this job could not be stored; nothing was applied, retry later');
         }
-        throw err;
+        throw this.storeFailure(err);
       },
     );
     for (const e of eventIds) mine.events.set(e.eventId, e.seq);
     mine.last = durable;
-    const tracked = durable.catch(() => undefined);
-    this.writes.add(tracked);
-    void tracked.then(() => this.writes.delete(tracked));
     return durable;
   }
 
@@ -143,16 +145,27 @@ export class JobWriter {
     try {
       return await write();
     } catch (err) {
-      if (err instanceof SeqConflictError) throw err; // handled by onFreshState
-      this.o.log.error({ err }, 'store write failed');
-      throw new ApiError(503, 'internal', 'the change could not be stored; nothing was applied, retry later');
+      throw this.storeFailure(err);
     }
+  }
+
+  /** A lost race stays itself (handled by onFreshState); any other failure is logged and becomes a 503. */
+  private storeFailure(err: unknown): unknown {
+    if (err instanceof SeqConflictError) return err;
+    this.o.log.error({ err }, 'store write failed');
+    return new ApiError(503, 'internal', 'the change could not be stored; nothing was applied, retry later');
   }
 
   /** Settles when every change and save started so far has. */
   async settled(): Promise<void> {
     await Promise.allSettled([...this.chains.values()]);
-    await Promise.allSettled([...this.writes]);
+    if (this.writesInFlight === 0) return;
+    if (!this.idle) {
+      let resolve!: () => void;
+      const done = new Promise<void>((r) => (resolve = r));
+      this.idle = { done, resolve };
+    }
+    await this.idle.done;
   }
 
   /**

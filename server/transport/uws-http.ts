@@ -131,17 +131,20 @@ export function decodeParam(raw: string): string {
 }
 
 /** CORS headers for an allowed origin (bearer tokens, no cookies: no credentials mode). */
-export function corsHeaders(config: ServerConfig, origin: string): Record<string, string> {
-  if (!origin) return {};
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+export function corsHeaders(config: ServerConfig, origin: string): Readonly<Record<string, string>> {
+  if (!origin) return NO_HEADERS;
   if (config.allowedOrigins.length === 0) return { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'ETag' };
   if (!config.allowedOrigins.includes(origin)) return { Vary: 'Origin' };
   return { 'Access-Control-Allow-Origin': origin, 'Access-Control-Expose-Headers': 'ETag', Vary: 'Origin' };
 }
 
-export function writeReply(res: HttpResponse, reply: Reply, extraHeaders: Record<string, string> = {}): void {
+export function writeReply(res: HttpResponse, reply: Reply, extraHeaders: Readonly<Record<string, string>> = NO_HEADERS): void {
   res.writeStatus(statusLine(reply.status));
-  const headers = { ...extraHeaders, ...reply.headers };
-  for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
+  // The reply's own headers win over the extra (CORS) ones of the same name.
+  for (const k in extraHeaders) if (reply.headers?.[k] === undefined) res.writeHeader(k, extraHeaders[k]!);
+  for (const k in reply.headers) res.writeHeader(k, reply.headers[k]!);
   if (reply.status === 304 || reply.status === 204) {
     res.endWithoutBody();
     return;
@@ -175,12 +178,13 @@ function readBody(res: HttpResponse, limit: number): Promise<Buffer> {
         reject(new ApiError(413, 'payload_too_large', `request body larger than ${limit} bytes`));
         return;
       }
-      // uWS reuses the chunk's memory after this callback: copy it.
-      chunks.push(Buffer.from(new Uint8Array(chunk)));
+      // uWS reuses the chunk's memory after this callback: copy it (once: a body in one chunk,
+      // the usual case, is not concatenated again).
+      const copy = Buffer.from(new Uint8Array(chunk));
       if (isLast) {
         done = true;
-        resolve(Buffer.concat(chunks, size));
-      }
+        resolve(chunks.length === 0 ? copy : Buffer.concat([...chunks, copy], size));
+      } else chunks.push(copy);
     });
   });
 }
