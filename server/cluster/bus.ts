@@ -88,7 +88,14 @@ export class ClusterBus {
     this.lingerMs = options.lingerMs ?? 5000;
     // A subscriber connection cannot run other commands; ioredis re-subscribes it on reconnect.
     this.sub = options.client.duplicate({ autoResubscribe: true, maxRetriesPerRequest: null, lazyConnect: true });
-    this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString(), message.toString()));
+    // This node's own commits and controls come back on the channels it follows: they start with
+    // its id (`{"n":"<id>",`, see JobChannelMessage) and are dropped before any decoding. Each of
+    // its updates was a full parse of the job's JSON, for nothing.
+    const own = Buffer.from(`{"n":${JSON.stringify(options.nodeId)},`);
+    this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      if (message.length > own.length && message.compare(own, 0, own.length, 0, own.length) === 0) return;
+      this.onMessage(channel.toString(), message.toString());
+    });
     this.unwatch.push(watchConnection(this.sub, 'bus', options.log, options.metrics, () => void this.recovered()));
   }
 

@@ -8,6 +8,9 @@
  *                         tag, published by the insert and save scripts once per tag of the job;
  *                         nodes listen while their clients follow the tag's feed
  *   {prefix}node:<node>   requests addressed to one node (a retry forwarded to a job's poller)
+ *
+ * Job and tag channel messages are JSON that starts with the sending node's id, `{"n":"<node>",`:
+ * the bus drops its own node's by that prefix, without decoding them.
  */
 import type { ControlMessage, Job } from '../../protocol/index.js';
 
