@@ -127,6 +127,7 @@ export class RedisStore implements Store {
     this.nodeId = options.nodeId ?? Math.random().toString(36).slice(2, 10);
     this.ttlMs = (options.retentionMs ?? 86_400_000) + (options.retentionGraceMs ?? 3_600_000);
     this.publish = options.publish ?? true;
+    this.statusKeys = [...JOB_STATUSES.map(this.stKey), ...JOB_STATUSES.map(this.lstKey)];
     this.redis = defineScripts(client);
   }
 
@@ -185,6 +186,8 @@ export class RedisStore implements Store {
   private tagKey = (tag: string) => `${this.prefix}tag:${tag}`;
   /** The listing indexes of a job other than its status's (what prune empties, from `ix`). */
   private indexKeys = (job: Job): string[] => [this.createdKey(), this.kindKey(job.kind), ...(job.tags ?? []).map(this.tagKey)];
+  /** Every save names the status sets and lists (it moves the job between them): made once, in the constructor. */
+  private readonly statusKeys: readonly string[];
   private tagChannels = (job: Job): string[] => (this.publish ? (job.tags ?? []).map((tag) => tagChannel(this.prefix, tag)) : []);
   private changeMessage = (jobJson: string) => `{"n":${JSON.stringify(this.nodeId)},"t":"u","job":${jobJson}}`;
 
@@ -209,7 +212,7 @@ export class RedisStore implements Store {
     const message = this.publish ? this.changeMessage(jobJson) : '';
     const channels = this.tagChannels(job);
     const args: Array<string | number> = [
-      this.jobKey(job.id), this.evKey(job.id), ...JOB_STATUSES.map(this.stKey), ...JOB_STATUSES.map(this.lstKey),
+      this.jobKey(job.id), this.evKey(job.id), ...this.statusKeys,
       job.id, expectedSeq ?? '', job.seq, job.status, job.updatedAt, recordJson(record, jobJson), ttl,
       this.publish ? jobChannel(this.prefix, job.id) : '', message,
       listMember(job.createdAt, job.id), channels.length, ...channels,
