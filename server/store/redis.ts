@@ -188,6 +188,8 @@ export class RedisStore implements Store {
   private indexKeys = (job: Job): string[] => [this.createdKey(), this.kindKey(job.kind), ...(job.tags ?? []).map(this.tagKey)];
   /** Every save names the status sets and lists (it moves the job between them): made once, in the constructor. */
   private readonly statusKeys: readonly string[];
+  /** The socket is corked until the end of this loop turn (holdWritesForThisTurn). */
+  private corked = false;
   private tagChannels = (job: Job): string[] => (this.publish ? (job.tags ?? []).map((tag) => tagChannel(this.prefix, tag)) : []);
   private changeMessage = (jobJson: string) => `{"n":${JSON.stringify(this.nodeId)},"t":"u","job":${jobJson}}`;
 
@@ -197,6 +199,7 @@ export class RedisStore implements Store {
     const indexes = this.indexKeys(job);
     const channels = this.tagChannels(job);
     const keys = [this.jobKey(job.id), this.stKey(job.status), this.lstKey(job.status), ...indexes];
+    this.holdWritesForThisTurn();
     const inserted = await this.redis.ptInsert(
       keys.length, ...keys,
       job.id, job.seq, job.status, job.updatedAt, recordJson(record, jobJson), listMember(job.createdAt, job.id), JSON.stringify(indexes),
@@ -218,8 +221,28 @@ export class RedisStore implements Store {
       listMember(job.createdAt, job.id), channels.length, ...channels,
     ];
     for (const e of eventIds) args.push(e.eventId, e.seq);
+    this.holdWritesForThisTurn();
     const [outcome, stored] = await this.redis.ptSave(...args);
     if (outcome !== 1) throw new SeqConflictError(job.id, expectedSeq ?? -1, outcome === -1 ? undefined : stored);
+  }
+
+  /**
+   * Saves (and inserts) made in one event-loop turn leave in one write: the connection's socket is corked at
+   * the turn's first save and uncorked once the turn's callbacks have run (setImmediate), so
+   * Node writes them with one writev. Uncorked, each save was its own write syscall (~7% of the
+   * event loop at 10,000 saves/s); ioredis's auto-pipelining does not help here, because each
+   * HTTP request is applied in its own tick. Commands keep their order (one socket, one stream).
+   */
+  private holdWritesForThisTurn(): void {
+    if (this.corked || this.client.status !== 'ready') return;
+    const stream = (this.client as unknown as { stream?: import('node:stream').Writable }).stream;
+    if (!stream || typeof stream.cork !== 'function') return;
+    this.corked = true;
+    stream.cork();
+    setImmediate(() => {
+      this.corked = false;
+      stream.uncork();
+    });
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
