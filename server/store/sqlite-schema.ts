@@ -11,7 +11,8 @@
  * per-tag index, WITHOUT ROWID) holds one row per tag of a job, written by the insert and deleted by
  * the prune in the same transaction. Keyset reads (`(created_at, id) < (?, ?)`) walk these indexes
  * from any cursor in O(log n), however deep the page. A save never touches them, except
- * `jobs_status_created` on a status change: its SET list leaves created_at and kind alone.
+ * `jobs_status_created` on a status change: its SET list leaves created_at and kind alone, and status
+ * too unless it changes (see `prepareWrites`).
  * A version 1 file is migrated at open, in one transaction: the columns are added and filled from
  * each record's JSON (json_extract), the tags copied out of it (json_each), the indexes built.
  */
@@ -193,17 +194,20 @@ export type WriteOp =
 export type WriteResult = boolean | null | { conflict: number | undefined } | string[];
 
 export function prepareWrites(db: Database.Database): (ops: readonly WriteOp[]) => WriteResult[] {
+  // Positional parameters, in this order: (id, status, seq, updated_at, finished_at, created_at, kind, record).
   const s = {
-    insert: db.prepare(
-      'INSERT OR IGNORE INTO jobs (id, status, seq, updated_at, finished_at, created_at, kind, record) ' +
-        'VALUES (@id, @status, @seq, @updatedAt, @finishedAt, @createdAt, @kind, @record)',
-    ),
-    // created_at and kind are fixed at creation: left out of the SET list, their indexes are never touched by a save.
-    save: db.prepare(
-      'INSERT INTO jobs (id, status, seq, updated_at, finished_at, created_at, kind, record) ' +
-        'VALUES (@id, @status, @seq, @updatedAt, @finishedAt, @createdAt, @kind, @record) ' +
+    insert: db.prepare('INSERT OR IGNORE INTO jobs (id, status, seq, updated_at, finished_at, created_at, kind, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    // An unchecked save (none in the job service): created_at and kind are fixed at creation, so not in the SET list.
+    upsert: db.prepare(
+      'INSERT INTO jobs (id, status, seq, updated_at, finished_at, created_at, kind, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ' +
         'ON CONFLICT(id) DO UPDATE SET status = excluded.status, seq = excluded.seq, updated_at = excluded.updated_at, finished_at = excluded.finished_at, record = excluded.record',
     ),
+    // A checked save is an UPDATE of the row at the expected seq. Status is in the SET list only when
+    // it changes: SQLite rewrites the entry of every index holding an assigned column even when the
+    // value is the same, so `SET status = <same>` dirtied a jobs_status_created page per save (twice
+    // the WAL pages of a progress event, and more checkpoint work).
+    update: db.prepare('UPDATE jobs SET seq = ?, updated_at = ?, finished_at = ?, record = ? WHERE id = ? AND seq = ? AND status = ?'),
+    updateStatus: db.prepare('UPDATE jobs SET status = ?, seq = ?, updated_at = ?, finished_at = ?, record = ? WHERE id = ? AND seq = ?'),
     addTag: db.prepare('INSERT OR IGNORE INTO job_tags (tag, created_at, id) VALUES (?, ?, ?)'),
     deleteTag: db.prepare('DELETE FROM job_tags WHERE tag = ? AND created_at = ? AND id = ?'),
     seq: db.prepare('SELECT seq FROM jobs WHERE id = ?').pluck(),
@@ -216,27 +220,32 @@ export function prepareWrites(db: Database.Database): (ops: readonly WriteOp[]) 
     appendHistory: db.prepare('INSERT INTO history (key, sample) VALUES (?, ?)'),
     trimHistory: db.prepare('DELETE FROM history WHERE key = ? AND id NOT IN (SELECT id FROM history WHERE key = ? ORDER BY id DESC LIMIT ?)'),
   };
-  const bind = ({ tags: _tags, ...columns }: JobRow) => columns;
+  const columns = (r: JobRow) => [r.id, r.status, r.seq, r.updatedAt, r.finishedAt, r.createdAt, r.kind, r.record] as const;
+  /** The checked save: whether the row was at `expectedSeq` (and is now updated). */
+  const update = (r: JobRow, expectedSeq: number): boolean =>
+    s.update.run(r.seq, r.updatedAt, r.finishedAt, r.record, r.id, expectedSeq, r.status).changes === 1 ||
+    s.updateStatus.run(r.status, r.seq, r.updatedAt, r.finishedAt, r.record, r.id, expectedSeq).changes === 1;
   const addTags = (row: JobRow) => {
     for (const tag of row.tags) s.addTag.run(tag, row.createdAt, row.id);
   };
   const one = (w: WriteOp): WriteResult => {
     switch (w.op) {
       case 'insert': {
-        const inserted = s.insert.run(bind(w.row)).changes === 1;
+        const inserted = s.insert.run(...columns(w.row)).changes === 1;
         if (inserted) addTags(w.row);
         return inserted;
       }
       case 'save': {
         // Checked per write: the job service pipelines a job's writes, so one built on an earlier
         // write that failed (or never landed) is refused without failing the batch.
+        // No row at that seq: the stored one (undefined: no job) says why.
         if (w.expectedSeq !== undefined) {
-          const stored = s.seq.get(w.row.id) as number | undefined;
-          if (stored !== w.expectedSeq) return { conflict: stored };
+          if (!update(w.row, w.expectedSeq)) return { conflict: s.seq.get(w.row.id) as number | undefined };
+        } else {
+          s.upsert.run(...columns(w.row));
+          // Unchecked, the save may have created the job: its tags too (a checked one found it, with them).
+          addTags(w.row);
         }
-        s.save.run(bind(w.row));
-        // Unchecked, the save may have created the job: its tags too (a checked one found it, with them).
-        if (w.expectedSeq === undefined) addTags(w.row);
         for (const e of w.eventIds) s.addEvent.run(w.row.id, e.eventId, e.seq);
         return null;
       }

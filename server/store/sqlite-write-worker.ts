@@ -16,12 +16,14 @@
  * second or a batch failed (a full disk gets the WAL's space back). The size thresholds are not
  * lower on purpose: each checkpoint is an extra fsync of the database file before the next batch
  * can commit, and at 1 MB they ran after nearly every batch under load (durable ingest fell by
- * about a quarter). Once a checkpoint
- * has finished, the next write restarts the WAL, and journal_size_limit = 0 cuts the file to
- * nothing then, so the WAL holds no more disk than what was written since (SQLite would keep the
- * file at its largest size for reuse: on a 2 MB volume, half of it). A checkpoint never delays
- * the answer to the batch it follows; a TRUNCATE one waits at most 100 ms for readers and is
- * retried later.
+ * about a quarter). Once a checkpoint has finished, the next write restarts the WAL, and
+ * journal_size_limit = the PASSIVE threshold cuts the file to that size then (SQLite would keep it
+ * at its largest size for reuse: on a 2 MB volume, half of it); new frames overwrite the kept
+ * part. Cutting it to nothing (limit 0, before) freed its blocks at every restart and allocated
+ * them again as it regrew, metadata in each fsync: about a quarter of this thread's CPU per save
+ * under many small commits. The file only exceeds the limit once the WAL itself does, so the size
+ * checks above still measure the WAL. A checkpoint never delays the answer to the batch it
+ * follows; a TRUNCATE one waits at most 100 ms for readers and is retried later.
  *
  * A failed batch (SQLITE_FULL on a full disk, an I/O error) is rolled back and answered with its
  * error, and the connection stays usable: the next batch is tried as usual and succeeds once the
@@ -66,8 +68,8 @@ let db: ReturnType<typeof openDatabase>;
 let write: ReturnType<typeof prepareWrites>;
 try {
   db = openDatabase(path, synchronous, { create: false });
-  // The WAL file is cut to nothing whenever it restarts (see the header).
-  db.pragma('journal_size_limit = 0');
+  // The WAL file is cut to the PASSIVE threshold whenever it restarts (see the header and `walLimits`).
+  db.pragma(`journal_size_limit = ${CHECKPOINT_WAL_ABOVE_BYTES}`);
   write = prepareWrites(db);
 } catch (err) {
   port.postMessage({ fatal: (err as Error).message } satisfies FromWriter);
@@ -102,7 +104,8 @@ function walBytes(): number {
 /**
  * The WAL thresholds for the volume as it is: the fixed ones on a roomy disk; on a small or
  * nearly full one, an eighth (PASSIVE) and a quarter (TRUNCATE) of the free space, so the WAL
- * never fills the volume by itself. Free space is read at most once a second.
+ * never fills the volume by itself. Free space is read at most once a second. The WAL file's size
+ * limit follows the PASSIVE threshold (see the header).
  */
 const limits = { passive: CHECKPOINT_WAL_ABOVE_BYTES, truncate: TRUNCATE_WAL_ABOVE_BYTES, readAt: 0 };
 function walLimits(): typeof limits {
@@ -112,7 +115,9 @@ function walLimits(): typeof limits {
     try {
       const fs = statfsSync(dirname(walFile));
       const free = fs.bavail * fs.bsize + walBytes();
-      limits.passive = Math.max(MIN_WAL_THRESHOLD_BYTES, Math.min(CHECKPOINT_WAL_ABOVE_BYTES, free / 8));
+      const passive = Math.floor(Math.max(MIN_WAL_THRESHOLD_BYTES, Math.min(CHECKPOINT_WAL_ABOVE_BYTES, free / 8)));
+      if (passive !== limits.passive) db.pragma(`journal_size_limit = ${passive}`);
+      limits.passive = passive;
       limits.truncate = Math.max(2 * MIN_WAL_THRESHOLD_BYTES, Math.min(TRUNCATE_WAL_ABOVE_BYTES, free / 4));
     } catch {
       /* keep the last ones */

@@ -1,7 +1,8 @@
 // The SQLite store on a real file, with its writer thread: writes land in order and survive a
-// reopen, a save built on a stale seq is refused without failing its batch, a failed batch
-// rejects all of its writes, and close leaves a complete .db (WAL folded back). One store per
-// file (the lock); the WAL stays bounded under a long write load and is truncated when idle.
+// reopen, a save built on a stale seq (or of a missing job) is refused without failing its batch,
+// a save that changes the status moves the job between status indexes, a failed batch rejects all
+// of its writes, and close leaves a complete .db (WAL folded back). One store per file (the
+// lock); the WAL stays bounded under a long write load and is truncated when idle.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,6 +60,38 @@ test('a save on a stale seq is refused with SeqConflictError; the rest of its ba
   assert.ok((stale as PromiseRejectedResult).reason instanceof SeqConflictError);
   assert.equal((stale as PromiseRejectedResult).reason.actualSeq, 2);
   assert.deepEqual(other, { status: 'fulfilled', value: true });
+  await store.close();
+});
+
+test('a checked save that changes the status moves the job between status indexes; one of a job that is not there is a conflict', async () => {
+  const store = new SqliteStore({ path: join(dir, 'status.db') });
+  const job = newJob('s1');
+  await store.insert({ job });
+  const running = { ...job, status: 'running' as const, seq: 2, updatedAt: job.updatedAt + 1 };
+  const progress = { ...running, seq: 3, updatedAt: running.updatedAt + 1 };
+  const done = { ...progress, status: 'completed' as const, seq: 4, updatedAt: progress.updatedAt + 1 };
+  // One batch: a status change, a save keeping it, a stale one, another status change, a missing job.
+  const results = await Promise.allSettled([
+    store.save({ job: running }, [], 1),
+    store.save({ job: progress }, [], 2),
+    store.save({ job: { ...progress, status: 'failed' as const } }, [], 2),
+    store.save({ job: done }, [{ eventId: 'last', seq: 4 }], 3),
+    store.save({ job: newJob('ghost') }, [], 0),
+  ]);
+  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected']);
+  assert.equal((results[2] as PromiseRejectedResult).reason.actualSeq, 3);
+  assert.ok((results[4] as PromiseRejectedResult).reason instanceof SeqConflictError);
+  assert.equal((results[4] as PromiseRejectedResult).reason.actualSeq, undefined);
+  assert.equal(await store.get('ghost'), undefined);
+  assert.equal((await store.get('s1'))!.job.seq, 4);
+  assert.equal(await store.findEvent('s1', 'last'), 4);
+  const counts = await store.countByStatus();
+  assert.equal(counts.completed, 1);
+  assert.equal(counts.running + counts.queued + counts.failed, 0);
+  assert.deepEqual((await store.list({ statuses: ['completed'], limit: 10 })).records.map((r) => r.job.seq), [4]);
+  assert.deepEqual((await store.list({ statuses: ['running'], limit: 10 })).records, []);
+  // finished_at was set by the status change: the prune finds it.
+  assert.deepEqual(await store.pruneFinished(done.updatedAt + 1), ['s1']);
   await store.close();
 });
 
