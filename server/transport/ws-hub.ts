@@ -72,8 +72,10 @@ export class WsHub {
     };
     this.unbind.push(
       service.on('update', (view) => {
-        // One serialization, one publish: uWS fans out to every subscriber in native code.
-        app.publish(jobTopic(view.job.id), updateMessage(view), false, false);
+        // One serialization, one publish: uWS fans out to every subscriber in native code. A job
+        // nobody follows here (most of them, most of the time) costs neither.
+        const topic = jobTopic(view.job.id);
+        if (app.numSubscribers(topic) > 0) app.publish(topic, updateMessage(view), false, false);
         metrics.published++;
         this.skipped.published(view.job.id, view.job.seq, this.sockets.size);
       }),
