@@ -2,6 +2,11 @@
  * The jobs a node keeps in memory: every queued and running job (the ETA tick and polling walk
  * them), plus the most recently used finished ones up to a bound, so polls and snapshots of a
  * job that just ended never touch the store. Only committed states enter it.
+ *
+ * Two maps: active jobs (no order, never evicted) and finished ones in least-recently-used order.
+ * A change of a running job (thousands a second) is one Map.set in place; with one map in LRU
+ * order, every change deleted and re-inserted its entry, and once more jobs than the bound were
+ * cached, every change scanned all of them to count the finished ones.
  */
 import type { JobStatus } from '../../protocol/index.js';
 import type { JobRecord } from '../store/store.js';
@@ -15,57 +20,57 @@ export interface CacheEntry {
 export const isActive = (status: JobStatus): boolean => status === 'queued' || status === 'running';
 
 export class JobCache {
-  private readonly entries = new Map<string, CacheEntry>();
+  private readonly active = new Map<string, CacheEntry>();
+  /** Oldest (least recently used) first. */
+  private readonly finished = new Map<string, CacheEntry>();
 
   /** @param finishedLimit finished jobs kept (least recently used go first); active ones always stay. */
   constructor(private readonly finishedLimit = 10_000) {}
 
   /** The entry without touching its LRU position. */
   peek(id: string): CacheEntry | undefined {
-    return this.entries.get(id);
+    return this.active.get(id) ?? this.finished.get(id);
   }
 
   /** The entry, moved to the most recently used end when finished. */
   get(id: string): CacheEntry | undefined {
-    const entry = this.entries.get(id);
-    if (entry && !isActive(entry.record.job.status)) {
-      this.entries.delete(id);
-      this.entries.set(id, entry);
+    const entry = this.active.get(id);
+    if (entry) return entry;
+    const done = this.finished.get(id);
+    if (done) {
+      this.finished.delete(id);
+      this.finished.set(id, done);
     }
-    return entry;
+    return done;
   }
 
   set(record: JobRecord, view: JobView): CacheEntry {
+    const id = record.job.id;
     const entry = { record, view };
-    this.entries.delete(record.job.id);
-    this.entries.set(record.job.id, entry);
-    if (this.entries.size > this.finishedLimit) this.evictFinished();
+    if (isActive(record.job.status)) {
+      this.finished.delete(id); // a retried job is active again
+      this.active.set(id, entry);
+      return entry;
+    }
+    this.active.delete(id);
+    this.finished.delete(id);
+    this.finished.set(id, entry);
+    if (this.finished.size > this.finishedLimit) this.finished.delete(this.finished.keys().next().value!);
     return entry;
   }
 
   delete(id: string): void {
-    this.entries.delete(id);
+    this.active.delete(id);
+    this.finished.delete(id);
   }
 
-  /** Every cached entry, oldest first. */
-  values(): IterableIterator<CacheEntry> {
-    return this.entries.values();
+  /** Queued and running jobs' entries. */
+  activeEntries(): IterableIterator<CacheEntry> {
+    return this.active.values();
   }
 
   /** Queued and running jobs. */
   activeRecords(): JobRecord[] {
-    return [...this.entries.values()].filter((e) => isActive(e.record.job.status)).map((e) => e.record);
-  }
-
-  private evictFinished(): void {
-    let finished = 0;
-    for (const e of this.entries.values()) if (!isActive(e.record.job.status)) finished++;
-    for (const [id, e] of this.entries) {
-      if (finished <= this.finishedLimit) break;
-      if (!isActive(e.record.job.status)) {
-        this.entries.delete(id);
-        finished--;
-      }
-    }
+    return [...this.active.values()].map((e) => e.record);
   }
 }

@@ -68,7 +68,7 @@ export class JobEstimates {
    */
   async tick(now: number, cache: JobCache, writer: JobWriter, fresh: Freshness, activeWithinMs = 0): Promise<void> {
     const work: Promise<unknown>[] = [];
-    for (const { record } of cache.values()) {
+    for (const { record } of cache.activeEntries()) {
       const id = record.job.id;
       if (record.job.status !== 'running' || record.job.stalled || !fresh.ticksHere(id)) continue;
       if (now - (record.job.lastEventAt ?? 0) < activeWithinMs) continue;
