@@ -110,7 +110,7 @@ export function applyEvent(job: Job, event: JobEvent, now: number): Outcome<Job>
 
   const setStep = (i: number, patch: Partial<Step>) => {
     const next: Step = { ...steps[i]!, ...patch };
-    for (const key of Object.keys(patch) as (keyof Step)[]) if (patch[key] === undefined) delete next[key];
+    for (const key in patch) if (patch[key as keyof Step] === undefined) delete next[key as keyof Step];
     steps[i] = next;
   };
   const withMessage = (patch: Partial<Step>): Partial<Step> =>

@@ -224,13 +224,14 @@ export class JobService {
       let job = start;
       const steps: Job[] = [];
       const accepted: EventIdEntry[] = [];
-      const seenInBatch = new Map<string, number>();
+      let seenInBatch: Map<string, number> | undefined; // eventIds are optional: made for the first one
       let duplicates = 0;
       let duplicateSeq = start.seq;
-      for (const [i, event] of events.entries()) {
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i]!;
         if (event.eventId !== undefined) {
           const first =
-            seenInBatch.get(event.eventId) ?? this.writer.pendingEvent(id, event.eventId) ?? (await this.store.findEvent(id, event.eventId));
+            seenInBatch?.get(event.eventId) ?? this.writer.pendingEvent(id, event.eventId) ?? (await this.store.findEvent(id, event.eventId));
           if (first !== undefined) {
             duplicates++;
             duplicateSeq = first;
@@ -246,7 +247,7 @@ export class JobService {
         steps.push(job);
         if (event.eventId !== undefined) {
           accepted.push({ eventId: event.eventId, seq: job.seq });
-          seenInBatch.set(event.eventId, job.seq);
+          (seenInBatch ??= new Map()).set(event.eventId, job.seq);
         }
       }
       if (steps.length === 0) {
