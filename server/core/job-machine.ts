@@ -215,6 +215,30 @@ export function applyEvent(job: Job, event: JobEvent, now: number): Outcome<Job>
 }
 
 /**
+ * `events` applied one by one, in one step, when they are a run of `progress` events for one
+ * named step without eventIds: the batch of a producer that reports faster than it sends (the
+ * Node SDK coalesces a turn's events into one request). The result is the one of the last event
+ * (its progress, the last message given) with seq advanced once per event, as the sequential
+ * path would leave it, at one copy of the job instead of one per event. `undefined` when
+ * `events` is not such a run or the run is refused: the caller then applies them one by one
+ * (which also names the refused event).
+ */
+export function applyProgressRun(job: Job, events: readonly JobEvent[], now: number): Job | undefined {
+  const first = events[0];
+  if (events.length < 2 || first?.type !== 'progress' || first.step === undefined) return undefined;
+  let message: string | undefined;
+  for (const e of events) {
+    if (e.type !== 'progress' || e.step !== first.step || e.progress === undefined || e.eventId !== undefined) return undefined;
+    if (e.message !== undefined) message = e.message;
+  }
+  const last = events[events.length - 1]!;
+  const outcome = applyEvent(job, { type: 'progress', step: first.step, progress: last.progress, ...(message !== undefined && { message }) }, now);
+  if (!outcome.ok) return undefined;
+  outcome.value.seq = job.seq + events.length;
+  return outcome.value;
+}
+
+/**
  * Retry a failed job from `stepId` (default: its first failed step). The step and the later
  * unfinished steps go back to pending; completed steps stay; the job is queued again.
  */

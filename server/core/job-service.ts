@@ -34,7 +34,7 @@ import { JobFeed } from './feed.js';
 import { JobCache } from './job-cache.js';
 import { complexityEstimator, JobEstimates } from './job-estimates.js';
 import { listJobs, type JobListQuery, type JobListResult } from './job-list.js';
-import { applyCancel, applyEvent, applyRetry, createJob } from './job-machine.js';
+import { applyCancel, applyEvent, applyProgressRun, applyRetry, createJob } from './job-machine.js';
 import { ServiceEmitter, type CancelNotice, type EventsResult, type JobServiceEvents, type RetryNotice } from './job-service-events.js';
 import { viewOf, type JobView } from './job-view.js';
 import { JobWriter } from './job-writer.js';
@@ -227,7 +227,15 @@ export class JobService {
       let seenInBatch: Map<string, number> | undefined; // eventIds are optional: made for the first one
       let duplicates = 0;
       let duplicateSeq = start.seq;
-      for (let i = 0; i < events.length; i++) {
+      let applied = 0;
+      // A run of progress reports for one step: one state for all of them (job-machine.ts).
+      const run = applyProgressRun(start, events, now);
+      if (run) {
+        job = run;
+        steps.push(job);
+        applied = events.length;
+      }
+      for (let i = run ? events.length : 0; i < events.length; i++) {
         const event = events[i]!;
         if (event.eventId !== undefined) {
           const first =
@@ -245,6 +253,7 @@ export class JobService {
         }
         job = outcome.value;
         steps.push(job);
+        applied++;
         if (event.eventId !== undefined) {
           accepted.push({ eventId: event.eventId, seq: job.seq });
           (seenInBatch ??= new Map()).set(event.eventId, job.seq);
@@ -270,7 +279,7 @@ export class JobService {
           this.observe(prev, next, now);
           prev = next;
         }
-        return { seq: job.seq, applied: steps.length, duplicates, view };
+        return { seq: job.seq, applied, duplicates, view };
       };
     });
   }
