@@ -117,7 +117,6 @@ export class StallWatch {
     this.arm();
   }
 
-
   /** Decided again on the latest state: an event may have come since the timer was set. */
   private decide = (job: Job, now: number): Job | undefined => {
     if (isTerminal(job.status)) return undefined;

@@ -227,11 +227,12 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Saves (and inserts) made in one event-loop turn leave in one write: the connection's socket is corked at
-   * the turn's first save and uncorked once the turn's callbacks have run (setImmediate), so
-   * Node writes them with one writev. Uncorked, each save was its own write syscall (~7% of the
-   * event loop at 10,000 saves/s); ioredis's auto-pipelining does not help here, because each
-   * HTTP request is applied in its own tick. Commands keep their order (one socket, one stream).
+   * Saves (and inserts) made in one event-loop turn leave in one write: the connection's socket
+   * is corked at the turn's first save and uncorked once the turn's callbacks have run
+   * (setImmediate), so Node writes them with one writev. Uncorked, each save was its own write
+   * syscall (~7% of the event loop at 10,000 saves/s); ioredis's auto-pipelining does not help
+   * here, because each HTTP request is applied in its own tick. Commands keep their order (one
+   * socket, one stream).
    */
   private holdWritesForThisTurn(): void {
     if (this.corked || this.client.status !== 'ready') return;

@@ -130,9 +130,9 @@ export function decodeParam(raw: string): string {
   }
 }
 
-/** CORS headers for an allowed origin (bearer tokens, no cookies: no credentials mode). */
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
+/** CORS headers for an allowed origin (bearer tokens, no cookies: no credentials mode). */
 export function corsHeaders(config: ServerConfig, origin: string): Readonly<Record<string, string>> {
   if (!origin) return NO_HEADERS;
   if (config.allowedOrigins.length === 0) return { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'ETag' };
