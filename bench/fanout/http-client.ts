@@ -78,7 +78,8 @@ class Connection {
 
   close(): void {
     this.closed = true;
-    this.socket?.destroy();
+    // A reset, not a FIN: no TIME_WAIT entry left for the next scenario (see LeanWebSocket.terminate).
+    this.socket?.resetAndDestroy();
   }
 
   private closed = false;

@@ -82,9 +82,14 @@ export class LeanWebSocket {
     this.writeMasked(frame, header, payload);
   }
 
+  /**
+   * Closes with a TCP reset: no TIME_WAIT entry is left behind. A suite closes tens of thousands
+   * of connections, which otherwise linger for 60 s into the next scenarios (kernel timers and
+   * socket lookups that are not the next server's work).
+   */
   terminate(): void {
     this.closed = true;
-    this.socket.destroy();
+    this.socket.resetAndDestroy();
   }
 
   private writeMasked(frame: Buffer, header: number, payload: Buffer): void {
