@@ -84,6 +84,28 @@ describe('stalled jobs', () => {
     await browser.close();
   });
 
+  test('a producer that keeps speaking is never stalled; its silence counts from its last event', async () => {
+    const writer = await server.token({ scope: 'progress:write', jobs: ['stall-busy'] });
+    const post = (body: unknown) => api<{ seq: number }>(server, 'POST', '/v1/jobs/stall-busy/events', writer, body);
+    await createJob(server, { id: 'stall-busy', steps: [{ id: 'a' }] });
+    const browser = await connectWs(server, await server.token({ scope: 'progress:read', jobs: ['stall-busy'] }));
+    browser.send({ type: 'subscribe', jobId: 'stall-busy' });
+    await browser.next('snapshot');
+    assert.equal((await post({ type: 'step_start', step: 'a' })).status, 202);
+    // Every 300 ms for 2.1 s: the first deadline (1 s after the start) passes while the job is active.
+    for (let i = 1; i <= 7; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await post({ type: 'progress', step: 'a', progress: i / 10 })).status, 202);
+    }
+    const lastEventAt = Date.now();
+    assert.deepEqual(jobsOf(browser, 'stall-busy').filter((j) => j.stalled !== undefined), [], 'not stalled while its producer speaks');
+    const stalled = (await browser.next((m) => m.type === 'update' && m.job.stalled !== undefined, 4000)) as { job: Job };
+    const waited = Date.now() - lastEventAt;
+    assert.ok(waited >= 900, `stalled ${waited} ms after the last event`);
+    assert.equal(stalled.job.stalled!.since, stalled.job.lastEventAt);
+    await browser.close();
+  });
+
   test('a queued job stalls too; stallAfterMs on create overrides PT_STALL_AFTER', async () => {
     const created = await createJob(server, { id: 'stall-2', steps: [{ id: 'a' }], stallAfterMs: 2000 });
     assert.equal(created.stallAfterMs, 2000);
