@@ -215,27 +215,34 @@ export function applyEvent(job: Job, event: JobEvent, now: number): Outcome<Job>
 }
 
 /**
- * `events` applied one by one, in one step, when they are a run of `progress` events for one
- * named step without eventIds: the batch of a producer that reports faster than it sends (the
- * Node SDK coalesces a turn's events into one request). The result is the one of the last event
- * (its progress, the last message given) with seq advanced once per event, as the sequential
- * path would leave it, at one copy of the job instead of one per event. `undefined` when
- * `events` is not such a run or the run is refused: the caller then applies them one by one
- * (which also names the refused event).
+ * How many events from `from` form a run of `progress` reports for one named step without
+ * eventIds (1 when the event there starts none). A producer that reports faster than it sends, or
+ * posts a log of reports, sends such runs; nothing else happens to the job between them.
  */
-export function applyProgressRun(job: Job, events: readonly JobEvent[], now: number): Job | undefined {
-  const first = events[0];
-  if (events.length < 2 || first?.type !== 'progress' || first.step === undefined) return undefined;
-  let message: string | undefined;
-  for (const e of events) {
-    if (e.type !== 'progress' || e.step !== first.step || e.progress === undefined || e.eventId !== undefined) return undefined;
-    if (e.message !== undefined) message = e.message;
+export function progressRunLength(events: readonly JobEvent[], from: number): number {
+  const first = events[from]!;
+  if (first.type !== 'progress' || first.step === undefined || first.progress === undefined || first.eventId !== undefined) return 1;
+  let to = from + 1;
+  for (; to < events.length; to++) {
+    const e = events[to]!;
+    if (e.type !== 'progress' || e.step !== first.step || e.progress === undefined || e.eventId !== undefined) break;
   }
-  const last = events[events.length - 1]!;
-  const outcome = applyEvent(job, { type: 'progress', step: first.step, progress: last.progress, ...(message !== undefined && { message }) }, now);
-  if (!outcome.ok) return undefined;
-  outcome.value.seq = job.seq + events.length;
-  return outcome.value;
+  return to - from;
+}
+
+/**
+ * The run of `count` progress reports at `from` (see progressRunLength) applied in one step: the
+ * job the reports applied one by one would leave — the last one's progress, the last message
+ * given, seq + 1 per report — at one copy of the job instead of one per report. Refused exactly
+ * when the first report would be (the step is not running), with its error.
+ */
+export function applyProgressRun(job: Job, events: readonly JobEvent[], from: number, count: number, now: number): Outcome<Job> {
+  let message: string | undefined;
+  for (let i = from; i < from + count; i++) if (events[i]!.message !== undefined) message = events[i]!.message;
+  const last = events[from + count - 1]!;
+  const outcome = applyEvent(job, { type: 'progress', step: last.step!, progress: last.progress!, ...(message !== undefined && { message }) }, now);
+  if (outcome.ok) outcome.value.seq = job.seq + count;
+  return outcome;
 }
 
 /**

@@ -34,7 +34,7 @@ import { JobFeed } from './feed.js';
 import { JobCache } from './job-cache.js';
 import { complexityEstimator, JobEstimates } from './job-estimates.js';
 import { listJobs, type JobListQuery, type JobListResult } from './job-list.js';
-import { applyCancel, applyEvent, applyProgressRun, applyRetry, createJob } from './job-machine.js';
+import { applyCancel, applyEvent, applyProgressRun, applyRetry, createJob, progressRunLength } from './job-machine.js';
 import { ServiceEmitter, type CancelNotice, type EventsResult, type JobServiceEvents, type RetryNotice } from './job-service-events.js';
 import { viewOf, type JobView } from './job-view.js';
 import { JobWriter } from './job-writer.js';
@@ -228,14 +228,19 @@ export class JobService {
       let duplicates = 0;
       let duplicateSeq = start.seq;
       let applied = 0;
-      // A run of progress reports for one step: one state for all of them (job-machine.ts).
-      const run = applyProgressRun(start, events, now);
-      if (run) {
-        job = run;
-        steps.push(job);
-        applied = events.length;
-      }
-      for (let i = run ? events.length : 0; i < events.length; i++) {
+      const refused = (e: ApiError, i: number) => (events.length > 1 ? new ApiError(e.status, e.code, `events[${i}]: ${e.message}`) : e);
+      for (let i = 0; i < events.length; i++) {
+        // A run of progress reports for one step becomes one state (job-machine.ts), seq + 1 per report.
+        const run = progressRunLength(events, i);
+        if (run > 1) {
+          const outcome = applyProgressRun(job, events, i, run, now);
+          if (!outcome.ok) throw refused(outcome.error, i);
+          job = outcome.value;
+          steps.push(job);
+          applied += run;
+          i += run - 1;
+          continue;
+        }
         const event = events[i]!;
         if (event.eventId !== undefined) {
           const first =
@@ -247,10 +252,7 @@ export class JobService {
           }
         }
         const outcome = applyEvent(job, event, now);
-        if (!outcome.ok) {
-          const e = outcome.error;
-          throw events.length > 1 ? new ApiError(e.status, e.code, `events[${i}]: ${e.message}`) : e;
-        }
+        if (!outcome.ok) throw refused(outcome.error, i);
         job = outcome.value;
         steps.push(job);
         applied++;
