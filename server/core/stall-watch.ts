@@ -40,6 +40,7 @@ export class StallWatch {
   private readonly heap = new TimerHeap();
   private timer: NodeJS.Timeout | undefined;
   private armedFor = Infinity;
+  private closed = false;
   private readonly unbind: (() => void)[];
   private readonly startedAt: number;
 
@@ -55,6 +56,7 @@ export class StallWatch {
   }
 
   close(): void {
+    this.closed = true;
     for (const unbind of this.unbind) unbind();
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -92,6 +94,7 @@ export class StallWatch {
 
   /** The one timer, for the heap's earliest entry. */
   private arm(): void {
+    if (this.closed) return; // an expiry still in flight at close re-tracks its job: no timer for it
     const next = this.heap.peek()?.due ?? Infinity;
     if (next >= this.armedFor) return;
     clearTimeout(this.timer);
